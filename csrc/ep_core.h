@@ -1,0 +1,171 @@
+/*
+ * edgepose C core: postprocessing kernels for 2D pose estimation.
+ *
+ * Plain C99, no Python. Every function takes explicit sizes and strides,
+ * writes into caller-allocated outputs and returns a status code. Strides are
+ * in elements (not bytes) and may be any value, including negative ones, so
+ * callers can pass NCHW, NHWC or sliced views without copying.
+ *
+ * Conventions shared by all kernels:
+ *   - Coordinates are (x, y), x along the width.
+ *   - Indices are ptrdiff_t (numpy.intp on every supported platform).
+ *   - A keypoint that is not found is written as (-1, -1) in the kernel's own
+ *     pixel units before any scaling.
+ */
+#ifndef EP_CORE_H
+#define EP_CORE_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef ptrdiff_t ep_index;
+
+/* Status codes. */
+#define EP_OK 0
+#define EP_EINVAL (-1) /* an argument is out of its documented range */
+#define EP_ENOMEM (-2) /* a workspace allocation failed */
+
+/* Refinement methods for ep_decode_heatmap. */
+#define EP_REFINE_NONE 0
+#define EP_REFINE_DARK 1     /* MMPose refine_keypoints_dark */
+#define EP_REFINE_DARK_UDP 2 /* MMPose refine_keypoints_dark_udp */
+
+/* Rescoring of soft OKS NMS. */
+#define EP_SOFT_GAUSSIAN 0
+#define EP_SOFT_LINEAR 1
+
+/* Largest accepted Gaussian blur kernel (odd, >= 1). */
+#define EP_MAX_BLUR_KERNEL 101
+
+/* A strided 3-D float view (n, k, len), e.g. SimCC logits. */
+typedef struct {
+    const float *data;
+    ep_index n, k, len;
+    ep_index sn, sk, sl;
+} ep_view3;
+
+/* A strided heatmap batch seen as (n, k, h, w) whatever the memory layout. */
+typedef struct {
+    const float *data;
+    ep_index n, k, h, w;
+    ep_index sn, sk, sh, sw;
+} ep_heatmaps;
+
+/*
+ * SimCC decoding with the semantics of MMPose 1.x get_simcc_maximum followed
+ * by division by the split ratio.
+ *
+ * x: (n, k, wx) and y: (n, k, wy) with the same n and k.
+ * For each (n, k): ix = first argmax of x, iy = first argmax of y,
+ * score = min(max x, max y); location (ix, iy), or (-1, -1) when score <= 0;
+ * keypoints = location / split_ratio.
+ * A row containing NaN gives score NaN and location (-1, -1).
+ *
+ * keypoints: n*k*2 floats, row-major (n, k, 2). scores: n*k floats.
+ * Returns EP_EINVAL if a size is negative, wx or wy is 0, or split_ratio is not
+ * a positive finite number.
+ */
+int ep_decode_simcc(ep_view3 x, ep_view3 y, float split_ratio,
+                    float *keypoints, float *scores);
+
+/*
+ * Heatmap argmax with optional DARK / DARK-UDP refinement, in heatmap pixels.
+ *
+ * Argmax: first maximum in row-major (y, x) order; score = raw maximum;
+ * location (-1, -1) when score <= 0. A map containing NaN gives score NaN
+ * and location (-1, -1).
+ * refine == EP_REFINE_DARK: MMPose refine_keypoints_dark (Gaussian blur of
+ *   size blur_kernel with zero padding and OpenCV's sigma-0 kernel, rescale
+ *   to the original maximum, clamp at 1e-10, log, second-order Taylor step
+ *   with step-2 derivatives) at valid keypoints with 2 <= x <= w-3 and
+ *   2 <= y <= h-3, skipped where the Hessian determinant is 0.
+ * refine == EP_REFINE_DARK_UDP: MMPose refine_keypoints_dark_udp (same blur
+ *   and rescale, clip to [1e-3, 50], log, edge padding, step-1 differences,
+ *   float32 eps on the Hessian diagonal) at every valid keypoint.
+ * A refinement whose neighbourhood or result is not finite is skipped.
+ * The heatmaps are never modified.
+ *
+ * keypoints: n*k*2 floats, scores: n*k floats.
+ * Returns EP_EINVAL on negative sizes, h or w equal to 0, an unknown refine
+ * value, or an even or out-of-range blur_kernel (only checked when refining);
+ * EP_ENOMEM if the workspace for an exact full-map blur cannot be allocated.
+ */
+int ep_decode_heatmap(ep_heatmaps hm, int refine, int blur_kernel,
+                      float *keypoints, float *scores);
+
+/*
+ * The 1-D Gaussian kernel cv2.getGaussianKernel(size, 0, CV_32F) returns:
+ * OpenCV's fixed tables for size 1, 3, 5, 7, else exp(-d^2 / (2 sigma^2))
+ * normalised to sum 1 with sigma = 0.3 * ((size - 1) * 0.5 - 1) + 0.8.
+ * out: size floats. Returns EP_EINVAL for an even or out-of-range size.
+ */
+int ep_gaussian_kernel(int size, float *out);
+
+/*
+ * Greedy non-maximum suppression of axis-aligned boxes (x1, y1, x2, y2).
+ *
+ * Area convention: (x2 - x1) * (y2 - y1), no +1 (as torchvision and ONNX
+ * NonMaxSuppression); a negative extent counts as 0. IoU is 0 where the
+ * union is not positive. Boxes are visited in descending score order, ties
+ * broken by ascending index; a box is suppressed when its IoU with a kept
+ * box of the same group is > iou_threshold.
+ *
+ * boxes: m*4 floats, row-major. scores: m floats. groups: m ints or NULL
+ * (NULL: one group). keep: room for m indices; *n_keep receives the count,
+ * at most max_keep when max_keep >= 0.
+ * Returns EP_EINVAL on m < 0, EP_ENOMEM if the sort workspace fails.
+ */
+int ep_nms_boxes(const float *boxes, const float *scores, const ep_index *groups,
+                 ep_index m, float iou_threshold, ep_index max_keep,
+                 ep_index *keep, ep_index *n_keep);
+
+/*
+ * Object keypoint similarity of two poses with the semantics of MMPose
+ * oks_iou: mean over keypoints of exp(-d^2 / (2 (2 sigma)^2 (area + eps))),
+ * area = (area_a + area_b) / 2, eps = 2^-52; visibility is ignored.
+ * a, b: k*2 floats (x, y). Returns the OKS.
+ */
+double ep_oks(const float *a, const float *b, const float *sigmas, ep_index k,
+              double area_a, double area_b);
+
+/*
+ * OKS-based NMS with the semantics of MMPose oks_nms: visit poses in
+ * descending score order (ties by ascending index), keep the first remaining
+ * one and drop every remaining pose of the same group whose OKS with it is
+ * > threshold.
+ *
+ * keypoints: m*k*2 floats (x, y), row-major. scores, areas: m floats.
+ * sigmas: k floats. groups: m ints or NULL. keep: room for m indices.
+ * Returns EP_EINVAL on m < 0 or k < 1, EP_ENOMEM if the workspace fails.
+ */
+int ep_nms_oks(const float *keypoints, const float *scores, const float *areas,
+               const ep_index *groups, ep_index m, ep_index k,
+               const float *sigmas, float threshold, ep_index *keep,
+               ep_index *n_keep);
+
+/*
+ * Soft OKS NMS with the semantics of MMPose soft_oks_nms: repeatedly take the
+ * highest-scoring remaining pose (ties by ascending index), then rescore the
+ * others of the same group by their OKS o with it: gaussian
+ * s *= exp(-o^2 / threshold), or linear s *= (1 - o) where o >= threshold.
+ * Stops after max_keep poses (all when max_keep < 0).
+ *
+ * keep: room for m indices; new_scores (may be NULL): m floats receiving each
+ * pose's score at the time it was kept, in keep order.
+ * Returns EP_EINVAL on m < 0, k < 1, an unknown method, or a gaussian
+ * threshold <= 0; EP_ENOMEM if the workspace fails.
+ */
+int ep_nms_oks_soft(const float *keypoints, const float *scores,
+                    const float *areas, const ep_index *groups, ep_index m,
+                    ep_index k, const float *sigmas, float threshold,
+                    int method, ep_index max_keep, ep_index *keep,
+                    float *new_scores, ep_index *n_keep);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* EP_CORE_H */

@@ -1,0 +1,382 @@
+"""Postprocessing kernels for 2D pose models, implemented in C.
+
+Every function here validates and coerces its inputs, allocates the outputs
+and calls the C core (``csrc/``) with the GIL released, so several threads can
+decode at once. Inputs may be non-contiguous or read-only; they are never
+modified. Floating inputs of any precision are accepted and computed in
+float32; integer (quantized) tensors must be dequantized first.
+
+Functions:
+    decode_simcc: SimCC (RTMPose) x/y logits to keypoints.
+    decode_heatmap: heatmap argmax with DARK or DARK-UDP refinement.
+    nms_boxes: greedy box NMS.
+    nms_oks: OKS-based pose NMS.
+    nms_oks_soft: soft OKS-based pose NMS.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from edgepose import _core
+
+__all__ = [
+    "COCO17_SIGMAS",
+    "decode_simcc",
+    "decode_heatmap",
+    "nms_boxes",
+    "nms_oks",
+    "nms_oks_soft",
+]
+
+#: Per-keypoint OKS sigmas of the COCO-17 keypoints (COCO keypoint evaluation).
+COCO17_SIGMAS = np.array(
+    [.26, .25, .25, .35, .35, .79, .79, .72, .72, .62, .62,
+     1.07, 1.07, .87, .87, .89, .89], dtype=np.float32) / 10.0
+COCO17_SIGMAS.setflags(write=False)
+
+_REFINE = {"none": 0, "dark": 1, "dark_udp": 2}
+_LAYOUTS = ("NCHW", "NHWC")
+_SOFT_METHODS = {"gaussian": 0, "linear": 1}
+
+
+def _float_array(name: str, value: ArrayLike, ndim: int, shape_text: str) -> NDArray[np.float32]:
+    """Coerces ``value`` to a float32 array of rank ``ndim`` without copying when possible."""
+    arr = np.asarray(value)
+    if arr.dtype.kind != "f":
+        if arr.dtype.kind in "iu":
+            raise TypeError(
+                f"{name} must be a floating-point array, got {arr.dtype}. Quantized model "
+                "outputs must be dequantized first: (q - zero_point) * scale.")
+        raise TypeError(f"{name} must be a floating-point array, got {arr.dtype}.")
+    if arr.ndim != ndim:
+        raise ValueError(f"{name} must have shape {shape_text}, got {arr.shape}.")
+    arr = arr.astype(np.float32, copy=False)
+    # The C core takes strides in elements: a view whose byte strides are not a
+    # multiple of 4 (a field of a structured array) must be copied.
+    if any(s % 4 for s in arr.strides):
+        arr = np.ascontiguousarray(arr)
+    return arr
+
+
+def _check_finite(name: str, arr: np.ndarray) -> None:
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name} must be finite, check for NaN or inf values.")
+
+
+def decode_simcc(
+    simcc_x: ArrayLike, simcc_y: ArrayLike, split_ratio: float = 2.0
+) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+    """Decodes SimCC classification logits (RTMPose) to keypoints.
+
+    Semantics of MMPose 1.x ``get_simcc_maximum`` followed by the division
+    by ``split_ratio``: the first argmax along each axis, score
+    ``min(max(simcc_x), max(simcc_y))``, location -1 where the score is <= 0
+    (so invalid keypoints come out as ``-1 / split_ratio``). No +0.5 shift.
+
+    Args:
+        simcc_x: ``(N, K, Wx)`` x-axis logits.
+        simcc_y: ``(N, K, Wy)`` y-axis logits.
+        split_ratio: bins per input pixel (RTMPose: 2.0).
+
+    Returns:
+        keypoints ``(N, K, 2)`` float32, (x, y) in model-input pixels, and
+        scores ``(N, K)`` float32. A row containing NaN gives score NaN and
+        location -1; +/-inf are ordinary values.
+
+    Raises:
+        TypeError: non-floating inputs.
+        ValueError: wrong ranks, mismatched N or K, an empty axis, or a
+            split_ratio that is not a positive finite number.
+    """
+    x = _float_array("simcc_x", simcc_x, 3, "(N, K, Wx)")
+    y = _float_array("simcc_y", simcc_y, 3, "(N, K, Wy)")
+    if x.shape[:2] != y.shape[:2]:
+        raise ValueError(
+            f"simcc_x and simcc_y must agree on (N, K), got {x.shape} and {y.shape}.")
+    if x.shape[2] == 0 or y.shape[2] == 0:
+        raise ValueError(
+            f"simcc_x and simcc_y need at least one bin, got {x.shape} and {y.shape}.")
+    split_ratio = float(split_ratio)
+    if not (np.isfinite(split_ratio) and split_ratio > 0):
+        raise ValueError(f"split_ratio must be a positive finite number, got {split_ratio}.")
+    n, k = x.shape[:2]
+    keypoints = np.empty((n, k, 2), dtype=np.float32)
+    scores = np.empty((n, k), dtype=np.float32)
+    if n * k:
+        _core.decode_simcc(x, y, split_ratio, keypoints, scores)
+    return keypoints, scores
+
+
+def decode_heatmap(
+    heatmaps: ArrayLike,
+    refine: str = "dark",
+    blur_kernel: int = 11,
+    *,
+    layout: str = "NCHW",
+) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+    """Finds the peak of each heatmap, optionally refined to sub-pixel.
+
+    The argmax is the first maximum in row-major order; the score is the raw
+    peak value; a peak <= 0 gives location (-1, -1) and is never refined.
+
+    ``refine``:
+        * ``"none"``: integer argmax (MMPose ``get_heatmap_maximum``).
+        * ``"dark"``: MMPose ``refine_keypoints_dark`` (DARK, Zhang et al.
+          2020): Gaussian modulation, log, a Taylor step with step-2
+          derivatives, applied only for 2 <= x <= W-3 and 2 <= y <= H-3 and
+          skipped where the Hessian is singular.
+        * ``"dark_udp"``: MMPose ``refine_keypoints_dark_udp`` (UDP, Huang et
+          al. 2020): values clipped to [1e-3, 50] before the log, edge
+          padding, step-1 differences, applied at every valid keypoint.
+
+    The blur is computed only around each peak unless exactness requires the
+    whole map (the clamp or clip of the rescaled map could bite), so results
+    match MMPose to float32 rounding. Unlike MMPose, the input is not blurred
+    in place. A refinement whose neighbourhood or result is not finite is
+    skipped. A map containing NaN gives score NaN and location (-1, -1).
+
+    Args:
+        heatmaps: ``(N, K, H, W)`` for ``layout="NCHW"`` or ``(N, H, W, K)``
+            for ``layout="NHWC"`` (TFLite models). NHWC is read in place.
+        refine: ``"none"``, ``"dark"`` or ``"dark_udp"``.
+        blur_kernel: odd Gaussian kernel size, 1 to 101 (11 for sigma-2
+            training targets, 17 for sigma 3).
+        layout: ``"NCHW"`` or ``"NHWC"``.
+
+    Returns:
+        keypoints ``(N, K, 2)`` float32, (x, y) in heatmap pixels, and
+        scores ``(N, K)`` float32.
+
+    Raises:
+        TypeError: non-floating heatmaps.
+        ValueError: a wrong rank, an empty map, an unknown refine or layout,
+            or an invalid blur_kernel.
+        MemoryError: the workspace for an exact whole-map blur failed.
+    """
+    if refine not in _REFINE:
+        raise ValueError(f"refine must be one of {sorted(_REFINE)}, got {refine!r}.")
+    if layout not in _LAYOUTS:
+        raise ValueError(f"layout must be 'NCHW' or 'NHWC', got {layout!r}.")
+    shape_text = "(N, K, H, W)" if layout == "NCHW" else "(N, H, W, K)"
+    hm = _float_array("heatmaps", heatmaps, 4, shape_text)
+    if layout == "NHWC":
+        hm = hm.transpose(0, 3, 1, 2)  # a view: the kernel reads any strides
+    n, k, h, w = hm.shape
+    if h == 0 or w == 0:
+        raise ValueError(f"heatmaps must not be empty, got {shape_text} = {hm.shape if layout == 'NCHW' else (n, h, w, k)}.")
+    if refine != "none":
+        if isinstance(blur_kernel, bool) or not isinstance(blur_kernel, (int, np.integer)):
+            raise TypeError(f"blur_kernel must be an int, got {type(blur_kernel).__name__}.")
+        if blur_kernel < 1 or blur_kernel > 101 or blur_kernel % 2 == 0:
+            raise ValueError(f"blur_kernel must be an odd integer from 1 to 101, got {blur_kernel}.")
+    keypoints = np.empty((n, k, 2), dtype=np.float32)
+    scores = np.empty((n, k), dtype=np.float32)
+    if n * k:
+        _core.decode_heatmap(hm, _REFINE[refine], int(blur_kernel), keypoints, scores)
+    return keypoints, scores
+
+
+def _groups_array(groups: ArrayLike | None, m: int) -> NDArray[np.intp] | None:
+    if groups is None:
+        return None
+    g = np.asarray(groups)
+    if g.dtype.kind not in "iu":
+        raise TypeError(f"groups must be an integer array, got {g.dtype}.")
+    if g.shape != (m,):
+        raise ValueError(f"groups must have shape ({m},), one id per candidate, got {g.shape}.")
+    return np.ascontiguousarray(g, dtype=np.intp)
+
+
+def _max_keep(max_keep: int | None) -> int:
+    if max_keep is None:
+        return -1
+    if isinstance(max_keep, bool) or not isinstance(max_keep, (int, np.integer)) or max_keep < 0:
+        raise ValueError(f"max_keep must be None or a non-negative int, got {max_keep!r}.")
+    return int(max_keep)
+
+
+def _scores_array(scores: ArrayLike, m: int) -> NDArray[np.float32]:
+    s = _float_array("scores", scores, 1, "(M,)")
+    if s.shape[0] != m:
+        raise ValueError(f"scores must have shape ({m},), one per candidate, got {s.shape}.")
+    if np.isnan(s).any():
+        raise ValueError("scores must not contain NaN.")
+    return np.ascontiguousarray(s)
+
+
+def nms_boxes(
+    boxes: ArrayLike,
+    scores: ArrayLike,
+    iou_threshold: float,
+    *,
+    groups: ArrayLike | None = None,
+    max_keep: int | None = None,
+) -> NDArray[np.intp]:
+    """Greedy non-maximum suppression of ``xyxy`` boxes.
+
+    Boxes are visited in descending score order, ties broken by ascending
+    index, and a box is dropped when its IoU with an already kept box is
+    greater than ``iou_threshold``. Box area is ``(x2 - x1) * (y2 - y1)``
+    with no +1 (as torchvision and ONNX; MMPose and rtmlib add 1 pixel);
+    degenerate boxes have area 0 and IoU 0 with everything.
+
+    Args:
+        boxes: ``(M, 4)`` x1, y1, x2, y2 in pixels; must be finite.
+        scores: ``(M,)``; +/-inf allowed, NaN not.
+        iou_threshold: suppression threshold on IoU.
+        groups: optional ``(M,)`` integer ids (class or image): boxes of
+            different groups never suppress each other.
+        max_keep: keep at most this many boxes (all when None).
+
+    Returns:
+        ``(M',)`` intp indices of the kept boxes in descending score order.
+
+    Raises:
+        TypeError: non-floating boxes or scores, non-integer groups.
+        ValueError: wrong shapes, NaN scores, non-finite boxes, or a
+            non-finite threshold.
+    """
+    b = _float_array("boxes", boxes, 2, "(M, 4)")
+    if b.shape[1] != 4:
+        raise ValueError(f"boxes must have shape (M, 4) as x1, y1, x2, y2, got {b.shape}.")
+    m = b.shape[0]
+    s = _scores_array(scores, m)
+    _check_finite("boxes", b)
+    iou_threshold = float(iou_threshold)
+    if not np.isfinite(iou_threshold):
+        raise ValueError(f"iou_threshold must be finite, got {iou_threshold}.")
+    g = _groups_array(groups, m)
+    keep = np.empty(m, dtype=np.intp)
+    if m == 0:
+        return keep
+    count = _core.nms_boxes(np.ascontiguousarray(b), s, g, iou_threshold, _max_keep(max_keep), keep)
+    return keep[:count].copy()
+
+
+def _pose_inputs(keypoints, scores, areas, sigmas, threshold):
+    kp = _float_array("keypoints", keypoints, 3, "(M, K, 2) or (M, K, 3)")
+    if kp.shape[2] not in (2, 3):
+        raise ValueError(f"keypoints must have shape (M, K, 2) or (M, K, 3), got {kp.shape}.")
+    m, k = kp.shape[:2]
+    if k == 0:
+        raise ValueError(f"keypoints need at least one keypoint, got {kp.shape}.")
+    kp = np.ascontiguousarray(kp[:, :, :2])
+    _check_finite("keypoints", kp)
+    s = _scores_array(scores, m)
+    a = _float_array("areas", areas, 1, "(M,)")
+    if a.shape[0] != m:
+        raise ValueError(f"areas must have shape ({m},), one per pose, got {a.shape}.")
+    _check_finite("areas", a)
+    if (a < 0).any():
+        raise ValueError("areas must be non-negative.")
+    if sigmas is None:
+        if k != 17:
+            raise ValueError(
+                f"sigmas are required for K={k} keypoints; the COCO sigmas are only the "
+                "default for K=17. Pass the per-keypoint OKS sigmas of your keypoint set.")
+        sg = COCO17_SIGMAS
+    else:
+        sg = _float_array("sigmas", sigmas, 1, "(K,)")
+        if sg.shape[0] != k:
+            raise ValueError(f"sigmas must have shape ({k},), one per keypoint, got {sg.shape}.")
+        if not (np.isfinite(sg).all() and (sg > 0).all()):
+            raise ValueError("sigmas must be positive and finite.")
+    threshold = float(threshold)
+    if not np.isfinite(threshold):
+        raise ValueError(f"threshold must be finite, got {threshold}.")
+    return kp, s, np.ascontiguousarray(a), np.ascontiguousarray(sg), threshold
+
+
+def nms_oks(
+    keypoints: ArrayLike,
+    scores: ArrayLike,
+    areas: ArrayLike,
+    threshold: float,
+    sigmas: ArrayLike | None = None,
+    *,
+    groups: ArrayLike | None = None,
+) -> NDArray[np.intp]:
+    """OKS-based non-maximum suppression of poses (MMPose ``oks_nms``).
+
+    Poses are visited in descending score order (ties by ascending index);
+    each kept pose drops every remaining pose whose object keypoint
+    similarity with it is greater than ``threshold``. OKS uses the mean of
+    the two areas and ignores keypoint visibility, as MMPose does.
+
+    Args:
+        keypoints: ``(M, K, 2)`` or ``(M, K, 3)`` (the third column is
+            ignored), in pixels; must be finite.
+        scores: ``(M,)`` pose scores.
+        areas: ``(M,)`` pose areas in pixels^2 (e.g. box area).
+        threshold: OKS above which a pose is suppressed.
+        sigmas: ``(K,)`` OKS sigmas; defaults to the COCO sigmas when K == 17
+            and is required otherwise.
+        groups: optional ``(M,)`` integer ids; poses of different groups
+            never suppress each other.
+
+    Returns:
+        ``(M',)`` intp indices of the kept poses in descending score order.
+
+    Raises:
+        TypeError, ValueError: as for :func:`nms_boxes`, and missing sigmas
+            for K != 17.
+    """
+    kp, s, a, sg, threshold = _pose_inputs(keypoints, scores, areas, sigmas, threshold)
+    m = kp.shape[0]
+    g = _groups_array(groups, m)
+    keep = np.empty(m, dtype=np.intp)
+    if m == 0:
+        return keep
+    count = _core.nms_oks(kp, s, a, g, sg, threshold, keep)
+    return keep[:count].copy()
+
+
+def nms_oks_soft(
+    keypoints: ArrayLike,
+    scores: ArrayLike,
+    areas: ArrayLike,
+    threshold: float,
+    sigmas: ArrayLike | None = None,
+    *,
+    max_keep: int | None = 20,
+    method: str = "gaussian",
+    groups: ArrayLike | None = None,
+) -> tuple[NDArray[np.intp], NDArray[np.float32]]:
+    """Soft OKS-based NMS of poses (MMPose ``soft_oks_nms``).
+
+    Repeatedly keeps the highest-scoring remaining pose (ties by ascending
+    index) and rescores the others by their OKS ``o`` with it:
+    ``gaussian``: ``s * exp(-o**2 / threshold)``; ``linear``: ``s * (1 - o)``
+    where ``o >= threshold``.
+
+    Args:
+        keypoints, scores, areas, sigmas, groups: as for :func:`nms_oks`.
+        threshold: the Gaussian's width (must be > 0), or the linear
+            method's OKS threshold.
+        max_keep: keep at most this many poses (MMPose: 20); None for all.
+        method: ``"gaussian"`` or ``"linear"``.
+
+    Returns:
+        indices ``(M',)`` intp in the order kept, and the rescored scores
+        ``(M',)`` float32 at the time each pose was kept.
+
+    Raises:
+        TypeError, ValueError: as for :func:`nms_oks`, and an unknown method
+            or a gaussian threshold <= 0.
+    """
+    if method not in _SOFT_METHODS:
+        raise ValueError(f"method must be 'gaussian' or 'linear', got {method!r}.")
+    kp, s, a, sg, threshold = _pose_inputs(keypoints, scores, areas, sigmas, threshold)
+    if method == "gaussian" and threshold <= 0:
+        raise ValueError(f"threshold must be > 0 for the gaussian method, got {threshold}.")
+    m = kp.shape[0]
+    g = _groups_array(groups, m)
+    limit = _max_keep(max_keep)
+    keep = np.empty(m, dtype=np.intp)
+    new_scores = np.empty(m, dtype=np.float32)
+    if m == 0:
+        return keep, new_scores
+    count = _core.nms_oks_soft(
+        kp, s, a, g, sg, threshold, _SOFT_METHODS[method], limit, keep, new_scores)
+    return keep[:count].copy(), new_scores[:count].copy()

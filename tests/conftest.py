@@ -1,0 +1,29 @@
+"""Shared fixtures: where the real models and data live.
+
+The real models and annotated images are read in place from the folder named
+by ``EDGEPOSE_SHARED``, else ``../shared`` beside the repository root. Suites
+that need them fail loudly, naming the path they looked in, when it is missing.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def shared_path() -> Path:
+    env = os.environ.get("EDGEPOSE_SHARED")
+    return Path(env) if env else REPO_ROOT.parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    root = shared_path()
+    if not (root / "models").is_dir() or not (root / "data").is_dir():
+        pytest.fail(
+            f"The real models and data were not found in {root} (models/ and data/). "
+            "Set EDGEPOSE_SHARED to the folder that holds them.")
+    return root
