@@ -126,7 +126,8 @@ int ep_nms_boxes(const float *boxes, const float *scores, const ep_index *groups
  * Object keypoint similarity of two poses with the semantics of MMPose
  * oks_iou: mean over keypoints of exp(-d^2 / (2 (2 sigma)^2 (area + eps))),
  * area = (area_a + area_b) / 2, eps = 2^-52; visibility is ignored.
- * a, b: k*2 floats (x, y). Returns the OKS.
+ * a, b: k*2 floats (x, y). Returns the OKS, or NaN when k < 1 or the
+ * workspace cannot be allocated.
  */
 double ep_oks(const float *a, const float *b, const float *sigmas, ep_index k,
               double area_a, double area_b);

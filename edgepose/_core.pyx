@@ -1,0 +1,154 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""Thin wrappers of the C core (csrc/). Use edgepose.ops, which validates.
+
+Each function takes typed memoryviews (const, so read-only arrays work;
+strided where the kernel reads strides), releases the GIL around the C call
+and maps the C status code to an exception once the GIL is back.
+"""
+
+cdef extern from "ep_core.h" nogil:
+    ctypedef Py_ssize_t ep_index
+    int EP_OK, EP_EINVAL, EP_ENOMEM
+
+    ctypedef struct ep_view3:
+        const float *data
+        ep_index n, k, len
+        ep_index sn, sk, sl
+
+    ctypedef struct ep_heatmaps:
+        const float *data
+        ep_index n, k, h, w
+        ep_index sn, sk, sh, sw
+
+    int ep_decode_simcc(ep_view3 x, ep_view3 y, float split_ratio,
+                        float *keypoints, float *scores)
+    int ep_decode_heatmap(ep_heatmaps hm, int refine, int blur_kernel,
+                          float *keypoints, float *scores)
+    int ep_gaussian_kernel(int size, float *out)
+    int ep_nms_boxes(const float *boxes, const float *scores, const ep_index *groups,
+                     ep_index m, float iou_threshold, ep_index max_keep,
+                     ep_index *keep, ep_index *n_keep)
+    double ep_oks(const float *a, const float *b, const float *sigmas, ep_index k,
+                  double area_a, double area_b)
+    int ep_nms_oks(const float *keypoints, const float *scores, const float *areas,
+                   const ep_index *groups, ep_index m, ep_index k,
+                   const float *sigmas, float threshold, ep_index *keep,
+                   ep_index *n_keep)
+    int ep_nms_oks_soft(const float *keypoints, const float *scores,
+                        const float *areas, const ep_index *groups, ep_index m,
+                        ep_index k, const float *sigmas, float threshold,
+                        int method, ep_index max_keep, ep_index *keep,
+                        float *new_scores, ep_index *n_keep)
+
+
+cdef int _check(int status, str what) except -1:
+    if status == EP_OK:
+        return 0
+    if status == EP_ENOMEM:
+        raise MemoryError(f"{what}: the C core could not allocate its workspace.")
+    raise ValueError(f"{what}: the C core rejected its arguments (status {status}).")
+
+
+cdef ep_view3 _view3(const float[:, :, :] a):
+    cdef ep_view3 v
+    v.data = &a[0, 0, 0]
+    v.n = a.shape[0]
+    v.k = a.shape[1]
+    v.len = a.shape[2]
+    v.sn = a.strides[0] // sizeof(float)
+    v.sk = a.strides[1] // sizeof(float)
+    v.sl = a.strides[2] // sizeof(float)
+    return v
+
+
+def decode_simcc(const float[:, :, :] simcc_x, const float[:, :, :] simcc_y,
+                 float split_ratio, float[:, :, ::1] keypoints, float[:, ::1] scores):
+    """Requires N * K > 0 and non-empty bins (the facade checks)."""
+    cdef ep_view3 x = _view3(simcc_x)
+    cdef ep_view3 y = _view3(simcc_y)
+    cdef int status
+    with nogil:
+        status = ep_decode_simcc(x, y, split_ratio, &keypoints[0, 0, 0], &scores[0, 0])
+    _check(status, "decode_simcc")
+
+
+def decode_heatmap(const float[:, :, :, :] heatmaps, int refine, int blur_kernel,
+                   float[:, :, ::1] keypoints, float[:, ::1] scores):
+    """heatmaps seen as (N, K, H, W) through its strides; requires N * K > 0."""
+    cdef ep_heatmaps hm
+    cdef int status
+    hm.data = &heatmaps[0, 0, 0, 0]
+    hm.n = heatmaps.shape[0]
+    hm.k = heatmaps.shape[1]
+    hm.h = heatmaps.shape[2]
+    hm.w = heatmaps.shape[3]
+    hm.sn = heatmaps.strides[0] // sizeof(float)
+    hm.sk = heatmaps.strides[1] // sizeof(float)
+    hm.sh = heatmaps.strides[2] // sizeof(float)
+    hm.sw = heatmaps.strides[3] // sizeof(float)
+    with nogil:
+        status = ep_decode_heatmap(hm, refine, blur_kernel, &keypoints[0, 0, 0], &scores[0, 0])
+    _check(status, "decode_heatmap")
+
+
+def gaussian_kernel(int size, float[::1] out):
+    """OpenCV's sigma-0 Gaussian kernel of the given size into out."""
+    if out.shape[0] < size:
+        raise ValueError(f"out must hold {size} values, got {out.shape[0]}.")
+    _check(ep_gaussian_kernel(size, &out[0]), "gaussian_kernel")
+
+
+cdef const ep_index *_groups_ptr(const ep_index[::1] groups):
+    return NULL if groups is None else &groups[0]
+
+
+def nms_boxes(const float[:, ::1] boxes, const float[::1] scores,
+              const ep_index[::1] groups, float iou_threshold, ep_index max_keep,
+              ep_index[::1] keep):
+    """Requires M > 0; returns the number of kept boxes written to keep."""
+    cdef ep_index n_keep = 0
+    cdef const ep_index *g = _groups_ptr(groups)
+    cdef int status
+    with nogil:
+        status = ep_nms_boxes(&boxes[0, 0], &scores[0], g, boxes.shape[0],
+                              iou_threshold, max_keep, &keep[0], &n_keep)
+    _check(status, "nms_boxes")
+    return n_keep
+
+
+def oks(const float[:, ::1] a, const float[:, ::1] b, const float[::1] sigmas,
+        double area_a, double area_b):
+    """OKS of two (K, 2) poses; requires K > 0 and matching shapes."""
+    return ep_oks(&a[0, 0], &b[0, 0], &sigmas[0], a.shape[0], area_a, area_b)
+
+
+def nms_oks(const float[:, :, ::1] keypoints, const float[::1] scores,
+            const float[::1] areas, const ep_index[::1] groups,
+            const float[::1] sigmas, float threshold, ep_index[::1] keep):
+    """Requires M > 0 and K > 0; returns the number of kept poses."""
+    cdef ep_index n_keep = 0
+    cdef const ep_index *g = _groups_ptr(groups)
+    cdef int status
+    with nogil:
+        status = ep_nms_oks(&keypoints[0, 0, 0], &scores[0], &areas[0], g,
+                            keypoints.shape[0], keypoints.shape[1], &sigmas[0],
+                            threshold, &keep[0], &n_keep)
+    _check(status, "nms_oks")
+    return n_keep
+
+
+def nms_oks_soft(const float[:, :, ::1] keypoints, const float[::1] scores,
+                 const float[::1] areas, const ep_index[::1] groups,
+                 const float[::1] sigmas, float threshold, int method,
+                 ep_index max_keep, ep_index[::1] keep, float[::1] new_scores):
+    """Requires M > 0 and K > 0; returns the number of kept poses."""
+    cdef ep_index n_keep = 0
+    cdef const ep_index *g = _groups_ptr(groups)
+    cdef int status
+    with nogil:
+        status = ep_nms_oks_soft(&keypoints[0, 0, 0], &scores[0], &areas[0], g,
+                                 keypoints.shape[0], keypoints.shape[1], &sigmas[0],
+                                 threshold, method, max_keep, &keep[0],
+                                 &new_scores[0], &n_keep)
+    _check(status, "nms_oks_soft")
+    return n_keep
