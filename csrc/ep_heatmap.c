@@ -395,9 +395,13 @@ int ep_decode_heatmap(ep_heatmaps hm, int refine, int blur_kernel,
                 ok = dark_offset(logv, &ox, &oy);
             else
                 ok = udp_offset(logv, px, py, hm.w, hm.h, &ox, &oy);
-            if (ok && isfinite(ox) && isfinite(oy)) {
-                kp[0] = (float)((double)px + ox);
-                kp[1] = (float)((double)py + oy);
+            if (ok) {
+                /* Non-finite, or too large for a float: keep the argmax. */
+                float fx = (float)((double)px + ox), fy = (float)((double)py + oy);
+                if (isfinite(fx) && isfinite(fy)) {
+                    kp[0] = fx;
+                    kp[1] = fy;
+                }
             }
         }
     }

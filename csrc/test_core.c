@@ -1,0 +1,363 @@
+/*
+ * Tests of the C core without Python: known answers, argument checks, and a
+ * seeded fuzz loop over random shapes, strides (negative ones included) and
+ * values (NaN and inf included). Every buffer is allocated to exactly the
+ * size a view needs, so an out-of-bounds read is caught when this program is
+ * built with -fsanitize=address (see the Makefile).
+ *
+ * Usage: test_core [fuzz_iterations]   (exit status 0 when all checks pass)
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ep_core.h"
+
+static int failures = 0;
+
+#define CHECK(cond)                                                          \
+    do {                                                                     \
+        if (!(cond)) {                                                       \
+            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, \
+                    #cond);                                                  \
+            ++failures;                                                      \
+        }                                                                    \
+    } while (0)
+
+#define CHECK_NEAR(a, b, tol) CHECK(fabs((double)(a) - (double)(b)) <= (tol))
+
+/* xorshift64*: a small deterministic generator, the same on every platform. */
+static unsigned long long rng_state = 0x9E3779B97F4A7C15ULL;
+
+static unsigned long long rng_next(void)
+{
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    return rng_state * 2685821657736338717ULL;
+}
+
+static double rng_uniform(void) { return (double)(rng_next() >> 11) / 9007199254740992.0; }
+
+static ep_index rng_int(ep_index lo, ep_index hi) /* inclusive */
+{
+    return lo + (ep_index)(rng_next() % (unsigned long long)(hi - lo + 1));
+}
+
+/* A value that is sometimes special: NaN, +-inf, 0, a tie, or a big one. */
+static float rng_value(void)
+{
+    double u = rng_uniform();
+    if (u < 0.01) return NAN;
+    if (u < 0.02) return INFINITY;
+    if (u < 0.03) return -INFINITY;
+    if (u < 0.08) return 0.0f;
+    if (u < 0.12) return 1.0f;
+    if (u < 0.14) return 1e30f;
+    return (float)(rng_uniform() * 4.0 - 1.0);
+}
+
+static void test_gaussian_kernel(void)
+{
+    float g[EP_MAX_BLUR_KERNEL];
+    int size;
+    CHECK(ep_gaussian_kernel(3, g) == EP_OK);
+    CHECK(g[0] == 0.25f && g[1] == 0.5f && g[2] == 0.25f);
+    CHECK(ep_gaussian_kernel(7, g) == EP_OK);
+    CHECK(g[3] == 0.28125f);
+    for (size = 1; size <= EP_MAX_BLUR_KERNEL; size += 2) {
+        double sum = 0.0;
+        int i;
+        CHECK(ep_gaussian_kernel(size, g) == EP_OK);
+        for (i = 0; i < size; ++i) {
+            sum += g[i];
+            CHECK(g[i] > 0.0f);
+            CHECK(g[i] == g[size - 1 - i]);
+        }
+        CHECK_NEAR(sum, 1.0, 1e-5);
+    }
+    CHECK(ep_gaussian_kernel(0, g) == EP_EINVAL);
+    CHECK(ep_gaussian_kernel(4, g) == EP_EINVAL);
+    CHECK(ep_gaussian_kernel(EP_MAX_BLUR_KERNEL + 2, g) == EP_EINVAL);
+}
+
+static ep_view3 view3(const float *data, ep_index n, ep_index k, ep_index len)
+{
+    ep_view3 v;
+    v.data = data;
+    v.n = n;
+    v.k = k;
+    v.len = len;
+    v.sn = k * len;
+    v.sk = len;
+    v.sl = 1;
+    return v;
+}
+
+static void test_simcc(void)
+{
+    /* One instance, two keypoints; x has a tie (first index wins). */
+    const float x[2 * 6] = {0, 3, 1, 3, 0, 0, /**/ -1, -2, -3, -1, -5, -6};
+    const float y[2 * 4] = {0, 0, 2, 1, /**/ 0.5f, 0, 0, 0};
+    float kp[4], sc[2];
+    CHECK(ep_decode_simcc(view3(x, 1, 2, 6), view3(y, 1, 2, 4), 2.0f, kp, sc) == EP_OK);
+    CHECK(kp[0] == 0.5f && kp[1] == 1.0f && sc[0] == 2.0f);
+    /* all-negative x: score = min(-1, 0.5) <= 0 -> location -1 / split. */
+    CHECK(kp[2] == -0.5f && kp[3] == -0.5f && sc[1] == -1.0f);
+
+    {
+        float xn[6] = {0, 1, NAN, 0, 0, 0};
+        float yn[4] = {0, 3, 0, 0};
+        CHECK(ep_decode_simcc(view3(xn, 1, 1, 6), view3(yn, 1, 1, 4), 1.0f, kp, sc) == EP_OK);
+        CHECK(sc[0] != sc[0] && kp[0] == -1.0f && kp[1] == -1.0f);
+    }
+    CHECK(ep_decode_simcc(view3(x, 1, 2, 6), view3(y, 1, 1, 4), 2.0f, kp, sc) == EP_EINVAL);
+    CHECK(ep_decode_simcc(view3(x, 1, 2, 0), view3(y, 1, 2, 4), 2.0f, kp, sc) == EP_EINVAL);
+    CHECK(ep_decode_simcc(view3(x, 1, 2, 6), view3(y, 1, 2, 4), 0.0f, kp, sc) == EP_EINVAL);
+    CHECK(ep_decode_simcc(view3(x, 1, 2, 6), view3(y, 1, 2, 4), NAN, kp, sc) == EP_EINVAL);
+}
+
+static ep_heatmaps nchw(const float *data, ep_index n, ep_index k, ep_index h, ep_index w)
+{
+    ep_heatmaps hm;
+    hm.data = data;
+    hm.n = n;
+    hm.k = k;
+    hm.h = h;
+    hm.w = w;
+    hm.sn = k * h * w;
+    hm.sk = h * w;
+    hm.sh = w;
+    hm.sw = 1;
+    return hm;
+}
+
+static void test_heatmap(void)
+{
+    enum { K = 3, H = 32, W = 24 };
+    static float hm[K * H * W], hwk[H * W * K];
+    const double cx[K] = {10.3, 1.0, 17.75}, cy[K] = {12.6, 20.0, 3.4};
+    float kp[2 * K], sc[K], kp2[2 * K], sc2[K];
+    ep_heatmaps v;
+    int k, y, x, refine;
+
+    for (k = 0; k < K; ++k)
+        for (y = 0; y < H; ++y)
+            for (x = 0; x < W; ++x) {
+                double d2 = (x - cx[k]) * (x - cx[k]) + (y - cy[k]) * (y - cy[k]);
+                float val = (float)exp(-d2 / 8.0);
+                hm[(k * H + y) * W + x] = val;
+                hwk[(y * W + x) * K + k] = val;
+            }
+    CHECK(ep_decode_heatmap(nchw(hm, 1, K, H, W), EP_REFINE_NONE, 11, kp, sc) == EP_OK);
+    CHECK(kp[0] == 10.0f && kp[1] == 13.0f);
+    /* DARK recovers a Gaussian's sub-pixel centre. */
+    CHECK(ep_decode_heatmap(nchw(hm, 1, K, H, W), EP_REFINE_DARK, 11, kp, sc) == EP_OK);
+    CHECK_NEAR(kp[0], 10.3, 0.05);
+    CHECK_NEAR(kp[1], 12.6, 0.05);
+    CHECK(kp[2] == 1.0f && kp[3] == 20.0f); /* x = 1: outside DARK's range */
+    CHECK_NEAR(kp[4], 17.75, 0.05);
+    CHECK_NEAR(kp[5], 3.4, 0.05);
+    /* The same maps read in NHWC order through strides give the same answer. */
+    for (refine = EP_REFINE_NONE; refine <= EP_REFINE_DARK_UDP; ++refine) {
+        CHECK(ep_decode_heatmap(nchw(hm, 1, K, H, W), refine, 11, kp, sc) == EP_OK);
+        v = nchw(hwk, 1, K, H, W);
+        v.sk = 1;
+        v.sh = W * K;
+        v.sw = K;
+        CHECK(ep_decode_heatmap(v, refine, 11, kp2, sc2) == EP_OK);
+        CHECK(memcmp(kp, kp2, sizeof kp) == 0 && memcmp(sc, sc2, sizeof sc) == 0);
+    }
+    /* A negative peak is invalid and never refined. */
+    {
+        float neg[9] = {-3, -2, -1, -2, -1, -2, -3, -2, -3};
+        CHECK(ep_decode_heatmap(nchw(neg, 1, 1, 3, 3), EP_REFINE_DARK_UDP, 3, kp, sc) == EP_OK);
+        CHECK(kp[0] == -1.0f && kp[1] == -1.0f && sc[0] == -1.0f);
+    }
+    CHECK(ep_decode_heatmap(nchw(hm, 1, K, 0, W), EP_REFINE_NONE, 11, kp, sc) == EP_EINVAL);
+    CHECK(ep_decode_heatmap(nchw(hm, 1, K, H, W), 7, 11, kp, sc) == EP_EINVAL);
+    CHECK(ep_decode_heatmap(nchw(hm, 1, K, H, W), EP_REFINE_DARK, 10, kp, sc) == EP_EINVAL);
+    /* The kernel size is not checked when nothing is refined. */
+    CHECK(ep_decode_heatmap(nchw(hm, 1, K, H, W), EP_REFINE_NONE, 10, kp, sc) == EP_OK);
+}
+
+static void test_nms(void)
+{
+    const float boxes[4 * 4] = {0, 0, 10, 10, 1, 1, 11, 11, 20, 20, 30, 30, 0, 0, 10, 10};
+    const float scores[4] = {0.5f, 0.9f, 0.3f, 0.9f};
+    const ep_index groups[4] = {0, 0, 0, 1};
+    ep_index keep[4], n_keep;
+
+    /* Box 1 and 3 tie at 0.9: index 1 first; 3 overlaps 1 (IoU 81/119). */
+    CHECK(ep_nms_boxes(boxes, scores, NULL, 4, 0.5f, -1, keep, &n_keep) == EP_OK);
+    CHECK(n_keep == 2 && keep[0] == 1 && keep[1] == 2);
+    CHECK(ep_nms_boxes(boxes, scores, groups, 4, 0.5f, -1, keep, &n_keep) == EP_OK);
+    CHECK(n_keep == 3 && keep[0] == 1 && keep[1] == 3 && keep[2] == 2);
+    CHECK(ep_nms_boxes(boxes, scores, NULL, 4, 0.7f, 1, keep, &n_keep) == EP_OK);
+    CHECK(n_keep == 1 && keep[0] == 1);
+    CHECK(ep_nms_boxes(boxes, scores, NULL, 0, 0.5f, -1, keep, &n_keep) == EP_OK && n_keep == 0);
+    CHECK(ep_nms_boxes(boxes, scores, NULL, -1, 0.5f, -1, keep, &n_keep) == EP_EINVAL);
+
+    {
+        /* Two identical poses and a far one; OKS of identical poses is 1. */
+        const float kps[3 * 2 * 2] = {0, 0, 10, 10, 0, 0, 10, 10, 100, 100, 110, 110};
+        const float sigmas[2] = {0.1f, 0.1f};
+        const float areas[3] = {100, 100, 100};
+        const float ps[3] = {0.2f, 0.8f, 0.5f};
+        float new_scores[3];
+        CHECK_NEAR(ep_oks(kps, kps + 4, sigmas, 2, 100, 100), 1.0, 1e-12);
+        CHECK(ep_nms_oks(kps, ps, areas, NULL, 3, 2, sigmas, 0.9f, keep, &n_keep) == EP_OK);
+        CHECK(n_keep == 2 && keep[0] == 1 && keep[1] == 2);
+        CHECK(ep_nms_oks_soft(kps, ps, areas, NULL, 3, 2, sigmas, 0.3f, EP_SOFT_GAUSSIAN, -1,
+                              keep, new_scores, &n_keep) == EP_OK);
+        CHECK(n_keep == 3 && keep[0] == 1 && keep[1] == 2 && keep[2] == 0);
+        CHECK_NEAR(new_scores[2], 0.2 * exp(-1.0 / 0.3), 1e-6);
+        CHECK(ep_nms_oks_soft(kps, ps, areas, NULL, 3, 2, sigmas, 0.0f, EP_SOFT_GAUSSIAN, -1,
+                              keep, new_scores, &n_keep) == EP_EINVAL);
+        CHECK(ep_nms_oks(kps, ps, areas, NULL, 3, 0, sigmas, 0.9f, keep, &n_keep) == EP_EINVAL);
+    }
+}
+
+/*
+ * A random view over an exactly-sized buffer: dims[0..rank) with random
+ * dimension order in memory, random padding and random signs of strides.
+ * Writes element strides to strides[] and returns the pointer to element 0.
+ */
+static float *random_view(int rank, const ep_index *dims, ep_index *strides, float **base)
+{
+    int order[4] = {0, 1, 2, 3};
+    ep_index step = 1, size, offset = 0;
+    int i;
+    for (i = rank - 1; i > 0; --i) { /* shuffle the memory order of dims */
+        int j = (int)rng_int(0, i), t = order[i];
+        order[i] = order[j];
+        order[j] = t;
+    }
+    for (i = rank - 1; i >= 0; --i) {
+        int d = order[i];
+        strides[d] = step;
+        /* Padding between rows, never after the outermost dimension, so the
+         * buffer ends exactly at the last element. */
+        step *= dims[d] + (i > 0 && rng_uniform() < 0.3 ? rng_int(1, 2) : 0);
+    }
+    size = step;
+    *base = (float *)malloc((size_t)(size > 0 ? size : 1) * sizeof(float));
+    for (i = 0; i < size; ++i) (*base)[i] = rng_value();
+    for (i = 0; i < rank; ++i) {
+        if (dims[i] > 1 && rng_uniform() < 0.25) { /* reversed axis */
+            offset += (dims[i] - 1) * strides[i];
+            strides[i] = -strides[i];
+        }
+    }
+    return *base + offset;
+}
+
+static void fuzz_once(void)
+{
+    float *base_a = NULL, *base_b = NULL;
+    ep_index dims[4], strides[4];
+    ep_index n = rng_int(0, 3), k = rng_int(0, 5);
+    float *kp, *sc;
+
+    kp = (float *)malloc((size_t)(n * k * 2 + 1) * sizeof(float));
+    sc = (float *)malloc((size_t)(n * k + 1) * sizeof(float));
+
+    { /* SimCC */
+        ep_view3 x, y;
+        dims[0] = n; dims[1] = k; dims[2] = rng_int(1, 40);
+        x.data = random_view(3, dims, strides, &base_a);
+        x.n = n; x.k = k; x.len = dims[2];
+        x.sn = strides[0]; x.sk = strides[1]; x.sl = strides[2];
+        dims[2] = rng_int(1, 40);
+        y.data = random_view(3, dims, strides, &base_b);
+        y.n = n; y.k = k; y.len = dims[2];
+        y.sn = strides[0]; y.sk = strides[1]; y.sl = strides[2];
+        CHECK(ep_decode_simcc(x, y, (float)(0.5 + rng_uniform() * 3), kp, sc) == EP_OK);
+        for (ep_index i = 0; i < n * k; ++i)
+            CHECK(sc[i] > 0.0f || (kp[2 * i] < 0.0f && kp[2 * i + 1] < 0.0f));
+        free(base_a);
+        free(base_b);
+    }
+    { /* Heatmaps: tiny maps up to a few dozen pixels, any kernel size. */
+        ep_heatmaps hm;
+        int refine = (int)rng_int(0, 2);
+        int kernel = 2 * (int)rng_int(0, 12) + 1;
+        if (rng_uniform() < 0.1) kernel = EP_MAX_BLUR_KERNEL;
+        dims[0] = n; dims[1] = k; dims[2] = rng_int(1, 24); dims[3] = rng_int(1, 24);
+        hm.data = random_view(4, dims, strides, &base_a);
+        hm.n = n; hm.k = k; hm.h = dims[2]; hm.w = dims[3];
+        hm.sn = strides[0]; hm.sk = strides[1]; hm.sh = strides[2]; hm.sw = strides[3];
+        CHECK(ep_decode_heatmap(hm, refine, kernel, kp, sc) == EP_OK);
+        for (ep_index i = 0; i < n * k; ++i) {
+            if (sc[i] > 0.0f) {
+                /* Refined keypoints are finite; unrefined ones lie on the map. */
+                CHECK(isfinite(kp[2 * i]) && isfinite(kp[2 * i + 1]));
+                if (refine == EP_REFINE_NONE)
+                    CHECK(kp[2 * i] >= 0 && kp[2 * i] < hm.w && kp[2 * i + 1] >= 0 &&
+                          kp[2 * i + 1] < hm.h);
+            } else {
+                CHECK(kp[2 * i] == -1.0f && kp[2 * i + 1] == -1.0f);
+            }
+        }
+        free(base_a);
+    }
+    { /* NMS: exactly-sized arrays, random (finite) boxes and scores. */
+        ep_index m = rng_int(0, 30), kk = rng_int(1, 6), i, n_keep;
+        float *boxes = (float *)malloc((size_t)(4 * m + 1) * sizeof(float));
+        float *scores = (float *)malloc((size_t)(m + 1) * sizeof(float));
+        float *areas = (float *)malloc((size_t)(m + 1) * sizeof(float));
+        float *kps = (float *)malloc((size_t)(2 * kk * m + 1) * sizeof(float));
+        float *sig = (float *)malloc((size_t)kk * sizeof(float));
+        float *new_scores = (float *)malloc((size_t)(m + 1) * sizeof(float));
+        ep_index *groups = (ep_index *)malloc((size_t)(m + 1) * sizeof(ep_index));
+        ep_index *keep = (ep_index *)malloc((size_t)(m + 1) * sizeof(ep_index));
+        unsigned char *seen = (unsigned char *)calloc((size_t)(m + 1), 1);
+        for (i = 0; i < 4 * m; ++i) boxes[i] = (float)(rng_uniform() * 50);
+        for (i = 0; i < m; ++i) {
+            scores[i] = rng_uniform() < 0.2 ? 0.5f : (float)rng_uniform();
+            areas[i] = (float)(rng_uniform() * 1000);
+            groups[i] = rng_int(0, 2);
+        }
+        for (i = 0; i < 2 * kk * m; ++i) kps[i] = (float)(rng_uniform() * 40);
+        for (i = 0; i < kk; ++i) sig[i] = (float)(0.02 + rng_uniform() * 0.1);
+
+        CHECK(ep_nms_boxes(boxes, scores, rng_uniform() < 0.5 ? groups : NULL, m,
+                           (float)rng_uniform(), rng_int(-1, m), keep, &n_keep) == EP_OK);
+        CHECK(n_keep >= 0 && n_keep <= m);
+        for (i = 0; i < n_keep; ++i) {
+            CHECK(keep[i] >= 0 && keep[i] < m && !seen[keep[i]]);
+            if (keep[i] >= 0 && keep[i] < m) seen[keep[i]] = 1;
+            if (i > 0) CHECK(scores[keep[i]] <= scores[keep[i - 1]]);
+        }
+        CHECK(ep_nms_oks(kps, scores, areas, rng_uniform() < 0.5 ? groups : NULL, m, kk, sig,
+                         (float)rng_uniform(), keep, &n_keep) == EP_OK);
+        CHECK(n_keep >= 0 && n_keep <= m && (m == 0 || n_keep >= 1));
+        CHECK(ep_nms_oks_soft(kps, scores, areas, rng_uniform() < 0.5 ? groups : NULL, m, kk,
+                              sig, (float)(0.05 + rng_uniform()), (int)rng_int(0, 1),
+                              rng_int(-1, m), keep, new_scores, &n_keep) == EP_OK);
+        CHECK(n_keep >= 0 && n_keep <= m);
+        free(boxes); free(scores); free(areas); free(kps); free(sig);
+        free(new_scores); free(groups); free(keep); free(seen);
+    }
+    free(kp);
+    free(sc);
+}
+
+int main(int argc, char **argv)
+{
+    long iterations = argc > 1 ? strtol(argv[1], NULL, 10) : 2000;
+    long i;
+    test_gaussian_kernel();
+    test_simcc();
+    test_heatmap();
+    test_nms();
+    for (i = 0; i < iterations && failures < 20; ++i) fuzz_once();
+    printf("%ld fuzz iterations\n", iterations);
+    if (failures) {
+        printf("0 passed, %d failed\n", failures);
+        return 1;
+    }
+    printf("C core: all checks passed\n");
+    return 0;
+}
