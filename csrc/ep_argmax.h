@@ -15,4 +15,17 @@
 ep_index ep_argmax_row(const float *row, ep_index len, ep_index stride,
                        float *max_out);
 
+/* The implementations behind ep_argmax_row for contiguous rows, for tests. */
+#define EP_ARGMAX_SCALAR 0
+#define EP_ARGMAX_SSE2 1
+#define EP_ARGMAX_AVX2 2
+#define EP_ARGMAX_NEON 3
+
+/*
+ * ep_argmax_row (stride 1) through one implementation; returns -2 when that
+ * implementation is not compiled in or the CPU lacks it.
+ */
+ep_index ep_argmax_row_impl(int impl, const float *row, ep_index len,
+                            float *max_out);
+
 #endif /* EP_ARGMAX_H */

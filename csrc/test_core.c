@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ep_argmax.h"
 #include "ep_core.h"
 
 static int failures = 0;
@@ -253,6 +254,32 @@ static float *random_view(int rank, const ep_index *dims, ep_index *strides, flo
     return *base + offset;
 }
 
+/* Every SIMD argmax the build and CPU have agrees with the scalar one,
+ * including NaN, ties, infinities, signed zeros and all row lengths. */
+static void fuzz_argmax(int *impls_run)
+{
+    ep_index len = rng_int(1, 70), i;
+    float *row = (float *)malloc((size_t)len * sizeof(float));
+    float want_max, got_max;
+    ep_index want;
+    int impl;
+    double special = rng_uniform();
+    for (i = 0; i < len; ++i) {
+        row[i] = rng_value();
+        if (special < 0.5 && row[i] != row[i]) row[i] = 0.5f; /* half the rows NaN-free */
+        if (special > 0.9) row[i] = rng_uniform() < 0.5 ? -0.0f : 0.0f;
+    }
+    want = ep_argmax_row_impl(EP_ARGMAX_SCALAR, row, len, &want_max);
+    for (impl = EP_ARGMAX_SSE2; impl <= EP_ARGMAX_NEON; ++impl) {
+        ep_index got = ep_argmax_row_impl(impl, row, len, &got_max);
+        if (got == -2) continue;
+        impls_run[impl] = 1;
+        CHECK(got == want);
+        CHECK(got < 0 ? got_max != got_max : got_max == want_max);
+    }
+    free(row);
+}
+
 static void fuzz_once(void)
 {
     float *base_a = NULL, *base_b = NULL;
@@ -348,12 +375,18 @@ int main(int argc, char **argv)
 {
     long iterations = argc > 1 ? strtol(argv[1], NULL, 10) : 2000;
     long i;
+    int impls_run[4] = {1, 0, 0, 0};
     test_gaussian_kernel();
     test_simcc();
     test_heatmap();
     test_nms();
-    for (i = 0; i < iterations && failures < 20; ++i) fuzz_once();
-    printf("%ld fuzz iterations\n", iterations);
+    for (i = 0; i < iterations && failures < 20; ++i) {
+        fuzz_argmax(impls_run);
+        fuzz_once();
+    }
+    printf("%ld fuzz iterations; argmax paths checked: scalar%s%s%s\n", iterations,
+           impls_run[EP_ARGMAX_SSE2] ? " sse2" : "", impls_run[EP_ARGMAX_AVX2] ? " avx2" : "",
+           impls_run[EP_ARGMAX_NEON] ? " neon" : "");
     if (failures) {
         printf("0 passed, %d failed\n", failures);
         return 1;
