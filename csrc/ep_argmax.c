@@ -28,17 +28,6 @@
 #include <arm_neon.h>
 #endif
 
-/* Index of the lowest set bit of a non-zero mask of at most 8 bits. */
-static int lowest_bit(unsigned mask)
-{
-    int i = 0;
-    while (!(mask & 1u)) {
-        mask >>= 1;
-        ++i;
-    }
-    return i;
-}
-
 /* The scalar tail shared by every path: folds row[start..len) into *best and
  * *has_nan. */
 static void max_tail(const float *row, ep_index start, ep_index len, float *best,
@@ -62,6 +51,17 @@ static ep_index first_equal_tail(const float *row, ep_index start, ep_index len,
 }
 
 #if EP_SSE2
+/* Index of the lowest set bit of a non-zero mask of at most 8 bits. */
+static int lowest_bit(unsigned mask)
+{
+    int i = 0;
+    while (!(mask & 1u)) {
+        mask >>= 1;
+        ++i;
+    }
+    return i;
+}
+
 static ep_index argmax_sse2(const float *row, ep_index len, float *max_out)
 {
     __m128 m0 = _mm_set1_ps(-INFINITY), m1 = m0;

@@ -25,3 +25,19 @@ def test_c_core_under_sanitizers(tmp_path):
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     assert "C core: all checks passed" in output
+
+
+@pytest.mark.skipif(
+    shutil.which("aarch64-linux-gnu-gcc") is None or shutil.which("qemu-aarch64-static") is None,
+    reason="needs Debian's gcc-aarch64-linux-gnu, libc6-dev-arm64-cross and qemu-user-static")
+def test_c_core_on_aarch64_under_qemu(tmp_path):
+    """The same C, cross-compiled for aarch64 (NEON argmax path), run under qemu."""
+    result = subprocess.run(
+        ["make", "-C", str(CSRC), "test", f"BUILD={tmp_path}", "CC=aarch64-linux-gnu-gcc",
+         "SANITIZE=", "RUN=qemu-aarch64-static -L /usr/aarch64-linux-gnu",
+         "FUZZ_ITERATIONS=5000"],
+        capture_output=True, text=True, timeout=600)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "argmax paths checked: scalar neon" in output
+    assert "C core: all checks passed" in output
