@@ -22,22 +22,31 @@ annotations. Everything except ``refine`` is identical for the two methods:
   (``decode_heatmap`` returns -1) and are counted separately.
 
 Measured with ai-edge-litert 2.3.0 and OpenCV 5.0 on x86-64 (mean / median
-error in image pixels):
+error in image pixels; "better/worse": keypoints DARK moves closer/farther):
 
 * CPM (MobileNetV2 CPM, 96x96 heatmaps, blur kernel 17) on ``data/aic``, 9
-  people, 100 of 101 labelled keypoints predicted: none 70.9 / 24.4, dark
-  67.7 / 17.6. The mean is dominated by whole-person failures (people that
-  overlap others in their crop), the median shows the sub-pixel gain.
+  people, 101 labelled keypoints, all predicted: none 60.1 / 21.0, dark
+  57.6 / 15.8; better 68, worse 33.
 * BlazePose full (64x64 heatmaps after a sigmoid, blur kernel 9) on
-  ``data/coco``, 12 people, 181 labelled keypoints: none 12.22 / 5.19, dark
-  11.76 / 5.61. BlazePose lite: none 12.51 / 6.50, dark 12.17 / 6.56.
-  DARK lowers the mean on both (it moves 108 of 181 full-model keypoints
-  closer, 73 farther), but by only ~3 %, and the median rises slightly: on the
-  well-localised keypoints the residual (~0.75 heatmap px RMS) is model and
-  annotation error, well above the argmax quantisation DARK removes (0.29 px
-  RMS), so there is little left for DARK to gain. For comparison, the
-  landmark regression output ``Identity`` of the same crops scores 12.27 (full)
-  and 14.42 (lite).
+  ``data/coco``, 12 people, 181 labelled keypoints: none 13.54 / 5.90, dark
+  12.79 / 5.48; better 109, worse 72. BlazePose lite: none 13.59 / 6.94,
+  dark 12.87 / 6.46; better 102, worse 79. (The landmark regression output
+  ``Identity`` of the same crops scores 12.4 (full) and 14.6 (lite).)
+
+The absolute errors are fragile, the DARK gain is not. The means are
+dominated by whole-person failures (CPM was trained on random scene crops and
+often locks onto a neighbouring person), and which people fail flips with the
+crop: shifting it by a quarter pixel or scaling it by 2 % moves the CPM mean
+anywhere between 46 and 81 px, BlazePose full between 11.4 and 15.5 px and
+lite between 12.5 and 19.0 px (mapping the box centre to ``out / 2`` as MMPose
+does gives CPM 67.9 -> 64.6). Under ten such perturbations (shifts of 0.25 to
+1 px, rescalings of 2 to 10 %) DARK lowered the mean error and moved more
+keypoints closer than farther every time, for all three models: it refines
+around the same argmax, so it cannot change which person was found, only how
+precisely. On BlazePose the gain is small (~5 %) and the median can rise: on
+the well-localised keypoints the residual (~0.75 heatmap px RMS) is model and
+annotation error, well above the argmax quantisation that DARK removes
+(0.29 px RMS).
 
 The ceilings are 1.5x the measured means, so a broken crop, channel mapping
 or decode fails the test while CPU-to-CPU float differences do not.
@@ -69,7 +78,7 @@ _PADDING = 1.25
 # AIC annotation order: R-sho, R-elb, R-wri, L-sho, L-elb, L-wri, R-hip,
 # R-knee, R-ank, L-hip, L-knee, L-ank, head top, neck. Model channel of each
 # AIC keypoint (checked on the data: swapping left and right raises the mean
-# argmax error from ~71 px to ~119 px):
+# argmax error from 60 px to 107 px):
 _CPM_CHANNEL_OF_AIC = np.array([2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 0, 1])
 _CPM_INPUT = 192
 _CPM_STRIDE = 2.0
@@ -95,8 +104,8 @@ _BLAZEPOSE_STRIDE = 4.0
 # the normalised coordinate c / 64 and the landmarks into input pixels as
 # x * 256, i.e. x_in = 4 * c with no half-pixel shift.
 _BLAZEPOSE_OFFSET = 0.0
-# The sigmoid maps have a measured blob sigma of ~1.7 heatmap px; OpenCV's
-# kernel for sigma 1.7 is k = 9 (0.3 * 3 + 0.8).
+# The sigmoid maps have a measured blob sigma of 1.6 (full) to 1.75 (lite)
+# heatmap px; OpenCV's sigma-0 formula gives sigma 1.7 for k = 9 (0.3 * 3 + 0.8).
 _BLAZEPOSE_BLUR_KERNEL = 9
 
 
@@ -174,6 +183,7 @@ class _Run:
 
 
 def _interpreter(model_file: Path):
+    """A TFLite interpreter with its tensors allocated (once per model and module)."""
     interpreter = litert.Interpreter(model_path=str(model_file))
     interpreter.allocate_tensors()
     return interpreter
@@ -191,7 +201,10 @@ def _heatmap_output(interpreter, name: str | None = None) -> dict:
 
 def _run_top_down(interpreter, people: list[_Person], size: int, heatmap: dict,
                   rgb01: bool) -> tuple[NDArray[np.float32], NDArray[np.float64]]:
-    """Crops, runs and returns ``(N, H, W, C)`` heatmaps and ``(N, 2, 3)`` input->image matrices."""
+    """Crops, runs and returns ``(N, H, W, C)`` heatmaps and ``(N, 2, 3)`` input->image matrices.
+
+    The input is BGR 0-255 (CPM) or, with ``rgb01``, RGB scaled to [0, 1] (BlazePose).
+    """
     inp = interpreter.get_input_details()[0]
     assert tuple(inp["shape"]) == (1, size, size, 3) and inp["dtype"] == np.float32
     images: dict[Path, np.ndarray] = {}
@@ -215,6 +228,7 @@ def _run_top_down(interpreter, people: list[_Person], size: int, heatmap: dict,
 
 
 def _sigmoid(x: NDArray[np.float32]) -> NDArray[np.float32]:
+    """The activation MediaPipe applies to the BlazePose heatmap logits (float32 out)."""
     return (1.0 / (1.0 + np.exp(-x.astype(np.float64)))).astype(np.float32)
 
 
@@ -292,15 +306,16 @@ def test_cpm_blob_width_matches_blur_kernel(cpm_run: _Run) -> None:
 
 
 def test_cpm_dark_lowers_keypoint_error_on_aic(cpm_run: _Run) -> None:
-    """CPM on data/aic: DARK 67.7 px < argmax 70.9 px mean error (module docstring)."""
+    """CPM on data/aic: argmax 60.1 px, DARK 57.6 px mean error (module docstring)."""
     none, missing_none = _errors_px(cpm_run, "none", _CPM_BLUR_KERNEL)
     dark, missing_dark = _errors_px(cpm_run, "dark", _CPM_BLUR_KERNEL)
-    # 101 labelled keypoints; one (a neck) has an all-zero heatmap: no prediction.
-    assert (none.size, missing_none) == (dark.size, missing_dark) == (100, 1)
+    # Same keypoints for both: whether a peak exists does not depend on refine.
+    assert (none.size, missing_none) == (dark.size, missing_dark)
+    assert none.size + missing_none == 101 and none.size >= 95
     assert dark.mean() < none.mean()
-    assert np.median(dark) < np.median(none)
-    assert none.mean() < 1.5 * 70.9
-    assert dark.mean() < 1.5 * 67.7
+    assert (dark < none).sum() > (dark > none).sum()
+    assert none.mean() < 1.5 * 60.1
+    assert dark.mean() < 1.5 * 57.6
 
 
 def test_blazepose_heatmaps_are_logits_with_narrow_blobs(blazepose_logits) -> None:
@@ -320,16 +335,17 @@ def test_blazepose_heatmaps_are_logits_with_narrow_blobs(blazepose_logits) -> No
 
 
 def test_blazepose_dark_lowers_keypoint_error_on_coco(blazepose_logits) -> None:
-    """BlazePose on data/coco: DARK lowers the mean error, by ~3 % (module docstring).
+    """BlazePose on data/coco: DARK lowers the mean error by ~5 % (module docstring).
 
-    full: argmax 12.22 px, DARK 11.76 px; lite: argmax 12.51 px, DARK 12.17 px.
+    full: argmax 13.54 px, DARK 12.79 px; lite: argmax 13.59 px, DARK 12.87 px.
     """
     variant, _, run = blazepose_logits
     none, missing_none = _errors_px(run, "none", _BLAZEPOSE_BLUR_KERNEL)
     dark, missing_dark = _errors_px(run, "dark", _BLAZEPOSE_BLUR_KERNEL)
     assert (none.size, missing_none) == (dark.size, missing_dark) == (181, 0)
     assert dark.mean() < none.mean()
-    measured_none = {"full": 12.22, "lite": 12.51}[variant]
-    measured_dark = {"full": 11.76, "lite": 12.17}[variant]
+    assert (dark < none).sum() > (dark > none).sum()
+    measured_none = {"full": 13.54, "lite": 13.59}[variant]
+    measured_dark = {"full": 12.79, "lite": 12.87}[variant]
     assert none.mean() < 1.5 * measured_none
     assert dark.mean() < 1.5 * measured_dark
