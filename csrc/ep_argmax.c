@@ -13,18 +13,15 @@
 
 #include <math.h>
 
-#if defined(__SSE2__) || defined(_M_X64)
-#define EP_SSE2 1
+#include "ep_simd.h"
+
+#ifdef EP_SSE2
 #include <emmintrin.h>
 #endif
-
-#if EP_SSE2 && defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
-#define EP_AVX2 1
+#ifdef EP_AVX2
 #include <immintrin.h>
 #endif
-
-#if defined(__aarch64__) && defined(__ARM_NEON)
-#define EP_NEON 1
+#ifdef EP_NEON
 #include <arm_neon.h>
 #endif
 
@@ -50,7 +47,7 @@ static ep_index first_equal_tail(const float *row, ep_index start, ep_index len,
     return -1;
 }
 
-#if EP_SSE2
+#ifdef EP_SSE2
 /* Index of the lowest set bit of a non-zero mask of at most 8 bits. */
 static int lowest_bit(unsigned mask)
 {
@@ -98,8 +95,8 @@ static ep_index argmax_sse2(const float *row, ep_index len, float *max_out)
 }
 #endif
 
-#if EP_AVX2
-__attribute__((target("avx2"))) static ep_index argmax_avx2(const float *row, ep_index len,
+#ifdef EP_AVX2
+EP_TARGET_AVX2 static ep_index argmax_avx2(const float *row, ep_index len,
                                                              float *max_out)
 {
     __m256 m0 = _mm256_set1_ps(-INFINITY), m1 = m0;
@@ -135,7 +132,7 @@ __attribute__((target("avx2"))) static ep_index argmax_avx2(const float *row, ep
 }
 #endif
 
-#if EP_NEON
+#ifdef EP_NEON
 static ep_index argmax_neon(const float *row, ep_index len, float *max_out)
 {
     /* vmaxq_f32 propagates NaN, so a NaN anywhere makes the maximum NaN. */
@@ -206,12 +203,12 @@ ep_index ep_argmax_row(const float *row, ep_index len, ep_index stride,
                        float *max_out)
 {
     if (stride != 1) return argmax_strided(row, len, stride, max_out);
-#if EP_AVX2
-    if (__builtin_cpu_supports("avx2")) return argmax_avx2(row, len, max_out);
+#ifdef EP_AVX2
+    if (ep_cpu_has_avx2()) return argmax_avx2(row, len, max_out);
 #endif
-#if EP_SSE2
+#ifdef EP_SSE2
     return argmax_sse2(row, len, max_out);
-#elif EP_NEON
+#elif defined(EP_NEON)
     return argmax_neon(row, len, max_out);
 #else
     return argmax_scalar(row, len, max_out);
@@ -224,16 +221,16 @@ ep_index ep_argmax_row_impl(int impl, const float *row, ep_index len,
     switch (impl) {
     case EP_ARGMAX_SCALAR:
         return argmax_scalar(row, len, max_out);
-#if EP_SSE2
+#ifdef EP_SSE2
     case EP_ARGMAX_SSE2:
         return argmax_sse2(row, len, max_out);
 #endif
-#if EP_AVX2
+#ifdef EP_AVX2
     case EP_ARGMAX_AVX2:
-        if (__builtin_cpu_supports("avx2")) return argmax_avx2(row, len, max_out);
+        if (ep_cpu_has_avx2()) return argmax_avx2(row, len, max_out);
         break;
 #endif
-#if EP_NEON
+#ifdef EP_NEON
     case EP_ARGMAX_NEON:
         return argmax_neon(row, len, max_out);
 #endif

@@ -16,6 +16,9 @@
 #include <stdlib.h>
 
 #include "ep_argmax.h"
+#include "ep_simd.h"
+
+#include <stdint.h>
 
 /* Half-size of the block of blurred values a refinement reads. */
 #define DARK_RADIUS 2
@@ -271,23 +274,80 @@ static int udp_offset(const double *L, ep_index px, ep_index py, ep_index w,
     return 1;
 }
 
+/* Per-keypoint running state of an argmax over one instance. */
+typedef struct {
+    float *best;
+    ep_index *best_i;
+    unsigned char *has_nan;
+    /* for the channel-contiguous scan: */
+    int32_t *pos32, *nan32;
+} argmax_state;
+
+#ifdef EP_AVX2
+/*
+ * Channels contiguous (NHWC with sk == 1): a branch-free update of all K
+ * maxima per pixel, which compilers vectorize across channels for AVX2 (its
+ * blend instructions make it ~5x faster than the scalar loop; SSE2's lack of
+ * them makes the vector form slower, so only the AVX2 build is used).
+ */
+static inline void scan_channels(const float *restrict base, ep_index h, ep_index w,
+                                 ep_index sh, ep_index sw, ep_index k,
+                                 float *restrict best, int32_t *restrict pos32,
+                                 int32_t *restrict nan32)
+{
+    ep_index y, x, c;
+    for (y = 0; y < h; ++y) {
+        for (x = 0; x < w; ++x) {
+            const float *restrict px = base + y * sh + x * sw;
+            int32_t pos = (int32_t)(y * w + x);
+            for (c = 0; c < k; ++c) {
+                float v = px[c];
+                int gt = v > best[c];
+                best[c] = gt ? v : best[c];
+                pos32[c] = gt ? pos : pos32[c];
+                nan32[c] |= v != v;
+            }
+        }
+    }
+}
+
+EP_TARGET_AVX2 static void scan_channels_avx2(const float *base, ep_index h, ep_index w,
+                                              ep_index sh, ep_index sw, ep_index k,
+                                              float *best, int32_t *pos32, int32_t *nan32)
+{
+    scan_channels(base, h, w, sh, sw, k, best, pos32, nan32);
+}
+#endif
+
 /* Argmax of every map of instance n into keypoints / scores. */
-static int argmax_instance(ep_heatmaps hm, ep_index n, float *keypoints,
-                           float *scores, float *best, ep_index *best_i,
-                           unsigned char *has_nan)
+static void argmax_instance(ep_heatmaps hm, ep_index n, float *keypoints,
+                            float *scores, argmax_state st)
 {
     const float *base = hm.data + n * hm.sn;
+    float *best = st.best;
+    ep_index *best_i = st.best_i;
+    unsigned char *has_nan = st.has_nan;
     ep_index k, y, x;
     ep_index sk = hm.sk < 0 ? -hm.sk : hm.sk, sw = hm.sw < 0 ? -hm.sw : hm.sw;
 
+    for (k = 0; k < hm.k; ++k) {
+        best[k] = -INFINITY;
+        best_i[k] = 0;
+        has_nan[k] = 0;
+    }
+#ifdef EP_AVX2
+    if (hm.k > 1 && hm.sk == 1 && hm.h * hm.w <= INT32_MAX && ep_cpu_has_avx2()) {
+        for (k = 0; k < hm.k; ++k) st.pos32[k] = st.nan32[k] = 0;
+        scan_channels_avx2(base, hm.h, hm.w, hm.sh, hm.sw, hm.k, best, st.pos32, st.nan32);
+        for (k = 0; k < hm.k; ++k) {
+            best_i[k] = st.pos32[k];
+            has_nan[k] = st.nan32[k] != 0;
+        }
+    } else
+#endif
     if (hm.k > 1 && sk < sw) {
         /* Channels innermost (NHWC): one pass over the pixels updating all K
          * maxima keeps memory access sequential. */
-        for (k = 0; k < hm.k; ++k) {
-            best[k] = -INFINITY;
-            best_i[k] = 0;
-            has_nan[k] = 0;
-        }
         for (y = 0; y < hm.h; ++y) {
             for (x = 0; x < hm.w; ++x) {
                 const float *px = base + y * hm.sh + x * hm.sw;
@@ -305,9 +365,6 @@ static int argmax_instance(ep_heatmaps hm, ep_index n, float *keypoints,
     } else {
         for (k = 0; k < hm.k; ++k) {
             const float *map = base + k * hm.sk;
-            best[k] = -INFINITY;
-            best_i[k] = 0;
-            has_nan[k] = 0;
             if (hm.sw == 1 && hm.sh == hm.w) {
                 best_i[k] = ep_argmax_row(map, hm.h * hm.w, 1, &best[k]);
                 has_nan[k] = best_i[k] < 0;
@@ -336,16 +393,13 @@ static int argmax_instance(ep_heatmaps hm, ep_index n, float *keypoints,
             kp[1] = -1.0f;
         }
     }
-    return EP_OK;
 }
 
 int ep_decode_heatmap(ep_heatmaps hm, int refine, int blur_kernel,
                       float *keypoints, float *scores)
 {
     float g[EP_MAX_BLUR_KERNEL];
-    float *best = NULL;
-    ep_index *best_i = NULL;
-    unsigned char *has_nan = NULL;
+    argmax_state st;
     workspace ws = {NULL, NULL, 0};
     int r = 0, status = EP_OK;
     ep_index n, k;
@@ -360,16 +414,18 @@ int ep_decode_heatmap(ep_heatmaps hm, int refine, int blur_kernel,
     }
     if (hm.n == 0 || hm.k == 0) return EP_OK;
 
-    best = (float *)malloc((size_t)hm.k * sizeof(float));
-    best_i = (ep_index *)malloc((size_t)hm.k * sizeof(ep_index));
-    has_nan = (unsigned char *)malloc((size_t)hm.k);
-    if (!best || !best_i || !has_nan) {
+    st.best = (float *)malloc((size_t)hm.k * sizeof(float));
+    st.best_i = (ep_index *)malloc((size_t)hm.k * sizeof(ep_index));
+    st.has_nan = (unsigned char *)malloc((size_t)hm.k);
+    st.pos32 = (int32_t *)malloc((size_t)hm.k * sizeof(int32_t));
+    st.nan32 = (int32_t *)malloc((size_t)hm.k * sizeof(int32_t));
+    if (!st.best || !st.best_i || !st.has_nan || !st.pos32 || !st.nan32) {
         status = EP_ENOMEM;
         goto done;
     }
 
     for (n = 0; n < hm.n && status == EP_OK; ++n) {
-        argmax_instance(hm, n, keypoints, scores, best, best_i, has_nan);
+        argmax_instance(hm, n, keypoints, scores, st);
         if (refine == EP_REFINE_NONE) continue;
         for (k = 0; k < hm.k; ++k) {
             float *kp = keypoints + 2 * (n * hm.k + k);
@@ -407,9 +463,11 @@ int ep_decode_heatmap(ep_heatmaps hm, int refine, int blur_kernel,
     }
 
 done:
-    free(best);
-    free(best_i);
-    free(has_nan);
+    free(st.best);
+    free(st.best_i);
+    free(st.has_nan);
+    free(st.pos32);
+    free(st.nan32);
     free(ws.full);
     free(ws.tmp);
     return status;

@@ -280,6 +280,36 @@ static void fuzz_argmax(int *impls_run)
     free(row);
 }
 
+/* Bitwise equality of two floats, NaN equal to NaN. */
+static int same_float(float a, float b)
+{
+    return (a != a && b != b) || memcmp(&a, &b, sizeof a) == 0;
+}
+
+/* The strided view decodes exactly as a contiguous (n, k, h, w) copy of it. */
+static void same_as_contiguous(ep_heatmaps hm, int refine, int kernel, const float *kp,
+                               const float *sc)
+{
+    ep_index count = hm.n * hm.k * hm.h * hm.w, i, n, k, y, x;
+    float *copy = (float *)malloc((size_t)(count > 0 ? count : 1) * sizeof(float));
+    float *kp2 = (float *)malloc((size_t)(2 * hm.n * hm.k + 1) * sizeof(float));
+    float *sc2 = (float *)malloc((size_t)(hm.n * hm.k + 1) * sizeof(float));
+    for (n = 0; n < hm.n; ++n)
+        for (k = 0; k < hm.k; ++k)
+            for (y = 0; y < hm.h; ++y)
+                for (x = 0; x < hm.w; ++x)
+                    copy[((n * hm.k + k) * hm.h + y) * hm.w + x] =
+                        hm.data[n * hm.sn + k * hm.sk + y * hm.sh + x * hm.sw];
+    CHECK(ep_decode_heatmap(nchw(copy, hm.n, hm.k, hm.h, hm.w), refine, kernel, kp2, sc2) == EP_OK);
+    for (i = 0; i < hm.n * hm.k; ++i) {
+        CHECK(same_float(sc[i], sc2[i]));
+        CHECK(same_float(kp[2 * i], kp2[2 * i]) && same_float(kp[2 * i + 1], kp2[2 * i + 1]));
+    }
+    free(copy);
+    free(kp2);
+    free(sc2);
+}
+
 static void fuzz_once(void)
 {
     float *base_a = NULL, *base_b = NULL;
@@ -316,6 +346,7 @@ static void fuzz_once(void)
         hm.n = n; hm.k = k; hm.h = dims[2]; hm.w = dims[3];
         hm.sn = strides[0]; hm.sk = strides[1]; hm.sh = strides[2]; hm.sw = strides[3];
         CHECK(ep_decode_heatmap(hm, refine, kernel, kp, sc) == EP_OK);
+        same_as_contiguous(hm, refine, kernel, kp, sc);
         for (ep_index i = 0; i < n * k; ++i) {
             if (sc[i] > 0.0f) {
                 /* Refined keypoints are finite; unrefined ones lie on the map. */
