@@ -4,6 +4,8 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "ep_simd.h"
+
 typedef struct {
     float score;
     ep_index index;
@@ -42,19 +44,61 @@ static int same_group(const ep_index *groups, ep_index a, ep_index b)
     return groups == NULL || groups[a] == groups[b];
 }
 
+/* Boxes in rank order, one array per coordinate, so the sweep vectorizes. */
 typedef struct {
-    float x1, y1, x2, y2, area;
-} box;
+    float *x1, *y1, *x2, *y2, *area;
+} box_columns;
 
-static float iou(box a, box b)
+/*
+ * Marks every box b > a that overlaps box a by IoU > threshold. Branch-free
+ * (IoU 0 where the boxes are disjoint or the union is not positive), so
+ * compilers vectorize it; boxes already dropped are recomputed harmlessly.
+ */
+static inline void sweep(box_columns c, ep_index a, ep_index m, float threshold,
+                         unsigned char *restrict dropped)
 {
-    float w = fminf(a.x2, b.x2) - fmaxf(a.x1, b.x1);
-    float h = fminf(a.y2, b.y2) - fmaxf(a.y1, b.y1);
-    float inter, uni;
-    if (!(w > 0.0f) || !(h > 0.0f)) return 0.0f;
-    inter = w * h;
-    uni = a.area + b.area - inter;
-    return uni > 0.0f ? inter / uni : 0.0f;
+    const float ax1 = c.x1[a], ay1 = c.y1[a], ax2 = c.x2[a], ay2 = c.y2[a], aa = c.area[a];
+    const float *restrict x1 = c.x1, *restrict y1 = c.y1, *restrict x2 = c.x2;
+    const float *restrict y2 = c.y2, *restrict area = c.area;
+    ep_index b;
+    for (b = a + 1; b < m; ++b) {
+        float lx = x1[b] > ax1 ? x1[b] : ax1, rx = x2[b] < ax2 ? x2[b] : ax2;
+        float ty = y1[b] > ay1 ? y1[b] : ay1, by = y2[b] < ay2 ? y2[b] : ay2;
+        float w = rx - lx, h = by - ty;
+        float inter = (w > 0.0f ? w : 0.0f) * (h > 0.0f ? h : 0.0f);
+        float uni = aa + area[b] - inter;
+        /* Dividing unconditionally lets the loop vectorize; the guard keeps
+         * 0 / 0 out (uni > 0 whenever inter > 0, and 0 / 1 is 0). */
+        float iou = inter / (uni > 0.0f ? uni : 1.0f);
+        dropped[b] |= iou > threshold;
+    }
+}
+
+static void sweep_default(box_columns c, ep_index a, ep_index m, float threshold,
+                          unsigned char *dropped)
+{
+    sweep(c, a, m, threshold, dropped);
+}
+
+#ifdef EP_AVX2
+EP_TARGET_AVX2 static void sweep_avx2(box_columns c, ep_index a, ep_index m,
+                                      float threshold, unsigned char *dropped)
+{
+    sweep(c, a, m, threshold, dropped);
+}
+#endif
+
+/* The same test for one pair, for the grouped path. */
+static int overlaps(box_columns c, ep_index a, ep_index b, float threshold)
+{
+    unsigned char flag[2] = {0, 0};
+    box_columns pair;
+    float x1[2], y1[2], x2[2], y2[2], area[2];
+    x1[0] = c.x1[a], y1[0] = c.y1[a], x2[0] = c.x2[a], y2[0] = c.y2[a], area[0] = c.area[a];
+    x1[1] = c.x1[b], y1[1] = c.y1[b], x2[1] = c.x2[b], y2[1] = c.y2[b], area[1] = c.area[b];
+    pair.x1 = x1, pair.y1 = y1, pair.x2 = x2, pair.y2 = y2, pair.area = area;
+    sweep(pair, 0, 2, threshold, flag);
+    return flag[1];
 }
 
 int ep_nms_boxes(const float *boxes, const float *scores, const ep_index *groups,
@@ -62,84 +106,121 @@ int ep_nms_boxes(const float *boxes, const float *scores, const ep_index *groups
                  ep_index *keep, ep_index *n_keep)
 {
     ranked *order;
-    box *sorted;
+    float *columns;
+    box_columns c;
     unsigned char *dropped;
     ep_index a, b, count = 0;
     ep_index limit = max_keep < 0 || max_keep > m ? m : max_keep;
+    int avx2 = ep_cpu_has_avx2();
 
     *n_keep = 0;
     if (m < 0) return EP_EINVAL;
     if (m == 0 || limit == 0) return EP_OK;
     order = rank_scores(scores, m);
-    sorted = (box *)malloc((size_t)m * sizeof(box));
+    columns = (float *)malloc((size_t)m * 5 * sizeof(float));
     dropped = (unsigned char *)calloc((size_t)m, 1);
-    if (!order || !sorted || !dropped) {
+    if (!order || !columns || !dropped) {
         free(order);
-        free(sorted);
+        free(columns);
         free(dropped);
         return EP_ENOMEM;
     }
-    /* Boxes in rank order, so the inner loop reads memory sequentially. */
+    c.x1 = columns, c.y1 = columns + m, c.x2 = columns + 2 * m, c.y2 = columns + 3 * m;
+    c.area = columns + 4 * m;
     for (a = 0; a < m; ++a) {
         const float *p = boxes + 4 * order[a].index;
-        box *q = &sorted[a];
         float w = p[2] - p[0], h = p[3] - p[1];
-        q->x1 = p[0];
-        q->y1 = p[1];
-        q->x2 = p[2];
-        q->y2 = p[3];
-        q->area = (w > 0.0f ? w : 0.0f) * (h > 0.0f ? h : 0.0f);
+        c.x1[a] = p[0];
+        c.y1[a] = p[1];
+        c.x2[a] = p[2];
+        c.y2[a] = p[3];
+        c.area[a] = (w > 0.0f ? w : 0.0f) * (h > 0.0f ? h : 0.0f);
     }
     for (a = 0; a < m && count < limit; ++a) {
         ep_index i = order[a].index;
         if (dropped[a]) continue;
         keep[count++] = i;
-        for (b = a + 1; b < m; ++b) {
-            if (dropped[b] || !same_group(groups, i, order[b].index)) continue;
-            if (iou(sorted[a], sorted[b]) > iou_threshold) dropped[b] = 1;
+        if (groups) {
+            for (b = a + 1; b < m; ++b)
+                if (!dropped[b] && groups[order[b].index] == groups[i])
+                    dropped[b] = (unsigned char)overlaps(c, a, b, iou_threshold);
+        } else {
+#ifdef EP_AVX2
+            if (avx2) sweep_avx2(c, a, m, iou_threshold, dropped);
+            else
+#endif
+            sweep_default(c, a, m, iou_threshold, dropped);
         }
     }
+    (void)avx2;
     *n_keep = count;
     free(order);
-    free(sorted);
+    free(columns);
     free(dropped);
     return EP_OK;
 }
 
-/* (2 sigma)^2 per keypoint, the denominator terms of OKS. */
-static double *oks_variances(const float *sigmas, ep_index k)
+/* 1 / (2 sigma)^2 per keypoint, the weights of the OKS exponent. */
+static double *oks_weights(const float *sigmas, ep_index k)
 {
-    double *vars = (double *)malloc((size_t)k * sizeof(double));
+    double *w = (double *)malloc((size_t)k * sizeof(double));
     ep_index j;
-    if (!vars) return NULL;
-    for (j = 0; j < k; ++j) vars[j] = (2.0 * sigmas[j]) * (2.0 * sigmas[j]);
-    return vars;
+    if (!w) return NULL;
+    for (j = 0; j < k; ++j) w[j] = 1.0 / ((2.0 * sigmas[j]) * (2.0 * sigmas[j]));
+    return w;
 }
 
-static double oks_with_vars(const float *a, const float *b, const double *vars,
-                            ep_index k, double area_a, double area_b)
+/* 1 / (2 (area + eps)) with area the mean of the two; eps = np.spacing(1), as
+ * MMPose's oks_iou. */
+static double oks_scale(double area_a, double area_b)
 {
-    /* eps: np.spacing(1), as MMPose's oks_iou. */
-    double scale = 2.0 * ((area_a + area_b) / 2.0 + 2.220446049250313e-16);
-    double sum = 0.0;
+    return 1.0 / (2.0 * ((area_a + area_b) / 2.0 + 2.220446049250313e-16));
+}
+
+static double oks_with_weights(const float *a, const float *b, const double *w,
+                               ep_index k, double area_a, double area_b)
+{
+    double scale = oks_scale(area_a, area_b), sum = 0.0;
     ep_index j;
     for (j = 0; j < k; ++j) {
         double dx = (double)a[2 * j] - b[2 * j];
         double dy = (double)a[2 * j + 1] - b[2 * j + 1];
-        sum += exp(-(dx * dx + dy * dy) / vars[j] / scale);
+        sum += exp(-(dx * dx + dy * dy) * w[j] * scale);
     }
     return sum / (double)k;
+}
+
+/*
+ * Whether OKS(a, b) > threshold, stopping as soon as the answer is known:
+ * every term lies in (0, 1], so the running sum only grows and the terms
+ * left can add at most one each. The margin keeps rounding in the partial
+ * sums from deciding early a case the full sum would decide otherwise.
+ */
+static int oks_exceeds(const float *a, const float *b, const double *w, ep_index k,
+                       double area_a, double area_b, double threshold)
+{
+    double scale = oks_scale(area_a, area_b), sum = 0.0;
+    double target = threshold * (double)k, margin = 1e-9 * (double)k;
+    ep_index j;
+    for (j = 0; j < k; ++j) {
+        double dx = (double)a[2 * j] - b[2 * j];
+        double dy = (double)a[2 * j + 1] - b[2 * j + 1];
+        sum += exp(-(dx * dx + dy * dy) * w[j] * scale);
+        if (sum > target + margin) return 1;
+        if (sum + (double)(k - 1 - j) < target - margin) return 0;
+    }
+    return sum / (double)k > threshold;
 }
 
 double ep_oks(const float *a, const float *b, const float *sigmas, ep_index k,
               double area_a, double area_b)
 {
-    double *vars, result;
+    double *w, result;
     if (k < 1) return NAN;
-    vars = oks_variances(sigmas, k);
-    if (!vars) return NAN;
-    result = oks_with_vars(a, b, vars, k, area_a, area_b);
-    free(vars);
+    w = oks_weights(sigmas, k);
+    if (!w) return NAN;
+    result = oks_with_weights(a, b, w, k, area_a, area_b);
+    free(w);
     return result;
 }
 
@@ -149,7 +230,7 @@ int ep_nms_oks(const float *keypoints, const float *scores, const float *areas,
                ep_index *n_keep)
 {
     ranked *order;
-    double *vars;
+    double *w;
     unsigned char *dropped;
     ep_index a, b, count = 0;
 
@@ -157,11 +238,11 @@ int ep_nms_oks(const float *keypoints, const float *scores, const float *areas,
     if (m < 0 || k < 1) return EP_EINVAL;
     if (m == 0) return EP_OK;
     order = rank_scores(scores, m);
-    vars = oks_variances(sigmas, k);
+    w = oks_weights(sigmas, k);
     dropped = (unsigned char *)calloc((size_t)m, 1);
-    if (!order || !vars || !dropped) {
+    if (!order || !w || !dropped) {
         free(order);
-        free(vars);
+        free(w);
         free(dropped);
         return EP_ENOMEM;
     }
@@ -172,14 +253,14 @@ int ep_nms_oks(const float *keypoints, const float *scores, const float *areas,
         for (b = a + 1; b < m; ++b) {
             ep_index j = order[b].index;
             if (dropped[b] || !same_group(groups, i, j)) continue;
-            if (oks_with_vars(keypoints + 2 * k * i, keypoints + 2 * k * j, vars, k,
-                              areas[i], areas[j]) > threshold)
+            if (oks_exceeds(keypoints + 2 * k * i, keypoints + 2 * k * j, w, k, areas[i],
+                            areas[j], threshold))
                 dropped[b] = 1;
         }
     }
     *n_keep = count;
     free(order);
-    free(vars);
+    free(w);
     free(dropped);
     return EP_OK;
 }
@@ -190,7 +271,7 @@ int ep_nms_oks_soft(const float *keypoints, const float *scores,
                     int method, ep_index max_keep, ep_index *keep,
                     float *new_scores, ep_index *n_keep)
 {
-    double *vars, *current;
+    double *w, *current;
     ep_index *alive;
     ep_index n_alive = m, count = 0, a;
     ep_index limit = max_keep < 0 || max_keep > m ? m : max_keep;
@@ -200,11 +281,11 @@ int ep_nms_oks_soft(const float *keypoints, const float *scores,
     if (method != EP_SOFT_GAUSSIAN && method != EP_SOFT_LINEAR) return EP_EINVAL;
     if (method == EP_SOFT_GAUSSIAN && !(threshold > 0.0f)) return EP_EINVAL;
     if (m == 0) return EP_OK;
-    vars = oks_variances(sigmas, k);
+    w = oks_weights(sigmas, k);
     current = (double *)malloc((size_t)m * sizeof(double));
     alive = (ep_index *)malloc((size_t)m * sizeof(ep_index));
-    if (!vars || !current || !alive) {
-        free(vars);
+    if (!w || !current || !alive) {
+        free(w);
         free(current);
         free(alive);
         return EP_ENOMEM;
@@ -228,8 +309,8 @@ int ep_nms_oks_soft(const float *keypoints, const float *scores,
             ep_index j = alive[a];
             double o;
             if (!same_group(groups, i, j)) continue;
-            o = oks_with_vars(keypoints + 2 * k * i, keypoints + 2 * k * j, vars, k,
-                              areas[i], areas[j]);
+            o = oks_with_weights(keypoints + 2 * k * i, keypoints + 2 * k * j, w, k,
+                                 areas[i], areas[j]);
             if (method == EP_SOFT_GAUSSIAN)
                 current[j] *= exp(-o * o / threshold);
             else if (o >= threshold)
@@ -237,7 +318,7 @@ int ep_nms_oks_soft(const float *keypoints, const float *scores,
         }
     }
     *n_keep = count;
-    free(vars);
+    free(w);
     free(current);
     free(alive);
     return EP_OK;

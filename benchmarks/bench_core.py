@@ -1,0 +1,729 @@
+"""Kernel benchmark: edgepose.ops against the NumPy references, in one run.
+
+Every C kernel of :mod:`edgepose.ops` is timed beside its MMPose-style NumPy
+baseline from ``tests/references.py`` on the same realistic inputs:
+
+* SimCC decoding, N in {1, 8, 16, 32}, K in {17, 133}, Wx = 384, Wy = 512;
+* heatmap decoding, N x 17 x 64 x 48 for N in {1, 8, 32}, refine none /
+  dark / dark_udp (blur kernel 11);
+* box NMS, M in {10, 100, 1000}; OKS NMS and soft OKS NMS, M in {5, 20, 100}
+  poses of K = 17 keypoints.
+
+Each case has a few independent input sets (``--input-sets``, default 4).
+Before any timing, each kernel's output on every set is checked against its
+reference (exact argmax and scores, DARK keypoints within 1e-3 px, equal NMS
+indices, soft-NMS scores to rtol 1e-5); the script exits with status 1 if any
+disagree. Missed speed targets are reported, never an error: this is a
+report, not a test.
+
+Timing: one thread for everyone (the OMP/OpenBLAS variables are set to 1
+before NumPy is imported, and ``cv2.setNumThreads(1)``); warm-up, then the
+number of calls per sample is scaled so that a sample lasts at least
+``--min-sample-ms``; calls cycle through the input sets; the samples of
+edgepose and of the reference alternate, with the garbage collector off.
+Times are per call; speedup is reference p50 / edgepose p50.
+
+Usage (from the repository root)::
+
+    python benchmarks/bench_core.py [--quick] [--repeat N] [--filter SUBSTR]
+                                    [--json PATH]
+
+Exit status: 0 (whatever the targets), 1 if outputs disagree, 2 for bad
+arguments or a filter that matches no case.
+"""
+from __future__ import annotations
+
+import os
+
+# One thread for every library, set before NumPy and OpenCV start their
+# thread pools. OPENBLAS_CORETYPE is deliberately left as the machine has it.
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+for _var in _THREAD_VARS:
+    os.environ[_var] = "1"
+
+import argparse  # noqa: E402
+import datetime  # noqa: E402
+import gc  # noqa: E402
+import hashlib  # noqa: E402
+import itertools  # noqa: E402
+import json  # noqa: E402
+import math  # noqa: E402
+import platform  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+import zlib  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any, Callable  # noqa: E402
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+cv2.setNumThreads(1)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+import edgepose  # noqa: E402
+from edgepose import ops  # noqa: E402
+from tests import references as ref  # noqa: E402
+
+SEED = 20240531
+
+# Model-output geometry.
+SIMCC_WX, SIMCC_WY, SIMCC_SPLIT = 384, 512, 2.0
+HM_K, HM_H, HM_W, HM_SIGMA, BLUR_KERNEL = 17, 64, 48, 2.0, 11
+IMAGE_W, IMAGE_H = 1280, 720
+BOX_IOU = 0.5          # detector NMS threshold
+OKS_THRESHOLD = 0.9    # MMPose's oks_nms / soft_oks_nms threshold
+SOFT_MAX_KEEP = 20     # MMPose's soft_oks_nms max_dets
+POSE_JITTER = (0.002, 0.03)  # sd of a candidate's keypoint jitter, fraction of height
+
+# Speed targets of the issue: case name -> minimum speedup.
+TARGETS = {
+    "simcc N=16 K=17": 3.0,
+    "heatmap dark N=8": 20.0,
+    "nms_boxes M=1000": 10.0,
+    "nms_oks M=100": 10.0,
+}
+
+DARK_TOLERANCE_PX = 1e-3
+SOFT_SCORE_RTOL = 1e-5
+
+
+# --------------------------------------------------------------------------
+# Inputs
+# --------------------------------------------------------------------------
+
+def unique_scores(rng: np.random.Generator, values: np.ndarray) -> np.ndarray:
+    """float32 scores with no ties, so the visiting order does not hinge on tie rules."""
+    s = values.astype(np.float32)
+    while np.unique(s).size != s.size:
+        s = (values * rng.uniform(0.999, 1.001, size=values.shape)).astype(np.float32)
+    return s
+
+
+def make_simcc(rng: np.random.Generator, n: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """SimCC logits: one Gaussian peak per row (sigma ~5 bins) plus noise.
+
+    Most rows peak at 0.4-1.0; 15% are low-confidence (0.02-0.2), so their
+    peak barely stands out of the noise.
+    """
+    def axis(width: int) -> np.ndarray:
+        bins = np.arange(width, dtype=np.float64)
+        centre = rng.uniform(0.02 * width, 0.98 * width, size=(n, k, 1))
+        sigma = rng.uniform(4.0, 6.0, size=(n, k, 1))
+        height = np.where(rng.random((n, k, 1)) < 0.15,
+                          rng.uniform(0.02, 0.2, size=(n, k, 1)),
+                          rng.uniform(0.4, 1.0, size=(n, k, 1)))
+        logits = height * np.exp(-0.5 * ((bins - centre) / sigma) ** 2)
+        logits += rng.normal(0.0, 0.02, size=(n, k, width))
+        return logits.astype(np.float32)
+
+    return axis(SIMCC_WX), axis(SIMCC_WY)
+
+
+def make_heatmaps(rng: np.random.Generator, n: int) -> np.ndarray:
+    """(N, 17, 64, 48) Gaussian blobs (sigma 2) at sub-pixel centres plus noise.
+
+    Centres anywhere in the map (some near the border, where DARK does not
+    apply); 20% of the maps have a low peak (0.01-0.2, an occluded joint),
+    the rest 0.6-1.0; Gaussian noise of sd 0.005 (so small negatives occur,
+    as in real model outputs).
+    """
+    shape = (n, HM_K, 1, 1)
+    cx = rng.uniform(0.0, HM_W - 1.0, size=shape)
+    cy = rng.uniform(0.0, HM_H - 1.0, size=shape)
+    amp = np.where(rng.random(shape) < 0.2,
+                   rng.uniform(0.01, 0.2, size=shape),
+                   rng.uniform(0.6, 1.0, size=shape))
+    ys = np.arange(HM_H, dtype=np.float64)[:, None]
+    xs = np.arange(HM_W, dtype=np.float64)[None, :]
+    hm = amp * np.exp(-((xs - cx) ** 2 + (ys - cy) ** 2) / (2 * HM_SIGMA ** 2))
+    hm += rng.normal(0.0, 0.005, size=hm.shape)
+    return hm.astype(np.float32)
+
+
+def make_boxes(rng: np.random.Generator, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """(M, 4) xyxy detector candidates clustered around a few people.
+
+    About sqrt(M) people; 85% of the candidates are jittered copies of a
+    person's box (centre sd 8% of its size, scale sd 10%) with scores near
+    the person's, the rest background clutter with low scores.
+    """
+    people = int(np.clip(round(math.sqrt(m)), 2, 40))
+    pw = rng.uniform(40.0, 200.0, size=people)
+    ph = pw * rng.uniform(2.0, 3.0, size=people)
+    pcx = rng.uniform(pw / 2, IMAGE_W - pw / 2)
+    pcy = rng.uniform(np.minimum(ph / 2, IMAGE_H / 2), np.maximum(IMAGE_H - ph / 2, IMAGE_H / 2))
+    pscore = rng.uniform(0.5, 0.95, size=people)
+
+    n_person = int(round(0.85 * m))
+    owner = rng.integers(0, people, size=n_person)
+    w = pw[owner] * np.exp(rng.normal(0.0, 0.1, size=n_person))
+    h = ph[owner] * np.exp(rng.normal(0.0, 0.1, size=n_person))
+    cx = pcx[owner] + rng.normal(0.0, 0.08, size=n_person) * pw[owner]
+    cy = pcy[owner] + rng.normal(0.0, 0.08, size=n_person) * ph[owner]
+    s = pscore[owner] * (1.0 - np.abs(rng.normal(0.0, 0.15, size=n_person)))
+
+    n_clutter = m - n_person
+    cw = rng.uniform(20.0, 300.0, size=n_clutter)
+    ch = rng.uniform(20.0, 300.0, size=n_clutter)
+    ccx = rng.uniform(0.0, IMAGE_W, size=n_clutter)
+    ccy = rng.uniform(0.0, IMAGE_H, size=n_clutter)
+    cs = rng.uniform(0.01, 0.3, size=n_clutter)
+
+    cx, cy = np.concatenate([cx, ccx]), np.concatenate([cy, ccy])
+    w, h = np.concatenate([w, cw]), np.concatenate([h, ch])
+    boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
+    boxes[:, 0::2] = np.clip(boxes[:, 0::2], 0, IMAGE_W)
+    boxes[:, 1::2] = np.clip(boxes[:, 1::2], 0, IMAGE_H)
+    scores = np.clip(np.concatenate([s, cs]), 1e-3, 1.0)
+    perm = rng.permutation(m)  # detector order is not score order
+    return boxes[perm].astype(np.float32), unique_scores(rng, scores[perm])
+
+
+# A standing person in COCO-17 order, x and y in units of the person's height
+# (the person's left is on the image right).
+_COCO17_TEMPLATE = np.array([
+    [0.00, 0.05],                  # nose
+    [0.03, 0.03], [-0.03, 0.03],   # eyes
+    [0.06, 0.04], [-0.06, 0.04],   # ears
+    [0.12, 0.18], [-0.12, 0.18],   # shoulders
+    [0.17, 0.33], [-0.17, 0.33],   # elbows
+    [0.19, 0.47], [-0.19, 0.47],   # wrists
+    [0.08, 0.52], [-0.08, 0.52],   # hips
+    [0.09, 0.73], [-0.09, 0.73],   # knees
+    [0.10, 0.95], [-0.10, 0.95],   # ankles
+])
+
+
+def make_poses(rng: np.random.Generator, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(M, 17, 2) poses: jittered copies of a few base poses, areas from their boxes.
+
+    About sqrt(M) base people (120-450 px tall, each limb perturbed); every
+    candidate is a copy with per-keypoint jitter of 0.2-3% of the height, so
+    some copies are near duplicates (suppressed at OKS 0.9) and some not.
+    """
+    people = int(np.clip(round(math.sqrt(m)), 1, 10))
+    height = rng.uniform(120.0, 450.0, size=(people, 1, 1))
+    base = _COCO17_TEMPLATE[None] + rng.normal(0.0, 0.03, size=(people, 17, 2))
+    base = base * height
+    base[:, :, 0] += rng.uniform(100.0, IMAGE_W - 100.0, size=(people, 1))
+    base[:, :, 1] += rng.uniform(0.0, max(IMAGE_H - 450.0, 1.0), size=(people, 1))
+    pscore = rng.uniform(0.5, 0.95, size=people)
+
+    owner = np.concatenate([np.arange(people), rng.integers(0, people, size=m - people)])[:m]
+    jitter = rng.uniform(*POSE_JITTER, size=(m, 1, 1)) * height[owner]
+    keypoints = base[owner] + rng.normal(0.0, 1.0, size=(m, 17, 2)) * jitter
+    extent = keypoints.max(axis=1) - keypoints.min(axis=1)
+    areas = extent[:, 0] * extent[:, 1]
+    scores = pscore[owner] * (1.0 - np.abs(rng.normal(0.0, 0.1, size=m)))
+    perm = rng.permutation(m)
+    return (keypoints[perm].astype(np.float32), unique_scores(rng, scores[perm]),
+            areas[perm].astype(np.float32))
+
+
+# --------------------------------------------------------------------------
+# Cases
+# --------------------------------------------------------------------------
+
+@dataclass
+class Case:
+    """One kernel at one size: its input sets, both sides and how to compare them.
+
+    ``edgepose(*inputs[i])`` and ``reference(*inputs[i])`` must agree for
+    every i. Timed calls cycle through the input sets, so a branchy kernel
+    cannot learn one input by heart over thousands of identical calls (the
+    branch predictor does exactly that: box NMS at M = 1000 gets ~1.5x faster
+    on repeats of one input than on fresh inputs).
+    """
+
+    name: str
+    kernel: str
+    params: dict[str, Any]
+    inputs: list[tuple]
+    edgepose: Callable[..., Any]
+    reference: Callable[..., Any]
+    compare: Callable[[Any, Any], str | None]  # (edgepose out, reference out) -> error or None
+    target: float | None = None
+    note: str = ""
+    results: dict[str, Any] = field(default_factory=dict)
+
+    def cycling(self, side: str) -> Callable[[], Any]:
+        """A no-argument callable running one side on the next input set."""
+        fn = getattr(self, side)
+        sets = itertools.cycle(self.inputs)
+        return lambda: fn(*next(sets))
+
+
+def _cmp_exact(got, want) -> str | None:
+    (kp, sc), (rkp, rsc) = got, want
+    if kp.shape != rkp.shape or sc.shape != rsc.shape:
+        return f"shapes differ: {kp.shape}/{sc.shape} vs {rkp.shape}/{rsc.shape}"
+    bad_kp = ~((kp == rkp) | (np.isnan(kp) & np.isnan(rkp)))
+    bad_sc = ~((sc == rsc) | (np.isnan(sc) & np.isnan(rsc)))
+    if bad_kp.any() or bad_sc.any():
+        where = np.argwhere(bad_kp.any(axis=-1) | bad_sc)[0]
+        i = tuple(where)
+        return (f"{int(bad_kp.any(axis=-1).sum())} keypoints / {int(bad_sc.sum())} scores differ; "
+                f"first at (n, k) = {i}: {kp[i]} {sc[i]} vs {rkp[i]} {rsc[i]}")
+    return None
+
+
+def _cmp_dark(got, want) -> str | None:
+    (kp, sc), (rkp, rsc) = got, want
+    if kp.shape != rkp.shape:
+        return f"shapes differ: {kp.shape} vs {rkp.shape}"
+    if not np.array_equal(sc, rsc, equal_nan=True):
+        return f"{int((sc != rsc).sum())} scores differ (they must be the raw peaks)"
+    err = np.abs(kp.astype(np.float64) - rkp.astype(np.float64)).max(axis=-1)
+    if not (err <= DARK_TOLERANCE_PX).all():
+        i = np.unravel_index(np.argmax(np.where(np.isnan(err), np.inf, err)), err.shape)
+        return (f"{int((~(err <= DARK_TOLERANCE_PX)).sum())} keypoints differ by more than "
+                f"{DARK_TOLERANCE_PX} px; worst at (n, k) = {tuple(int(v) for v in i)}: "
+                f"{kp[i]} vs {rkp[i]}")
+    return None
+
+
+def _cmp_indices(got, want) -> str | None:
+    got, want = np.asarray(got), np.asarray(want)
+    if np.array_equal(got, want):
+        return None
+    n = min(len(got), len(want))
+    first = int(np.argmax(got[:n] != want[:n])) if (got[:n] != want[:n]).any() else n
+    lo = max(first - 3, 0)
+    return (f"kept indices differ ({len(got)} kept vs {len(want)}), first at position {first}:"
+            f"\n    edgepose  [{lo}:] {got[lo:lo + 10].tolist()}"
+            f"\n    reference [{lo}:] {want[lo:lo + 10].tolist()}")
+
+
+def _cmp_soft(got, want) -> str | None:
+    (idx, sc), (ridx, rsc) = got, want
+    err = _cmp_indices(idx, ridx)
+    if err:
+        return err
+    if not np.allclose(sc, rsc, rtol=SOFT_SCORE_RTOL, atol=1e-7):
+        return f"rescored scores differ (rtol {SOFT_SCORE_RTOL}): {sc.tolist()} vs {rsc.tolist()}"
+    return None
+
+
+def input_rng(seed: int, key: str) -> np.random.Generator:
+    """A generator per input set, so adding or filtering cases changes no other input."""
+    return np.random.default_rng([seed, zlib.crc32(key.encode())])
+
+
+def build_cases(seed: int, n_sets: int, name_filter: str | None = None) -> list[Case]:
+    """The cases of the issue whose name contains name_filter, each with
+    n_sets independent input sets (generated only for the cases kept)."""
+    def sets(key: str, make: Callable[[np.random.Generator], tuple]) -> list[tuple]:
+        return [make(input_rng(seed, f"{key} #{i}")) for i in range(n_sets)]
+
+    def wanted(name: str) -> bool:
+        return not name_filter or name_filter in name
+
+    cases: list[Case] = []
+    for n, k in itertools.product((1, 8, 16, 32), (17, 133)):
+        name = f"simcc N={n} K={k}"
+        if not wanted(name):
+            continue
+        cases.append(Case(
+            name, "decode_simcc", {"N": n, "K": k, "Wx": SIMCC_WX, "Wy": SIMCC_WY},
+            sets(name, lambda rng, n=n, k=k: make_simcc(rng, n, k)),
+            lambda x, y: ops.decode_simcc(x, y, SIMCC_SPLIT),
+            lambda x, y: ref.decode_simcc_ref(x, y, SIMCC_SPLIT),
+            _cmp_exact, TARGETS.get(name)))
+
+    for n in (1, 8, 32):
+        refines = [r for r in ("none", "dark", "dark_udp") if wanted(f"heatmap {r} N={n}")]
+        if not refines:
+            continue
+        heatmaps = sets(f"heatmaps N={n}", lambda rng, n=n: (make_heatmaps(rng, n),))
+        for refine in refines:
+            name = f"heatmap {refine} N={n}"
+            cases.append(Case(
+                name, "decode_heatmap",
+                {"N": n, "K": HM_K, "H": HM_H, "W": HM_W, "refine": refine,
+                 "blur_kernel": BLUR_KERNEL},
+                heatmaps,
+                lambda hm, r=refine: ops.decode_heatmap(hm, r, BLUR_KERNEL),
+                lambda hm, r=refine: ref.decode_heatmap_ref(hm, r, BLUR_KERNEL),
+                _cmp_exact if refine == "none" else _cmp_dark, TARGETS.get(name)))
+
+    for m in (10, 100, 1000):
+        name = f"nms_boxes M={m}"
+        if not wanted(name):
+            continue
+        cases.append(Case(
+            name, "nms_boxes", {"M": m, "iou_threshold": BOX_IOU},
+            sets(name, lambda rng, m=m: make_boxes(rng, m)),
+            lambda b, s: ops.nms_boxes(b, s, BOX_IOU),
+            lambda b, s: ref.nms_boxes_ref(b, s, BOX_IOU),
+            _cmp_indices, TARGETS.get(name)))
+
+    sigmas = ref.COCO17_SIGMAS
+    for m in (5, 20, 100):
+        hard, soft = f"nms_oks M={m}", f"nms_oks_soft M={m}"
+        if not (wanted(hard) or wanted(soft)):
+            continue
+        poses = sets(f"poses M={m}", lambda rng, m=m: make_poses(rng, m))
+        if wanted(hard):
+            cases.append(Case(
+                hard, "nms_oks", {"M": m, "K": 17, "threshold": OKS_THRESHOLD},
+                poses,
+                lambda kp, s, a: ops.nms_oks(kp, s, a, OKS_THRESHOLD),
+                lambda kp, s, a: ref.oks_nms_ref(kp, s, a, OKS_THRESHOLD, sigmas),
+                _cmp_indices, TARGETS.get(hard)))
+        if not wanted(soft):
+            continue
+        name = soft
+        cases.append(Case(
+            name, "nms_oks_soft",
+            {"M": m, "K": 17, "threshold": OKS_THRESHOLD, "max_keep": SOFT_MAX_KEEP,
+             "method": "gaussian"},
+            poses,
+            lambda kp, s, a: ops.nms_oks_soft(
+                kp, s, a, OKS_THRESHOLD, max_keep=SOFT_MAX_KEEP, method="gaussian"),
+            lambda kp, s, a: ref.soft_oks_nms_ref(
+                kp, s, a, OKS_THRESHOLD, sigmas, max_keep=SOFT_MAX_KEEP, method="gaussian"),
+            _cmp_soft, TARGETS.get(name)))
+    return cases
+
+
+def check(case: Case) -> str | None:
+    """Runs both sides on every input set; returns what disagrees, or None.
+
+    Also notes how many candidates NMS kept (a sum over the input sets).
+    """
+    kept = 0
+    for i, inputs in enumerate(case.inputs):
+        try:
+            got = case.edgepose(*inputs)
+            want = case.reference(*inputs)
+        except Exception as exc:  # a crash is a disagreement too, reported by name
+            return f"input set {i}: raised {type(exc).__name__}: {exc}"
+        error = case.compare(got, want)
+        if error is not None:
+            return f"input set {i}: {error}"
+        if case.kernel.startswith("nms"):
+            kept += len(got[0] if case.kernel == "nms_oks_soft" else got)
+    if case.kernel.startswith("nms"):
+        total = case.params["M"] * len(case.inputs)
+        case.note = f"kept {kept}/{total} ({100 * kept / total:.0f}%)"
+    return None
+
+
+# --------------------------------------------------------------------------
+# Timing
+# --------------------------------------------------------------------------
+
+def _run(fn: Callable[[], Any], loops: int) -> int:
+    t0 = time.perf_counter_ns()
+    for _ in itertools.repeat(None, loops):
+        fn()
+    return time.perf_counter_ns() - t0
+
+
+def calibrate(fn: Callable[[], Any], min_sample_ns: int, warmup_ns: int) -> int:
+    """Warms fn up for warmup_ns (and at least 3 calls); returns calls per sample."""
+    calls, spent = 0, 0
+    while calls < 3 or spent < warmup_ns:
+        spent += _run(fn, 1)
+        calls += 1
+    loops = 1
+    while True:
+        elapsed = _run(fn, loops)
+        if elapsed >= min_sample_ns:
+            return loops
+        # Aim 20% above the minimum, at least doubling.
+        loops = max(2 * loops, math.ceil(loops * 1.2 * min_sample_ns / max(elapsed, 1)))
+
+
+def time_case(case: Case, repeat: int, min_sample_ns: int, warmup_ns: int) -> None:
+    sides = {"edgepose": case.cycling("edgepose"), "reference": case.cycling("reference")}
+    loops = {name: calibrate(fn, min_sample_ns, warmup_ns) for name, fn in sides.items()}
+    samples: dict[str, list[float]] = {name: [] for name in sides}
+    order = list(sides)
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for i in range(repeat):
+            # Alternate which side goes first so drift affects both alike.
+            for name in (order if i % 2 == 0 else order[::-1]):
+                samples[name].append(_run(sides[name], loops[name]) / loops[name])
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    for name in sides:
+        ns = np.array(samples[name])
+        case.results[name] = {
+            "p50_us": float(np.percentile(ns, 50)) / 1e3,
+            "p90_us": float(np.percentile(ns, 90)) / 1e3,
+            "min_us": float(ns.min()) / 1e3,
+            "calls_per_sample": loops[name],
+            "samples": len(ns),
+        }
+    case.results["speedup"] = case.results["reference"]["p50_us"] / case.results["edgepose"]["p50_us"]
+
+
+# --------------------------------------------------------------------------
+# Environment and report
+# --------------------------------------------------------------------------
+
+def cpu_model() -> str:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or "unknown"
+    fields = {}
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    for key in ("model name", "Model", "Hardware", "cpu model", "Processor"):
+        if fields.get(key):
+            return fields[key]
+    if fields.get("CPU part"):  # aarch64 without a model name
+        return f"CPU implementer {fields.get('CPU implementer', '?')} part {fields['CPU part']}"
+    return platform.processor() or "unknown"
+
+
+def cpu_simd_flags() -> list[str]:
+    """The SIMD extensions /proc/cpuinfo lists (edgepose picks AVX2 at run time)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return []
+    flags: set[str] = set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):
+            flags.update(value.split())
+            break
+    known = ("sse2", "sse4_1", "sse4_2", "avx", "avx2", "fma", "avx512f", "asimd", "sve")
+    return [f for f in known if f in flags]
+
+
+def git_revision() -> str | None:
+    try:
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True,
+                             text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=REPO_ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return f"{rev}{'-dirty' if dirty else ''}" if rev else None
+
+
+def blas_info() -> Any:
+    """The thread pools threadpoolctl sees, else NumPy's build-time BLAS."""
+    try:
+        import threadpoolctl
+        return [{k: info.get(k) for k in ("internal_api", "version", "num_threads", "architecture")}
+                for info in threadpoolctl.threadpool_info()]
+    except ImportError:
+        pass
+    try:
+        return np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+    except Exception:
+        return None
+
+
+def core_build() -> dict[str, Any]:
+    """Which compiled C core was timed (it can be older than csrc/)."""
+    from edgepose import _core
+    path = Path(_core.__file__)
+    built = path.stat().st_mtime
+    newer = sorted(p.name for p in (REPO_ROOT / "csrc").glob("*.[ch]")
+                   if p.stat().st_mtime > built)
+    return {
+        "file": str(path),
+        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "modified": datetime.datetime.fromtimestamp(
+            built, datetime.timezone.utc).isoformat(timespec="seconds"),
+        "sources_newer_than_build": newer,
+    }
+
+
+def environment() -> dict[str, Any]:
+    try:
+        affinity = len(os.sched_getaffinity(0))
+    except AttributeError:
+        affinity = None
+    return {
+        "python": platform.python_version(),
+        "python_implementation": platform.python_implementation(),
+        "numpy": np.__version__,
+        "opencv": cv2.__version__,
+        "edgepose": getattr(edgepose, "__version__", None) or _dist_version("edgepose"),
+        "edgepose_git": git_revision(),
+        "edgepose_core": core_build(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpu_model": cpu_model(),
+        "cpu_simd": cpu_simd_flags(),
+        "cpu_count": os.cpu_count(),
+        "cpu_affinity": affinity,
+        "threads": {
+            **{var: os.environ.get(var) for var in _THREAD_VARS},
+            "cv2_num_threads": cv2.getNumThreads(),
+            "edgepose": "single-threaded C kernels, called from one Python thread",
+            "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE"),
+            "OPENBLAS_L2_SIZE": os.environ.get("OPENBLAS_L2_SIZE"),
+            "blas": blas_info(),
+        },
+    }
+
+
+def _dist_version(name: str) -> str | None:
+    try:
+        from importlib.metadata import version
+        return version(name)
+    except Exception:
+        return None
+
+
+def fmt_time(us: float) -> str:
+    if us >= 1e3:
+        return f"{us / 1e3:.2f} ms"
+    if us >= 100:
+        return f"{us:.0f} us"
+    if us >= 10:
+        return f"{us:.1f} us"
+    return f"{us:.2f} us"
+
+
+def table(cases: list[Case]) -> str:
+    header = ["case", "edgepose p50", "p90", "reference p50", "p90", "speedup", "target", "met",
+              "note"]
+    rows = []
+    for c in cases:
+        e, r = c.results["edgepose"], c.results["reference"]
+        met = "-" if c.target is None else ("yes" if c.results["speedup"] >= c.target else "NO")
+        rows.append([c.name, fmt_time(e["p50_us"]), fmt_time(e["p90_us"]),
+                     fmt_time(r["p50_us"]), fmt_time(r["p90_us"]),
+                     f"{c.results['speedup']:.1f}x",
+                     "-" if c.target is None else f">= {c.target:g}x", met, c.note])
+    widths = [max(len(str(row[i])) for row in rows + [header]) for i in range(len(header))]
+    right = {1, 2, 3, 4, 5, 6}
+
+    def line(cells):
+        return "  ".join((str(v).rjust(w) if i in right else str(v).ljust(w))
+                         for i, (v, w) in enumerate(zip(cells, widths))).rstrip()
+
+    return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description="Time edgepose's C kernels against their NumPy references (one thread).")
+    p.add_argument("--quick", action="store_true",
+                   help="fewer samples and a shorter warm-up (CI smoke run)")
+    p.add_argument("--repeat", type=int, default=None, metavar="N",
+                   help="timed samples per kernel and side (default 101, --quick 7)")
+    p.add_argument("--filter", default=None, metavar="SUBSTR",
+                   help="only cases whose name contains SUBSTR, e.g. 'simcc', 'dark N=8', 'M=1000'")
+    p.add_argument("--min-sample-ms", type=float, default=1.0, metavar="MS",
+                   help="calls per sample are scaled so a sample lasts at least MS (default 1)")
+    p.add_argument("--seed", type=int, default=SEED, help=f"input seed (default {SEED})")
+    p.add_argument("--input-sets", type=int, default=4, metavar="S",
+                   help="independent inputs per case, cycled through while timing (default 4)")
+    p.add_argument("--json", type=Path, default=None, metavar="PATH",
+                   help="also write the rows and the environment as JSON to PATH")
+    args = p.parse_args(argv)
+    if args.repeat is None:
+        args.repeat = 7 if args.quick else 101
+    if args.repeat < 1:
+        p.error(f"--repeat must be >= 1, got {args.repeat}")
+    if args.input_sets < 1:
+        p.error(f"--input-sets must be >= 1, got {args.input_sets}")
+    if args.min_sample_ms <= 0:
+        p.error(f"--min-sample-ms must be > 0, got {args.min_sample_ms}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = time.perf_counter()
+    env = environment()
+    th = env["threads"]
+    print(f"edgepose {env['edgepose']} ({env['edgepose_git']}), numpy {env['numpy']}, "
+          f"opencv {env['opencv']}, python {env['python']}")
+    print(f"CPU: {env['cpu_model']} ({env['cpu_count']} logical, {env['cpu_affinity']} usable; "
+          f"{' '.join(env['cpu_simd']) or 'no SIMD flags listed'}); {env['platform']}")
+    print("threads: 1 -- OMP_NUM_THREADS={} OPENBLAS_NUM_THREADS={} cv2.getNumThreads()={}; "
+          "edgepose kernels single-threaded".format(
+              th["OMP_NUM_THREADS"], th["OPENBLAS_NUM_THREADS"], th["cv2_num_threads"]))
+    stale = env["edgepose_core"]["sources_newer_than_build"]
+    if stale:
+        print(f"warning: the compiled core {Path(env['edgepose_core']['file']).name} is older than "
+              f"csrc/{', csrc/'.join(stale)}: rebuild (pip install -e .) to time the current code")
+    if th["OPENBLAS_CORETYPE"]:
+        print(f"note: OPENBLAS_CORETYPE={th['OPENBLAS_CORETYPE']} is set on this machine "
+              "(left as is; it can slow NumPy's BLAS, which these references barely use)")
+
+    cases = build_cases(args.seed, args.input_sets, args.filter)
+    if not cases:
+        print(f"error: no case name contains {args.filter!r}; names look like "
+              "'simcc N=16 K=17', 'heatmap dark N=8', 'nms_boxes M=1000', "
+              "'nms_oks M=100', 'nms_oks_soft M=20'.", file=sys.stderr)
+        return 2
+
+    if not np.allclose(ref.COCO17_SIGMAS, ops.COCO17_SIGMAS, rtol=0, atol=1e-7):
+        print("error: tests/references.py and edgepose.ops disagree on COCO17_SIGMAS.",
+              file=sys.stderr)
+        return 1
+    failures = [(c.name, err) for c in cases if (err := check(c)) is not None]
+    if failures:
+        print(f"\nerror: edgepose disagrees with the reference in {len(failures)} case(s); "
+              "nothing was timed:", file=sys.stderr)
+        for name, err in failures:
+            print(f"  {name}: {err}", file=sys.stderr)
+        return 1
+    print(f"outputs checked against tests/references.py: {len(cases)} cases agree")
+
+    min_sample_ns = int(args.min_sample_ms * 1e6)
+    warmup_ns = 5_000_000 if args.quick else 20_000_000
+    print(f"timing: {args.repeat} samples per side, each >= {args.min_sample_ms:g} ms, "
+          "per-call times\n")
+    for c in cases:
+        time_case(c, args.repeat, min_sample_ns, warmup_ns)
+    print(table(cases))
+
+    with_target = [c for c in cases if c.target is not None]
+    missed = [c for c in with_target if c.results["speedup"] < c.target]
+    if with_target:
+        print(f"\ntargets met: {len(with_target) - len(missed)}/{len(with_target)}"
+              + "".join(f"\n  missed: {c.name}: {c.results['speedup']:.1f}x < {c.target:g}x"
+                        for c in missed))
+    elapsed = time.perf_counter() - started
+    print(f"total time {elapsed:.1f} s")
+
+    if args.json:
+        doc = {
+            "benchmark": "edgepose kernels vs NumPy references (benchmarks/bench_core.py)",
+            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "settings": {"repeat": args.repeat, "min_sample_ms": args.min_sample_ms,
+                         "quick": args.quick, "filter": args.filter, "seed": args.seed,
+                         "input_sets": args.input_sets,
+                         "units": "microseconds per call",
+                         "speedup": "reference p50 / edgepose p50"},
+            "environment": env,
+            "rows": [{
+                "case": c.name, "kernel": c.kernel, "params": c.params,
+                "edgepose": c.results["edgepose"], "reference": c.results["reference"],
+                "speedup": c.results["speedup"], "target": c.target,
+                "target_met": None if c.target is None else c.results["speedup"] >= c.target,
+                "note": c.note,
+            } for c in cases],
+            "elapsed_s": elapsed,
+        }
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(doc, indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
