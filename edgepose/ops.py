@@ -141,7 +141,10 @@ def decode_heatmap(
             for ``layout="NHWC"`` (TFLite models). NHWC is read in place.
         refine: ``"none"``, ``"dark"`` or ``"dark_udp"``.
         blur_kernel: odd Gaussian kernel size, 1 to 101 (11 for sigma-2
-            training targets, 17 for sigma 3).
+            training targets, 17 for sigma 3). The kernel is OpenCV 4's
+            ``getGaussianKernel(size, 0)``, which MMPose's results were made
+            with: fixed tables for sizes 1-7, the sigma formula above. (OpenCV
+            5 added a fixed table for size 9, which edgepose does not follow.)
         layout: ``"NCHW"`` or ``"NHWC"``.
 
     Returns:
