@@ -1,0 +1,210 @@
+"""``Estimator``: an image in, poses in image pixels out."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from edgepose.images import check_image
+from edgepose.heads import check_finite_outputs, decode_head, HEAD_DECODERS
+from edgepose.keypoints import KeypointSet, convert_keypoints, get_keypoint_set
+from edgepose.model import LoadedModel
+from edgepose.results import PoseResult
+from edgepose.transforms import (apply_affine, boxes_to_center_scale, crop_matrices,
+                                 invert_affine, warp_crops)
+
+__all__ = ["Estimator"]
+
+_BOTTOM_UP_HEADS = ("posenet",)
+
+
+def _check_boxes(boxes: ArrayLike, image_hw: tuple[int, int]) -> NDArray[np.float32]:
+    b = np.asarray(boxes, dtype=np.float32)
+    if b.ndim == 1 and b.shape == (4,):
+        b = b[None]
+    if b.ndim != 2 or b.shape[1] != 4:
+        raise ValueError(f"boxes must have shape (N, 4) as x1, y1, x2, y2 in pixels, got {b.shape}.")
+    if not np.isfinite(b).all():
+        raise ValueError("boxes must be finite, check for NaN or inf values.")
+    w, h = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
+    bad = np.flatnonzero((w <= 0) | (h <= 0))
+    if bad.size:
+        i = int(bad[0])
+        raise ValueError(
+            f"box {i} has zero or negative size: {b[i].tolist()} (x1, y1, x2, y2); "
+            "boxes need x2 > x1 and y2 > y1.")
+    return b
+
+
+#: Keypoints scoring at most this do not count towards a person's score.
+KEYPOINT_SCORE_FLOOR = 0.2
+
+
+def _person_scores(scores: np.ndarray, box_scores: np.ndarray | None) -> np.ndarray:
+    """MMPose's top-down rescoring: the mean score of the keypoints above
+    KEYPOINT_SCORE_FLOOR (0 if none), times the detection score when there is one."""
+    s = np.nan_to_num(scores, nan=0.0)
+    good = s > KEYPOINT_SCORE_FLOOR
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(good.any(axis=1), (s * good).sum(axis=1) / good.sum(axis=1), 0.0)
+    if box_scores is not None:
+        mean = mean * box_scores
+    return mean.astype(np.float32)
+
+
+class Estimator:
+    """Runs a pose model (and a person detector) on BGR images.
+
+    The backend is chosen from the file type (.onnx: onnxruntime, .tflite:
+    TFLite, .xml: OpenVINO) unless ``backend`` names one. The model's card
+    (inside the file, or a preset) says how to feed and decode it.
+
+    Top-down and single-person models: each box (from ``boxes=``, else the
+    detector, else the whole image) is cropped with an aspect-fitted affine
+    warp, the crops run as one batch where the model allows, and the decoded
+    keypoints go back to image pixels through the inverse warp. Bottom-up
+    models run on the whole image.
+
+    Args:
+        model: path of the pose model file.
+        detector: path of a person detector file, or None.
+        preset: card preset of the pose model when it carries no card.
+        detector_preset: card preset of the detector.
+        backend: "onnxruntime", "tflite" or "openvino" for both models.
+        threads: inference threads per model (None: the runtime's default).
+        device: OpenVINO device ("CPU", "GPU", "AUTO", ...).
+        providers: onnxruntime providers, as onnxruntime takes them.
+        xnnpack: TFLite: False runs TFLite's reference kernels instead of
+            XNNPACK (slower; int8 models round as the reference does).
+        padding: enlargement of person boxes before cropping.
+        detection_threshold: minimum detector score of a person.
+        keypoint_set: convert results to this keypoint set (e.g. "coco17").
+
+    Raises:
+        FileNotFoundError, ValueError, ImportError: at construction, for a
+            missing file, a model without a usable card or with inputs and
+            outputs that disagree with it, or a runtime that is not installed.
+    """
+
+    def __init__(self, model: str | Path, detector: str | Path | None = None, *,
+                 preset: str | None = None, detector_preset: str | None = None,
+                 backend: str | None = None, threads: int | None = None,
+                 device: str | None = None, providers: Any = None, xnnpack: bool = True,
+                 padding: float = 1.25,
+                 detection_threshold: float = 0.3, keypoint_set: str | None = None) -> None:
+        if not (np.isfinite(padding) and padding > 0):
+            raise ValueError(f"padding must be a positive number, got {padding}.")
+        runtime = {"backend": backend, "threads": threads, "device": device,
+                   "providers": providers, "xnnpack": xnnpack}
+        self._pose = LoadedModel(model, preset=preset, role="pose", **runtime)
+        self._detector = None
+        try:
+            card = self._pose.card
+            if card.task == "detector":
+                raise ValueError(
+                    f"{Path(model).name} is a person detector (its card says task 'detector'); "
+                    "pass it as detector=..., and a pose model as the first argument.")
+            if card.head not in HEAD_DECODERS and card.head not in _BOTTOM_UP_HEADS:
+                raise ValueError(
+                    f"{Path(model).name} has head '{card.head}', which this version of edgepose "
+                    f"cannot decode; supported heads: {sorted(HEAD_DECODERS) + list(_BOTTOM_UP_HEADS)}.")
+            self._model_set = get_keypoint_set(card.keypoints)
+            self._out_set = self._model_set if keypoint_set is None else get_keypoint_set(keypoint_set)
+            if detector is not None:
+                if card.task == "bottomup":
+                    raise ValueError(
+                        f"{Path(model).name} is a bottom-up model: it finds every person itself "
+                        "and takes no detector.")
+                from edgepose.detectors import PersonDetector
+
+                self._detector = PersonDetector.from_file(
+                    detector, preset=detector_preset, score_threshold=detection_threshold,
+                    **runtime)
+        except Exception:
+            self.close()
+            raise
+        self.padding = float(padding)
+
+    @property
+    def card(self):
+        """The pose model's card."""
+        return self._pose.card
+
+    @property
+    def keypoint_set(self) -> KeypointSet:
+        """The keypoint set of the results."""
+        return self._out_set
+
+    def __call__(self, image: NDArray[np.uint8], *, boxes: ArrayLike | None = None) -> PoseResult:
+        """Finds poses in a BGR uint8 ``(H, W, 3)`` image.
+
+        Args:
+            image: the image, as ``cv2.imread`` returns it.
+            boxes: optional ``(N, 4)`` xyxy person boxes in image pixels;
+                skips the detector.
+
+        Returns:
+            a :class:`PoseResult` in image pixels.
+        """
+        image = check_image(image)
+        if self._pose.card.task == "bottomup":
+            if boxes is not None:
+                raise ValueError("A bottom-up model finds people itself: boxes= is not accepted.")
+            return self._convert(self._bottom_up(image))
+        box_scores = None
+        padding = self.padding
+        if boxes is not None:
+            b = _check_boxes(boxes, image.shape[:2])
+        elif self._detector is not None:
+            detections = self._detector(image)
+            b, box_scores = detections.boxes, detections.scores
+        else:
+            # No detector: the whole frame is the one person's box.
+            h, w = image.shape[:2]
+            b = np.array([[0, 0, w, h]], np.float32)
+            padding = 1.0
+        if len(b) == 0:
+            return PoseResult.empty(self._out_set, with_boxes=True)
+        return self._convert(self._top_down(image, b, box_scores, padding))
+
+    def _top_down(self, image: np.ndarray, boxes: np.ndarray, box_scores: np.ndarray | None,
+                  padding: float) -> PoseResult:
+        model = self._pose
+        in_h, in_w = model.input_hw
+        centers, sizes = boxes_to_center_scale(boxes, in_w / in_h, padding)
+        matrices = crop_matrices(centers, sizes, (in_h, in_w))
+        crops = warp_crops(image, matrices, (in_h, in_w), pad_value=model.card.input.pad_value)
+        outputs = model.run(model.preprocess(crops))
+        check_finite_outputs(outputs, model.name)
+        card = model.card
+        kp, sc = decode_head(card.head, outputs, card.head_params, (in_h, in_w))
+        kp = apply_affine(kp, invert_affine(matrices))
+        person = _person_scores(sc, box_scores)
+        return PoseResult(kp, sc, self._model_set, boxes=boxes, person_scores=person)
+
+    def _bottom_up(self, image: np.ndarray) -> PoseResult:
+        from edgepose.posenet import run_posenet
+
+        return run_posenet(self._pose, image, self._model_set)
+
+    def _convert(self, result: PoseResult) -> PoseResult:
+        if self._out_set is self._model_set:
+            return result
+        kp, sc = convert_keypoints(result.keypoints, result.scores, self._model_set.name,
+                                   self._out_set.name)
+        return PoseResult(kp, sc, self._out_set, boxes=result.boxes,
+                          person_scores=result.person_scores, track_ids=result.track_ids)
+
+    def close(self) -> None:
+        """Releases the models' runtimes. Idempotent."""
+        for part in (getattr(self, "_detector", None), getattr(self, "_pose", None)):
+            if part is not None:
+                part.close()
+
+    def __enter__(self) -> Estimator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,195 @@
+"""A model file opened on a backend with its card: the unit pipelines run.
+
+:class:`LoadedModel` resolves the card (explicit preset, else the card inside
+the file, else a preset recognised by the file's sha256), checks the model's
+inputs and outputs against it, turns BGR uint8 images into the model's input
+tensor, runs batches, and hands back the outputs by role.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+from numpy.typing import NDArray
+
+from edgepose.backends import open_backend
+from edgepose.card import ModelCard, read_card
+from edgepose.presets import preset_card, preset_names, recognise
+
+__all__ = ["LoadedModel"]
+
+
+def _fixed_hw(shape: tuple, layout: str) -> tuple[int, int] | None:
+    if len(shape) != 4:
+        return None
+    h, w = (shape[2], shape[3]) if layout == "NCHW" else (shape[1], shape[2])
+    return (int(h), int(w)) if isinstance(h, int) and isinstance(w, int) else None
+
+
+class LoadedModel:
+    """A model file, its backend and its card.
+
+    Args:
+        path: the model file (.onnx, .tflite or OpenVINO .xml).
+        preset: a preset name; overrides any card in the file.
+        backend, threads, device, providers, xnnpack: passed to
+            :func:`edgepose.backends.open_backend`.
+        role: "pose" or "detector", for messages.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: no card can be found, or the model's inputs and outputs
+            do not match its card.
+        ImportError: the runtime for the file is not installed.
+    """
+
+    def __init__(self, path: str | Path, *, preset: str | None = None, backend: str | None = None,
+                 threads: int | None = None, device: str | None = None,
+                 providers: Any = None, xnnpack: bool = True, role: str = "pose") -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise FileNotFoundError(
+                f"The {role} model file {str(self.path)!r} does not exist. Pass the path of an "
+                ".onnx, .tflite or OpenVINO .xml file.")
+        self.backend = open_backend(self.path, backend, threads=threads, device=device,
+                                    providers=providers,
+                                    xnnpack=xnnpack if self._is_tflite(backend) else True)
+        try:
+            self.card = self._resolve_card(preset, role)
+            self._input, self._outputs = self._check_io()
+        except Exception:
+            self.backend.close()
+            raise
+        self.input_hw: tuple[int, int] = tuple(self.card.input.size)  # type: ignore[assignment]
+        batch = self._input.shape[0] if self._input.shape else None
+        self.max_batch: int | None = None if batch is None else int(batch)
+        spec = self.card.input
+        self._mean = np.asarray(spec.mean, np.float32)
+        self._std = np.asarray(spec.std, np.float32)
+        self._normalise = not (np.all(self._mean == 0) and np.all(self._std == 1))
+
+    def _is_tflite(self, backend: str | None) -> bool:
+        return backend == "tflite" or (backend is None and self.path.suffix.lower() == ".tflite")
+
+    @property
+    def name(self) -> str:
+        return self.card.name or self.path.name
+
+    def _resolve_card(self, preset: str | None, role: str) -> ModelCard:
+        inputs = self.backend.inputs
+        hw = None
+        if inputs:
+            hw = _fixed_hw(tuple(inputs[0].shape), "NHWC" if inputs[0].shape[-1] == 3 else "NCHW")
+        if preset is not None:
+            return preset_card(preset, hw)
+        card = read_card(self.path)
+        if card is not None:
+            return card
+        known = recognise(self.path)
+        if known is not None:
+            return preset_card(known, hw)
+        signature = self._recognise_signature()
+        if signature is not None:
+            return signature
+        raise ValueError(
+            f"The {role} model {str(self.path)!r} carries no edgepose model card and is not a "
+            f"known file. Pass preset=... naming its family (one of {preset_names()}), or write "
+            "a card into it with edgepose.card.write_card.")
+
+    def _recognise_signature(self) -> ModelCard | None:
+        """The rtmpose preset for a file with RTMPose's I/O signature (one NCHW
+        input, outputs simcc_x (N, 17, 2W) and simcc_y (N, 17, 2H)), as MMPose and
+        MMDeploy export it; the input size is taken from the file."""
+        inputs, outputs = self.backend.inputs, {t.name: t for t in self.backend.outputs}
+        if len(inputs) != 1 or set(outputs) != {"simcc_x", "simcc_y"}:
+            return None
+        shape = tuple(inputs[0].shape)
+        hw = _fixed_hw(shape, "NCHW")
+        sx, sy = tuple(outputs["simcc_x"].shape), tuple(outputs["simcc_y"].shape)
+        if (hw is None or len(shape) != 4 or shape[1] != 3 or len(sx) != 3 or len(sy) != 3
+                or sx[1] != 17 or sy[1] != 17 or sx[2] != 2 * hw[1] or sy[2] != 2 * hw[0]):
+            return None
+        card = preset_card("rtmpose")
+        data = card.to_dict()
+        data["input"] = dict(data["input"], name=inputs[0].name, size=list(hw))
+        data["provenance"] = {"card": "edgepose preset rtmpose, recognised by its I/O signature"}
+        return ModelCard.from_dict(data)
+
+    def _check_io(self):
+        spec = self.card.input
+        inputs = {t.name: t for t in self.backend.inputs}
+        if spec.name is not None:
+            if spec.name not in inputs:
+                raise ValueError(
+                    f"The card of {self.path.name} names input {spec.name!r}, but the model's "
+                    f"inputs are {sorted(inputs)}.")
+            tensor = inputs[spec.name]
+        elif len(inputs) == 1:
+            tensor = next(iter(inputs.values()))
+        else:
+            raise ValueError(
+                f"{self.path.name} has several inputs {sorted(inputs)}: its card must name one.")
+        shape = tuple(tensor.shape)
+        expected = ((None, 3, *spec.size) if spec.layout == "NCHW" else (None, *spec.size, 3))
+        if len(shape) != 4 or any(
+                e is not None and s is not None and s != e for s, e in zip(shape[1:], expected[1:])):
+            raise ValueError(
+                f"The card of {self.path.name} describes a {spec.layout} input of size "
+                f"{tuple(spec.size)}, i.e. shape {expected}, but the model's input "
+                f"{tensor.name!r} has shape {shape}.")
+        outputs = {t.name for t in self.backend.outputs}
+        missing = {role: name for role, name in self.card.outputs.items() if name not in outputs}
+        if missing:
+            raise ValueError(
+                f"The card of {self.path.name} maps outputs {missing}, which the model does not "
+                f"have; its outputs are {sorted(outputs)}.")
+        return tensor, dict(self.card.outputs)
+
+    def preprocess(self, crops: NDArray[np.uint8]) -> np.ndarray:
+        """BGR uint8 crops ``(N, h, w, 3)`` to the model's input tensor."""
+        spec = self.card.input
+        x = crops if spec.color == "BGR" else crops[..., ::-1]
+        if spec.dtype == "uint8" and not self._normalise:
+            x = np.ascontiguousarray(x)
+        else:
+            x = x.astype(np.float32)
+            if self._normalise:
+                x = (x - self._mean) / self._std
+        if spec.layout == "NCHW":
+            x = x.transpose(0, 3, 1, 2)
+        return np.ascontiguousarray(x)
+
+    def run(self, tensor: np.ndarray) -> dict[str, np.ndarray]:
+        """Runs a batch, in one call when the model's batch size allows, and
+        returns the outputs by role, concatenated over the batch."""
+        n = tensor.shape[0]
+        if self.max_batch is None or n <= self.max_batch:
+            chunks = [tensor]
+        else:
+            chunks = [tensor[i:i + self.max_batch] for i in range(0, n, self.max_batch)]
+        parts: list[Mapping[str, np.ndarray]] = []
+        for chunk in chunks:
+            result = self.backend.run({self._input.name: chunk})
+            parts.append({role: result[name] for role, name in self._outputs.items()})
+        if len(parts) == 1:
+            outputs = dict(parts[0])
+        else:
+            outputs = {role: np.concatenate([p[role] for p in parts]) for role in self._outputs}
+        return self._dequantize(outputs)
+
+    def _dequantize(self, outputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Integer outputs the card gives (scale, zero point) for, as float32.
+
+        A model file that keeps its quantization (TFLite) is dequantized by
+        its backend; this covers conversions that dropped it."""
+        table = self.card.head_params.get("dequantize", {})
+        for role, value in outputs.items():
+            if value.dtype.kind in "iu" and role in table:
+                scale, zero_point = table[role]
+                outputs[role] = ((value.astype(np.float32) - np.float32(zero_point))
+                                 * np.float32(scale))
+        return outputs
+
+    def close(self) -> None:
+        self.backend.close()

@@ -1,0 +1,204 @@
+"""Model cards for models that edgepose did not export.
+
+A preset is the card of a known model family, selectable by name
+(``Estimator(path, preset="movenet-lightning")``) and recognised
+automatically for the known files by their sha256. Presets are data: each is
+the JSON form of a :class:`edgepose.card.ModelCard`, except that an input
+``size`` of ``None`` is taken from the model file (families published at
+several resolutions).
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from edgepose.card import ModelCard
+
+__all__ = ["PRESETS", "KNOWN_FILES", "preset_names", "preset_card", "recognise", "file_sha256"]
+
+# MMPose's ImageNet normalisation in RGB.
+_MMPOSE_MEAN = [123.675, 116.28, 103.53]
+_MMPOSE_STD = [58.395, 57.12, 57.375]
+_NO_NORM = {"mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0]}
+
+# AI-Challenger order from the CPM / hourglass channel order (head top, neck,
+# R-sho, R-elb, R-wri, L-sho, L-elb, L-wri, R-hip, R-knee, R-ank, L-hip,
+# L-knee, L-ank): the channel of each AIC-14 keypoint.
+_CPM_TO_AIC14 = [2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 0, 1]
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # An RTMPose ONNX as exported by MMPose / MMDeploy (and used by rtmlib):
+    # input [1, 3, 256, 192], outputs simcc_x [1, 17, 384], simcc_y [1, 17, 512].
+    "rtmpose": {
+        "task": "topdown", "head": "simcc", "head_params": {"split_ratio": 2.0},
+        "input": {"name": "input", "size": [256, 192], "layout": "NCHW", "dtype": "float32",
+                  "color": "RGB", "mean": _MMPOSE_MEAN, "std": _MMPOSE_STD,
+                  "resize": "affine", "pad_value": 0},
+        "outputs": {"simcc_x": "simcc_x", "simcc_y": "simcc_y"},
+        "keypoints": "coco17",
+    },
+    # TF-Hub MoveNet SinglePose Lightning (int8 TFLite; raw uint8 RGB pixels in).
+    "movenet-lightning": {
+        "task": "single", "head": "movenet", "head_params": {},
+        "input": {"name": "serving_default_input:0", "size": [192, 192], "layout": "NHWC",
+                  "dtype": "uint8", "color": "RGB", **_NO_NORM, "resize": "affine",
+                  "pad_value": 0},
+        "outputs": {"keypoints": "StatefulPartitionedCall:0"},
+        "keypoints": "coco17",
+    },
+    # MediaPipe BlazePose landmark models: regression refined by the heatmap head.
+    "blazepose-lite": {
+        "task": "single", "head": "blazepose",
+        "head_params": {"num_landmarks": 39, "channels": list(range(33)), "refine_kernel": 7,
+                        "refine_min_confidence": 0.5},
+        "input": {"name": "input_1", "size": [256, 256], "layout": "NHWC", "dtype": "float32",
+                  "color": "RGB", "mean": [0.0, 0.0, 0.0], "std": [255.0, 255.0, 255.0],
+                  "resize": "affine", "pad_value": 0},
+        "outputs": {"landmarks": "Identity", "presence": "Identity_1", "heatmaps": "Identity_3"},
+        "keypoints": "blazepose33",
+    },
+    # edvardHua/PoseEstimationForMobile CPM: BGR 0-255, heatmaps [1, 96, 96, 14].
+    # Training targets were downsampled 2x by pixel averaging, so heatmap pixel
+    # x sits at input 2x + 0.5; sigma 3 heatmap px -> blur kernel 17.
+    "cpm-aic14": {
+        "task": "single", "head": "heatmap",
+        "head_params": {"layout": "NHWC", "refine": "dark", "blur_kernel": 17, "offset": 0.5,
+                        "channels": _CPM_TO_AIC14},
+        "input": {"name": "image", "size": [192, 192], "layout": "NHWC", "dtype": "float32",
+                  "color": "BGR", **_NO_NORM, "resize": "affine", "pad_value": 0},
+        "outputs": {"heatmaps": "Convolutional_Pose_Machine/stage_5_out"},
+        "keypoints": "aic14",
+    },
+    # The same project's hourglass: heatmaps [1, 48, 48, 14] (4x: input 4x + 1.5),
+    # sigma 1.5 heatmap px -> blur kernel 7.
+    "hourglass-aic14": {
+        "task": "single", "head": "heatmap",
+        "head_params": {"layout": "NHWC", "refine": "dark", "blur_kernel": 7, "offset": 1.5,
+                        "channels": _CPM_TO_AIC14},
+        "input": {"name": "image", "size": [192, 192], "layout": "NHWC", "dtype": "float32",
+                  "color": "BGR", **_NO_NORM, "resize": "affine", "pad_value": 0},
+        "outputs": {"heatmaps": "hourglass_out_3"},
+        "keypoints": "aic14",
+    },
+    # google-coral/project-posenet MobileNetV1-0.75 (raw outputs, no decoder
+    # op): uint8 RGB pixels in, centred black letterbox; published at three
+    # resolutions (size from the file). The quantized short offsets saturate
+    # near +-10 px, so libcoral's refining decoder is used ("coral").
+    "posenet-mobilenet-v1": {
+        "task": "bottomup", "head": "posenet",
+        "head_params": {"variant": "coral", "output_stride": 16, "score_threshold": 0.5,
+                        "nms_radius": 20.0, "max_poses": 10, "align": "center",
+                        # (scale, zero point) of the uint8 outputs, for conversions
+                        # (the ONNX one) that dropped the TFLite quantization.
+                        "dequantize": {"heatmaps": [0.0784313753247261, 128],
+                                       "short_offsets": [0.0784313753247261, 128],
+                                       "mid_offsets": [1.3875764608383179, 117]}},
+        "input": {"name": None, "size": None, "layout": "NHWC", "dtype": "uint8",
+                  "color": "RGB", **_NO_NORM, "resize": "letterbox", "pad_value": 0},
+        "outputs": {"heatmaps": "float_heatmaps", "short_offsets": "float_short_offsets",
+                    "mid_offsets": "float_mid_offsets"},
+        "keypoints": "coco17",
+    },
+    # Person detectors (Kazuhito00/Detection-PoseEstimation-Pipeline). All take
+    # NCHW float32 BGR; YOLOX-style heads give (cx, cy, w, h) grid offsets and
+    # log sizes with sigmoid-ed objectness and class scores.
+    "yolox-nano": {
+        "task": "detector", "head": "yolox",
+        "head_params": {"strides": [8, 16, 32], "class_index": 0, "align": "topleft"},
+        "input": {"name": None, "size": [416, 416], "layout": "NCHW", "dtype": "float32",
+                  "color": "BGR", **_NO_NORM, "resize": "letterbox", "pad_value": 114},
+        "outputs": {},
+        "keypoints": None,
+    },
+    "light-person-detector": {
+        "task": "detector", "head": "yolox",
+        "head_params": {"strides": [8, 16, 32], "class_index": 0, "align": "topleft"},
+        "input": {"name": None, "size": [192, 192], "layout": "NCHW", "dtype": "float32",
+                  "color": "BGR", **_NO_NORM, "resize": "letterbox", "pad_value": 114},
+        "outputs": {},
+        "keypoints": None,
+    },
+    # NanoDet-m (v0.x): centred letterbox padded with 0, GFL distance bins,
+    # anchor points at cell centres; published at 320 and 416 (size from the file).
+    "nanodet-m": {
+        "task": "detector", "head": "nanodet",
+        "head_params": {"strides": [8, 16, 32], "reg_max": 7, "center_offset": 0.5,
+                        "class_index": 0, "align": "center"},
+        "input": {"name": None, "size": None, "layout": "NCHW", "dtype": "float32",
+                  "color": "BGR", "mean": [103.53, 116.28, 123.675],
+                  "std": [57.375, 57.12, 58.395], "resize": "letterbox", "pad_value": 0},
+        "outputs": {f"{kind}_{s}": f"{kind}_pred_stride_{s}" for kind in ("cls", "dis")
+                    for s in (8, 16, 32)},
+        "keypoints": None,
+    },
+}
+PRESETS["blazepose-full"] = copy.deepcopy(PRESETS["blazepose-lite"])
+
+#: sha256 of known model files -> preset name.
+KNOWN_FILES: dict[str, str] = {
+    "cd7cc22fa946e5d146a7b98d496853e1923e22828d3972d579973f27f91bb105": "movenet-lightning",
+    "baffa48c34672a81642b40bc74efbc06e7700bdcdecbc4aa9f40f155a8be1e92": "movenet-lightning",
+    "f17bfbecadb61c3be1baa8b8d851cc6619c870a87167b32848ad20db306b9d61": "blazepose-lite",
+    "b67c9284fc6c35fefbdf5a38f6616072eb30da779b7ac2a868e4dbd677c6a988": "blazepose-lite",
+    "e9a5c5cb17f736fafd4c2ec1da3b3d331d6edbe8a0d32395855aeb2cdfd64b9f": "blazepose-full",
+    "2cc9d188e5d116a9d1cb08c86d743a3d2ad0a0c3052e6860a10bded18862da93": "cpm-aic14",
+    "554da583e12516d99bfd6aab059d397469c5a81ecad7ecd4f68ddc14d9ec0b01": "cpm-aic14",
+    "602dd7121de79a55820d99ac060bd5e47eff75dc3ea64ed03c3ee623bb4b8479": "hourglass-aic14",
+    "3aed6333ade4acb5cb5f390bc939e1cba0016de48a2c190881e62c9416e4f0a0": "hourglass-aic14",
+    "d589f727ee72effba3e8211b04c284fc65fc0a22907c161e2d6c080244d5c264": "posenet-mobilenet-v1",
+    "d7ac211a927e114a9266e424c3cb5b6ce0db462ee2d5311471c437cca2b262a6": "posenet-mobilenet-v1",
+    "5214ffd99fc633a99960bc133d544d57d85304c082cd72a18f12580ee6921445": "posenet-mobilenet-v1",
+    "52692d831ba21761a2ee7a0ef861ba47e2084006da609d6b9038186c7e2d749c": "posenet-mobilenet-v1",
+    "695e750a5d5754bb5a8d5325643b59282191a7e7a564e435a415fd3c578eab14": "yolox-nano",
+    "4bf5f704cd3bd900645a4303e0934ede13d9fb2135058b38005f4c2886c68576": "light-person-detector",
+    "82424ca4d4e935783657490dcbb40123acc9c26807dad3604eaedc0a5be476ff": "light-person-detector",
+    "88e9fb97a54bb0030127ad323a10f88b4531b6aa82617e7ef79e35ffcc9bb3e1": "nanodet-m",
+    "08b62b9ee4a7878e7a64d6ef4faf3074322c033a0252c83a20f41b86c76e8146": "nanodet-m",
+}
+
+
+def preset_names() -> list[str]:
+    """The names of every preset."""
+    return sorted(PRESETS)
+
+
+def preset_card(name: str, model_input_hw: tuple[int, int] | None = None) -> ModelCard:
+    """The card of preset ``name``.
+
+    Args:
+        name: a preset name (see :func:`preset_names`).
+        model_input_hw: the model file's fixed input size, used where the
+            preset leaves the size open.
+
+    Raises:
+        ValueError: an unknown name, or an open size with no model size.
+    """
+    try:
+        data = copy.deepcopy(PRESETS[name])
+    except KeyError:
+        raise ValueError(f"Unknown preset {name!r}; available presets: {preset_names()}.") from None
+    if data["input"]["size"] is None:
+        if model_input_hw is None:
+            raise ValueError(
+                f"Preset {name!r} takes its input size from the model file, and the model's "
+                "input size is not fixed: write a card with the size into the file.")
+        data["input"]["size"] = list(model_input_hw)
+    data["name"] = name
+    data.setdefault("provenance", {"card": f"edgepose preset {name}"})
+    return ModelCard.from_dict({"edgepose_card": 1, **data})
+
+
+def file_sha256(path: str | Path) -> str:
+    """The sha256 of a file, hex."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def recognise(path: str | Path) -> str | None:
+    """The preset of a known model file (by sha256), or None."""
+    return KNOWN_FILES.get(file_sha256(path))

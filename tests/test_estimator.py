@@ -1,0 +1,261 @@
+"""Estimator on the real models of ../shared, end to end, and on bad input.
+
+Measured on x86-64 with onnxruntime 1.32, ai-edge-litert 2.3 (XNNPACK) and
+OpenVINO 2026.4 (figures the floors below are set under):
+
+* YOLOX-nano + MoveNet Lightning on data/coco (detected boxes, MMPose
+  rescoring): OKS AP 0.551 (int8 .tflite), 0.579 (its ONNX conversion). With
+  TFLite's reference kernels instead of XNNPACK the .tflite scores higher:
+  the int8 kernels round differently.
+* CPM on data/aic (GT boxes): mean error 60.1 px with argmax, 57.6 px with DARK.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+
+import numpy as np
+import pytest
+
+cv2 = pytest.importorskip("cv2")
+
+import edgepose  # noqa: E402
+from edgepose import Estimator  # noqa: E402
+
+MOVENET = "movenet/movenet_singlepose_lightning_int8_4.tflite"
+MOVENET_ONNX = "movenet/onnx_converted/movenet_singlepose_lightning_int8_4.onnx"
+YOLOX = "detectors/yolox_yolox_nano_416x416.onnx"
+CPM = "heatmap_cpm_hourglass/cpm_model.tflite"
+CPM_ONNX = "heatmap_cpm_hourglass/onnx_converted/cpm_model.onnx"
+BLAZE_LITE = "mediapipe/pose_landmark_lite.tflite"
+BLAZE_LITE_ONNX = "mediapipe/onnx_converted/pose_landmark_lite.onnx"
+
+
+@pytest.fixture(scope="module")
+def models(shared_dir):
+    return shared_dir / "models"
+
+
+@pytest.fixture(scope="module")
+def coco(shared_dir):
+    pycocotools = pytest.importorskip("pycocotools.coco")
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = pycocotools.COCO(str(shared_dir / "data/coco/test_coco.json"))
+    images = {i: cv2.imread(str(shared_dir / "data/coco" / gt.loadImgs(i)[0]["file_name"]))
+              for i in gt.getImgIds()}
+    return gt, images
+
+
+def _oks_ap(gt, results) -> float:
+    from pycocotools.cocoeval import COCOeval
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        evaluator = COCOeval(gt, gt.loadRes(results), "keypoints")
+        evaluator.evaluate()
+        evaluator.accumulate()
+        evaluator.summarize()
+    return float(evaluator.stats[0])
+
+
+def _gt_boxes(gt, image_id):
+    anns = [a for a in gt.loadAnns(gt.getAnnIds(imgIds=image_id)) if not a["iscrowd"]]
+    return np.array([[a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2],
+                      a["bbox"][1] + a["bbox"][3]] for a in anns], np.float32)
+
+
+@pytest.mark.parametrize("model, floor", [(MOVENET, 0.55), (MOVENET_ONNX, 0.50)])
+def test_movenet_with_yolox_reaches_its_ap_floor(models, coco, model, floor):
+    gt, images = coco
+    results = []
+    with Estimator(models / model, detector=models / YOLOX) as est:
+        assert est.card.name == "movenet-lightning" and est.keypoint_set.name == "coco17"
+        for image_id, image in images.items():
+            poses = est(image)
+            assert poses.boxes is not None and len(poses.boxes) == len(poses)
+            results += poses.to_coco(image_id)
+    assert len(results) >= 10  # 11 people are found; a broken detector finds none
+    assert _oks_ap(gt, results) >= floor
+
+
+def test_movenet_on_tflite_reference_kernels(models, coco):
+    """xnnpack=False: TFLite's reference int8 kernels (0.564 measured)."""
+    gt, images = coco
+    results = []
+    with Estimator(models / MOVENET, detector=models / YOLOX, xnnpack=False) as est:
+        assert est._pose.backend.xnnpack is False
+        for image_id, image in images.items():
+            results += est(image).to_coco(image_id)
+    assert _oks_ap(gt, results) >= 0.55
+
+
+def _decode_all(models, model, images, gt, **kwargs):
+    with Estimator(models / model, **kwargs) as est:
+        return [est(image, boxes=_gt_boxes(gt, i)) for i, image in images.items()]
+
+
+@pytest.mark.parametrize("model", [CPM_ONNX, BLAZE_LITE_ONNX])
+def test_onnxruntime_and_openvino_agree_on_decoded_keypoints(models, coco, model):
+    gt, images = coco
+    ort = _decode_all(models, model, images, gt)
+    ov = _decode_all(models, model, images, gt, backend="openvino")
+    for a, b in zip(ort, ov):
+        found = (a.scores > 0.2) & (b.scores > 0.2)
+        assert np.abs(a.keypoints - b.keypoints)[found].max() < 0.1
+
+
+@pytest.mark.parametrize("tflite, onnx", [(CPM, CPM_ONNX), (BLAZE_LITE, BLAZE_LITE_ONNX)])
+def test_tflite_original_and_onnx_conversion_agree(models, coco, tflite, onnx):
+    gt, images = coco
+    for a, b in zip(_decode_all(models, tflite, images, gt), _decode_all(models, onnx, images, gt)):
+        found = (a.scores > 0.2) & (b.scores > 0.2)
+        assert np.abs(a.keypoints - b.keypoints)[found].max() < 0.1
+
+
+def test_posenet_tflite_and_onnx_conversion_are_identical(models, shared_dir):
+    image = cv2.imread(str(shared_dir / "data/coral/test_couple.jpg"))
+    name = "posenet_mobilenet_v1_075_481_641_quant"
+    with Estimator(models / f"posenet/{name}.tflite") as a, \
+            Estimator(models / f"posenet/onnx_converted/{name}.onnx") as b:
+        pa, pb = a(image), b(image)
+    assert len(pa) == 2 and pa.boxes is None  # the couple, found bottom-up
+    np.testing.assert_array_equal(pa.keypoints, pb.keypoints)
+    # both people lie inside the image
+    assert (pa.keypoints[pa.scores > 0.5] >= 0).all()
+    assert (pa.keypoints[pa.scores > 0.5] < [image.shape[1], image.shape[0]]).all()
+
+
+def test_cpm_dark_beats_argmax_through_the_estimator(models, shared_dir, tmp_path):
+    """DARK (the preset) against argmax (a card written into a copy of the file)
+    on the AIC ground truth, through the whole pipeline."""
+    from edgepose import presets
+    from edgepose.card import read_card, write_card
+
+    card = presets.preset_card("cpm-aic14")
+    argmax_card = edgepose.ModelCard.from_dict(
+        {**card.to_dict(), "name": "cpm-argmax", "head_params": dict(card.head_params, refine="none")})
+    argmax_file = write_card(models / CPM, tmp_path / "cpm_argmax.tflite", argmax_card)
+    assert read_card(argmax_file) == argmax_card
+
+    with open(shared_dir / "data/aic/test_aic.json") as f:
+        data = json.load(f)
+    errors = {}
+    for name, path in (("dark", models / CPM), ("none", argmax_file)):
+        dist = []
+        with Estimator(path) as est:
+            assert est.card.head_params["refine"] == name
+            for img in data["images"]:
+                image = cv2.imread(str(shared_dir / "data/aic" / img["file_name"]))
+                anns = [a for a in data["annotations"] if a["image_id"] == img["id"]]
+                boxes = np.array([[a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2],
+                                   a["bbox"][1] + a["bbox"][3]] for a in anns], np.float32)
+                poses = est(image, boxes=boxes)
+                for a, kp in zip(anns, poses.keypoints):
+                    g = np.array(a["keypoints"], np.float32).reshape(-1, 3)
+                    vis = g[:, 2] > 0
+                    dist.append(np.linalg.norm(kp[vis] - g[vis, :2], axis=1))
+        errors[name] = float(np.concatenate(dist).mean())
+    assert errors["dark"] < errors["none"] < 90, errors
+
+
+def test_blazepose_converts_to_coco17(models, coco):
+    gt, images = coco
+    image_id, image = next(iter(images.items()))
+    with Estimator(models / BLAZE_LITE, keypoint_set="coco17") as est:
+        poses = est(image, boxes=_gt_boxes(gt, image_id))
+    assert poses.keypoint_set.name == "coco17" and poses.keypoints.shape[1:] == (17, 2)
+
+
+def test_whole_frame_when_there_is_no_detector(models, coco):
+    gt, images = coco
+    image = images[785]  # one person
+    with Estimator(models / MOVENET) as est:
+        poses = est(image)
+    assert len(poses) == 1
+    box = _gt_boxes(gt, 785)[0]
+    inside = (poses.keypoints[0] >= box[:2] - 20) & (poses.keypoints[0] <= box[2:] + 20)
+    assert inside.all(axis=1).mean() > 0.8
+
+
+# --- bad input ---------------------------------------------------------------------
+
+def test_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        Estimator(tmp_path / "nope.onnx")
+
+
+def test_file_that_is_not_a_model(tmp_path):
+    bad = tmp_path / "notes.onnx"
+    bad.write_text("this is not a model")
+    with pytest.raises(ValueError, match="could not be loaded"):
+        Estimator(bad)
+
+
+def test_truncated_model(models, tmp_path):
+    data = (models / MOVENET).read_bytes()
+    cut = tmp_path / "cut.tflite"
+    cut.write_bytes(data[: len(data) // 3])
+    with pytest.raises(ValueError, match="could not be loaded"):
+        Estimator(cut)
+
+
+def test_unknown_model_without_card(models, tmp_path):
+    pytest.importorskip("onnx")
+    import onnx
+
+    model = onnx.load(str(models / CPM_ONNX))
+    model.producer_version = "edited"  # a different file: no known sha256
+    path = tmp_path / "mine.onnx"
+    onnx.save(model, str(path))
+    with pytest.raises(ValueError, match="carries no edgepose model card.*preset="):
+        Estimator(path)
+    with Estimator(path, preset="cpm-aic14") as est:
+        assert est.card.name == "cpm-aic14"
+
+
+def test_detector_given_as_pose_model(models):
+    with pytest.raises(ValueError, match="is a person detector"):
+        Estimator(models / YOLOX)
+
+
+@pytest.fixture(scope="module")
+def movenet(models):
+    with Estimator(models / MOVENET) as est:
+        yield est
+
+
+@pytest.mark.parametrize("image, error, message", [
+    (np.zeros((64, 64, 3), np.float32), TypeError, "must have dtype uint8"),
+    (np.zeros((64, 64), np.uint8), ValueError, "grayscale.*COLOR_GRAY2BGR"),
+    (np.zeros((64, 64, 4), np.uint8), ValueError, "alpha.*COLOR_BGRA2BGR"),
+    (np.zeros((2, 64, 64, 3), np.uint8), ValueError, r"shape \(H, W, 3\)"),
+    (np.zeros((0, 64, 3), np.uint8), ValueError, "must not be empty"),
+    ([[0, 0, 0]], TypeError, "must be a NumPy array"),
+])
+def test_bad_images(movenet, image, error, message):
+    with pytest.raises(error, match=message):
+        movenet(image)
+
+
+@pytest.mark.parametrize("boxes, message", [
+    ([[10, 10, 10, 50]], "zero or negative size"),
+    ([[10, 10, 5, 50]], "zero or negative size"),
+    ([[0, 0, np.nan, 5]], "finite"),
+    ([[1, 2, 3]], r"shape \(N, 4\)"),
+])
+def test_bad_boxes(movenet, boxes, message):
+    with pytest.raises(ValueError, match=message):
+        movenet(np.zeros((64, 64, 3), np.uint8), boxes=boxes)
+
+
+def test_no_boxes_gives_an_empty_result(movenet):
+    poses = movenet(np.zeros((64, 64, 3), np.uint8), boxes=np.zeros((0, 4)))
+    assert len(poses) == 0 and poses.keypoints.shape == (0, 17, 2)
+
+
+def test_closed_estimator_refuses_to_run(models):
+    est = Estimator(models / MOVENET)
+    est.close()
+    est.close()  # idempotent
+    with pytest.raises(RuntimeError, match="closed"):
+        est(np.zeros((64, 64, 3), np.uint8))
