@@ -17,6 +17,8 @@ from typing import Iterator
 
 import numpy as np
 
+from edgepose.images import import_cv2
+
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
 
@@ -51,7 +53,7 @@ class Progress:
 def _frames(source: str) -> tuple[Iterator[tuple[str, np.ndarray, float | None]], int | None, str, float]:
     """(name, image, timestamp_ms) frames of an image, folder, video or camera;
     the frame count when known; the kind; the frame rate (videos)."""
-    import cv2
+    cv2 = import_cv2()
 
     if source.isdigit():
         cap = cv2.VideoCapture(int(source))
@@ -77,7 +79,7 @@ def _frames(source: str) -> tuple[Iterator[tuple[str, np.ndarray, float | None]]
 
 
 def _image_frames(files):
-    import cv2
+    cv2 = import_cv2()
 
     for f in files:
         image = cv2.imread(str(f), cv2.IMREAD_COLOR)
@@ -87,7 +89,7 @@ def _image_frames(files):
 
 
 def _video_frames(cap):
-    import cv2
+    cv2 = import_cv2()
 
     index = 0
     try:
@@ -102,7 +104,7 @@ def _video_frames(cap):
 
 
 def run(args: argparse.Namespace) -> int:
-    import cv2
+    cv2 = import_cv2()
 
     from edgepose import Estimator
 

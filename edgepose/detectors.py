@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from edgepose.images import check_image
+from edgepose.images import check_image, import_cv2
 from edgepose.ops import nms_boxes
 
 __all__ = [
@@ -50,16 +50,6 @@ _RESIZES = ("letterbox", "stretch")
 _ALIGNS = ("topleft", "center")
 _LAYOUTS = ("NCHW", "NHWC")
 _COLORS = ("BGR", "RGB")
-
-
-def _cv2():
-    try:
-        import cv2
-    except ImportError as exc:
-        raise ImportError(
-            "Resizing images for the detector needs OpenCV: pip install 'edgepose[vision]'."
-        ) from exc
-    return cv2
 
 
 # ---------------------------------------------------------------------------
@@ -188,7 +178,7 @@ def letterbox(
     color = _pad_color(pad_value)
     if align not in _ALIGNS:
         raise ValueError(f"align must be 'topleft' or 'center', got {align!r}.")
-    cv2 = _cv2()
+    cv2 = import_cv2()
     src_h, src_w = image.shape[:2]
     scale = min(h / src_h, w / src_w)
     if align == "center":
@@ -233,7 +223,7 @@ def stretch(
     """
     image = check_image(image)
     h, w = _size_hw(size_hw)
-    cv2 = _cv2()
+    cv2 = import_cv2()
     src_h, src_w = image.shape[:2]
     shrink = w <= src_w and h <= src_h
     out = cv2.resize(image, (w, h),

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from edgepose.images import check_image
+from edgepose.images import check_image, import_cv2
 from edgepose.heads import check_finite_outputs, decode_head, HEAD_DECODERS
 from edgepose.keypoints import KeypointSet, convert_keypoints, get_keypoint_set
 from edgepose.model import LoadedModel
@@ -96,6 +96,7 @@ class Estimator:
                  detection_threshold: float = 0.3, keypoint_set: str | None = None) -> None:
         if not (np.isfinite(padding) and padding > 0):
             raise ValueError(f"padding must be a positive number, got {padding}.")
+        import_cv2()  # crops need OpenCV: fail here, not on the first frame
         runtime = {"backend": backend, "threads": threads, "device": device,
                    "providers": providers, "xnnpack": xnnpack}
         self._pose = LoadedModel(model, preset=preset, role="pose", **runtime)

@@ -6,7 +6,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["check_image"]
+__all__ = ["check_image", "import_cv2"]
 
 
 def check_image(image: Any) -> NDArray[np.uint8]:
@@ -38,3 +38,14 @@ def check_image(image: Any) -> NDArray[np.uint8]:
             f"image must have dtype uint8 (BGR 0-255, as cv2.imread returns), got {image.dtype}. "
             "Scale it to 0-255 and convert with .astype(np.uint8).")
     return image
+
+
+def import_cv2():
+    """The cv2 module, or an ImportError that names the extra to install."""
+    try:
+        import cv2
+    except ImportError as exc:
+        raise ImportError(
+            "edgepose needs OpenCV for image crops, resizing and drawing: "
+            "pip install 'edgepose[vision]' (or opencv-python).") from exc
+    return cv2

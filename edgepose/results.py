@@ -150,8 +150,9 @@ class PoseResult:
     def draw(self, image: NDArray[np.uint8], *, score_threshold: float = 0.3,
              radius: int | None = None, thickness: int | None = None) -> NDArray[np.uint8]:
         """A copy of a BGR image with the skeletons (and boxes) drawn on it."""
-        import cv2
+        from edgepose.images import import_cv2
 
+        cv2 = import_cv2()
         if not (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3
                 and image.shape[2] == 3):
             raise ValueError("draw needs a BGR uint8 image of shape (H, W, 3).")

@@ -104,7 +104,9 @@ def warp_crops(
     *, pad_value: int = 0,
 ) -> NDArray[np.uint8]:
     """Crops ``(N, out_h, out_w, 3)`` of a BGR image by bilinear affine warps."""
-    import cv2
+    from edgepose.images import import_cv2
+
+    cv2 = import_cv2()
 
     out_h, out_w = output_hw
     crops = np.empty((len(matrices), out_h, out_w, image.shape[2]), dtype=image.dtype)

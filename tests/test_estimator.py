@@ -259,3 +259,11 @@ def test_closed_estimator_refuses_to_run(models):
     est.close()  # idempotent
     with pytest.raises(RuntimeError, match="closed"):
         est(np.zeros((64, 64, 3), np.uint8))
+
+
+def test_missing_opencv_is_reported_at_construction(models, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "cv2", None)
+    with pytest.raises(ImportError, match=r"edgepose\[vision\]"):
+        Estimator(models / MOVENET)
