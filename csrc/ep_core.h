@@ -165,6 +165,50 @@ int ep_nms_oks_soft(const float *keypoints, const float *scores,
                     int method, ep_index max_keep, ep_index *keep,
                     float *new_scores, ep_index *n_keep);
 
+/* A strided stack of maps seen as (c, h, w), e.g. heatmaps or fields. */
+typedef struct {
+    const float *data;
+    ep_index c, h, w;
+    ep_index sc, sh, sw;
+} ep_maps;
+
+/* Parameters of ep_group_paf (defaults: the OpenVINO model zoo's decoder). */
+typedef struct {
+    float heatmap_threshold; /* a peak's value must exceed this (0.1) */
+    int peak_radius;         /* local-maximum window radius (1: 3 x 3) */
+    float min_peak_distance; /* thin peaks of a part closer than this, map px (0: off) */
+    int refine;              /* sub-pixel peaks by a parabola through 3 x 3 (1) */
+    int max_peaks;           /* per part, the highest (100) */
+    int samples;             /* field samples along a candidate limb, >= 2 (10) */
+    float min_paf_score;     /* a sample is good above this (0.05) */
+    float min_good_ratio;    /* fraction of good samples required (0.8) */
+    float distance_prior;    /* > 0: add min(0, prior * h / length - 1) to a limb (0: off) */
+    int min_parts;           /* persons with fewer parts are dropped (3) */
+    float min_person_score;  /* persons whose score / parts is lower are dropped (0) */
+    float stride, offset;    /* output = map position * stride + offset */
+} ep_paf_params;
+
+/*
+ * Groups heatmap peaks into persons along part affinity fields (OpenPose).
+ *
+ * heatmaps: (K, h, w), one map per part; pafs: (C, h, w), same h and w.
+ * limbs: n_limbs * 2 part ids (a, b); paf_channels: n_limbs * 2 field
+ * channels (x, y) of the vector from part a to part b; limbs are assembled
+ * in table order. The algorithm, step by step, is in ep_paf.c and pinned by
+ * the NumPy reference in tests/paf_reference.py.
+ *
+ * persons: max_persons * K * 3 floats (x, y, score); a missing part is
+ * (-1, -1, 0). scores: max_persons floats, the person's (sum of part and
+ * limb scores) / parts. Persons come in descending score. *n_persons gets
+ * the count (at most max_persons; K * max_peaks / 2 always suffices).
+ * Returns EP_EINVAL for inconsistent sizes, out-of-range part or channel
+ * ids, or parameters out of range; EP_ENOMEM if the workspace fails.
+ */
+int ep_group_paf(ep_maps heatmaps, ep_maps pafs, const ep_index *limbs,
+                 const ep_index *paf_channels, ep_index n_limbs,
+                 const ep_paf_params *params, float *persons, float *scores,
+                 ep_index max_persons, ep_index *n_persons);
+
 #ifdef __cplusplus
 }
 #endif

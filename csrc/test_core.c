@@ -220,6 +220,50 @@ static void test_nms(void)
     }
 }
 
+static void test_paf(void)
+{
+    /* One person, parts 0-1-2 along a row; fields point from part to part. */
+    enum { K = 3, H = 8, W = 16 };
+    static float hm[K * H * W], paf[4 * H * W];
+    const ep_index limbs[4] = {0, 1, 1, 2}, channels[4] = {0, 1, 2, 3};
+    const int xs[K] = {2, 7, 12};
+    float persons[K * 2 * K * 3], scores[K * 2];
+    ep_index n, k, x;
+    ep_paf_params p = {0.1f, 1, 0.0f, 1, 10, 10, 0.05f, 0.8f, 0.0f, 3, 0.0f, 8.0f, 0.0f};
+    ep_maps mh = {hm, K, H, W, H * W, W, 1}, mp = {paf, 4, H, W, H * W, W, 1};
+
+    for (k = 0; k < K; ++k) {
+        hm[(k * H + 4) * W + xs[k]] = 1.0f;
+        hm[(k * H + 4) * W + xs[k] + 1] = 0.5f; /* pulls the refined peak right */
+        hm[(k * H + 4) * W + xs[k] - 1] = 0.2f;
+    }
+    for (x = 0; x < W; ++x) {
+        paf[(0 * H + 4) * W + x] = 1.0f; /* limb 0: +x */
+        paf[(2 * H + 4) * W + x] = 1.0f; /* limb 1: +x */
+    }
+    CHECK(ep_group_paf(mh, mp, limbs, channels, 2, &p, persons, scores, K * 10 / 2 + 1, &n) == EP_OK);
+    CHECK(n == 1);
+    for (k = 0; k < K; ++k) {
+        /* vertex of (0.2, 1, 0.5): x + 0.5 * 0.3 / 1.3 */
+        CHECK_NEAR(persons[3 * k], (xs[k] + 0.15 / 1.3) * 8.0, 1e-4);
+        CHECK_NEAR(persons[3 * k + 1], 4 * 8.0, 1e-6);
+        CHECK(persons[3 * k + 2] == 1.0f);
+    }
+    /* (3 peaks of 1 + 2 limbs of 1) / 3 parts */
+    CHECK_NEAR(scores[0], 5.0 / 3.0, 1e-6);
+    /* fields pointing the wrong way: no limbs, no person */
+    for (x = 0; x < W; ++x) paf[(0 * H + 4) * W + x] = paf[(2 * H + 4) * W + x] = -1.0f;
+    CHECK(ep_group_paf(mh, mp, limbs, channels, 2, &p, persons, scores, 16, &n) == EP_OK && n == 0);
+    /* bad tables and parameters */
+    {
+        const ep_index bad_limbs[2] = {0, 3}, bad_channels[2] = {0, 4};
+        CHECK(ep_group_paf(mh, mp, bad_limbs, channels, 1, &p, persons, scores, 16, &n) == EP_EINVAL);
+        CHECK(ep_group_paf(mh, mp, limbs, bad_channels, 1, &p, persons, scores, 16, &n) == EP_EINVAL);
+        p.samples = 1;
+        CHECK(ep_group_paf(mh, mp, limbs, channels, 2, &p, persons, scores, 16, &n) == EP_EINVAL);
+    }
+}
+
 /*
  * A random view over an exactly-sized buffer: dims[0..rank) with random
  * dimension order in memory, random padding and random signs of strides.
@@ -398,6 +442,55 @@ static void fuzz_once(void)
         free(boxes); free(scores); free(areas); free(kps); free(sig);
         free(new_scores); free(groups); free(keep); free(seen);
     }
+    { /* PAF grouping: random strided maps, limb tables and parameters. */
+        ep_index c = rng_int(1, 5), cf = rng_int(1, 6), h = rng_int(1, 20), w = rng_int(1, 20);
+        ep_index n_limbs = c > 1 ? rng_int(0, 6) : 0, l, i, n_out = 0;
+        ep_index limbs[12], channels[12], capacity;
+        float *base_h = NULL, *base_p = NULL, *persons, *scores;
+        ep_maps mh, mp;
+        ep_paf_params p;
+        dims[0] = c; dims[1] = h; dims[2] = w;
+        mh.data = random_view(3, dims, strides, &base_h);
+        mh.c = c; mh.h = h; mh.w = w; mh.sc = strides[0]; mh.sh = strides[1]; mh.sw = strides[2];
+        dims[0] = cf;
+        mp.data = random_view(3, dims, strides, &base_p);
+        mp.c = cf; mp.h = h; mp.w = w; mp.sc = strides[0]; mp.sh = strides[1]; mp.sw = strides[2];
+        for (l = 0; l < n_limbs; ++l) {
+            limbs[2 * l] = rng_int(0, c - 1);
+            do limbs[2 * l + 1] = rng_int(0, c - 1); while (limbs[2 * l + 1] == limbs[2 * l]);
+            channels[2 * l] = rng_int(0, cf - 1);
+            channels[2 * l + 1] = rng_int(0, cf - 1);
+        }
+        p.heatmap_threshold = (float)(rng_uniform() * 1.2 - 0.1);
+        p.peak_radius = (int)rng_int(0, 3);
+        p.min_peak_distance = rng_uniform() < 0.3 ? (float)(rng_uniform() * 4) : 0.0f;
+        p.refine = (int)rng_int(0, 1);
+        p.max_peaks = (int)rng_int(1, 12);
+        p.samples = (int)rng_int(2, 12);
+        p.min_paf_score = (float)(rng_uniform() * 0.5 - 0.1);
+        p.min_good_ratio = (float)rng_uniform();
+        p.distance_prior = rng_uniform() < 0.3 ? (float)rng_uniform() : 0.0f;
+        p.min_parts = (int)rng_int(0, 4);
+        p.min_person_score = (float)(rng_uniform() - 0.5);
+        p.stride = 8.0f;
+        p.offset = 0.5f;
+        capacity = c * p.max_peaks / 2 + 1;
+        persons = (float *)malloc((size_t)(capacity * c * 3) * sizeof(float));
+        scores = (float *)malloc((size_t)capacity * sizeof(float));
+        CHECK(ep_group_paf(mh, mp, limbs, channels, n_limbs, &p, persons, scores, capacity,
+                           &n_out) == EP_OK);
+        CHECK(n_out >= 0 && n_out <= capacity);
+        for (i = 0; i < n_out * c; ++i) {
+            float px = persons[3 * i], py = persons[3 * i + 1];
+            CHECK((px == -1.0f && py == -1.0f) ||
+                  (px >= -4.0f + 0.5f && px <= (w - 1) * 8.0f + 4.5f && py >= -4.0f + 0.5f &&
+                   py <= (h - 1) * 8.0f + 4.5f));
+        }
+        free(persons);
+        free(scores);
+        free(base_h);
+        free(base_p);
+    }
     free(kp);
     free(sc);
 }
@@ -411,6 +504,7 @@ int main(int argc, char **argv)
     test_simcc();
     test_heatmap();
     test_nms();
+    test_paf();
     for (i = 0; i < iterations && failures < 20; ++i) {
         fuzz_argmax(impls_run);
         fuzz_once();

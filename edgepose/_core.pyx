@@ -34,6 +34,29 @@ cdef extern from "ep_core.h" nogil:
                    const ep_index *groups, ep_index m, ep_index k,
                    const float *sigmas, float threshold, ep_index *keep,
                    ep_index *n_keep)
+    ctypedef struct ep_maps:
+        const float *data
+        ep_index c, h, w
+        ep_index sc, sh, sw
+
+    ctypedef struct ep_paf_params:
+        float heatmap_threshold
+        int peak_radius
+        float min_peak_distance
+        int refine
+        int max_peaks
+        int samples
+        float min_paf_score
+        float min_good_ratio
+        float distance_prior
+        int min_parts
+        float min_person_score
+        float stride, offset
+
+    int ep_group_paf(ep_maps heatmaps, ep_maps pafs, const ep_index *limbs,
+                     const ep_index *paf_channels, ep_index n_limbs,
+                     const ep_paf_params *params, float *persons, float *scores,
+                     ep_index max_persons, ep_index *n_persons)
     int ep_nms_oks_soft(const float *keypoints, const float *scores,
                         const float *areas, const ep_index *groups, ep_index m,
                         ep_index k, const float *sigmas, float threshold,
@@ -152,3 +175,52 @@ def nms_oks_soft(const float[:, :, ::1] keypoints, const float[::1] scores,
                                  &new_scores[0], &n_keep)
     _check(status, "nms_oks_soft")
     return n_keep
+
+
+cdef ep_maps _maps(const float[:, :, :] a):
+    """A (c, h, w) view of a strided 3-D array."""
+    cdef ep_maps m
+    m.data = &a[0, 0, 0]
+    m.c = a.shape[0]
+    m.h = a.shape[1]
+    m.w = a.shape[2]
+    m.sc = a.strides[0] // sizeof(float)
+    m.sh = a.strides[1] // sizeof(float)
+    m.sw = a.strides[2] // sizeof(float)
+    return m
+
+
+def group_paf(const float[:, :, :] heatmaps, const float[:, :, :] pafs,
+              const ep_index[:, ::1] limbs, const ep_index[:, ::1] paf_channels,
+              dict params, float[:, :, ::1] persons, float[::1] scores):
+    """heatmaps (K, h, w) and pafs (C, h, w) as strided views; returns the
+    number of persons written. Requires non-empty maps (the facade checks)."""
+    cdef ep_paf_params p
+    cdef ep_index n_persons = 0
+    cdef ep_index n_limbs = limbs.shape[0]
+    cdef const ep_index *lp = NULL
+    cdef const ep_index *cp = NULL
+    cdef ep_maps hm = _maps(heatmaps)
+    cdef ep_maps pf = _maps(pafs)
+    cdef int status
+    p.heatmap_threshold = params["heatmap_threshold"]
+    p.peak_radius = params["peak_radius"]
+    p.min_peak_distance = params["min_peak_distance"]
+    p.refine = params["refine"]
+    p.max_peaks = params["max_peaks"]
+    p.samples = params["samples"]
+    p.min_paf_score = params["min_paf_score"]
+    p.min_good_ratio = params["min_good_ratio"]
+    p.distance_prior = params["distance_prior"]
+    p.min_parts = params["min_parts"]
+    p.min_person_score = params["min_person_score"]
+    p.stride = params["stride"]
+    p.offset = params["offset"]
+    if n_limbs > 0:
+        lp = &limbs[0, 0]
+        cp = &paf_channels[0, 0]
+    with nogil:
+        status = ep_group_paf(hm, pf, lp, cp, n_limbs, &p, &persons[0, 0, 0], &scores[0],
+                              persons.shape[0], &n_persons)
+    _check(status, "group_paf")
+    return n_persons

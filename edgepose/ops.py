@@ -12,6 +12,7 @@ Functions:
     nms_boxes: greedy box NMS.
     nms_oks: OKS-based pose NMS.
     nms_oks_soft: soft OKS-based pose NMS.
+    group_paf: bottom-up grouping along part affinity fields (OpenPose).
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ __all__ = [
     "nms_boxes",
     "nms_oks",
     "nms_oks_soft",
+    "group_paf",
 ]
 
 #: Per-keypoint OKS sigmas of the COCO-17 keypoints (COCO keypoint evaluation).
@@ -383,3 +385,137 @@ def nms_oks_soft(
     count = _core.nms_oks_soft(
         kp, s, a, g, sg, threshold, _SOFT_METHODS[method], limit, keep, new_scores)
     return keep[:count].copy(), new_scores[:count].copy()
+
+
+_PAF_LAYOUTS = ("CHW", "HWC")
+
+
+def _index_table(name: str, value: ArrayLike, shape_text: str) -> NDArray[np.intp]:
+    table = np.asarray(value)
+    if table.size == 0:
+        table = table.reshape(0, 2)
+    if table.dtype.kind not in "iu" and table.size:
+        raise TypeError(f"{name} must be integers, got {table.dtype}.")
+    if table.ndim != 2 or table.shape[1] != 2:
+        raise ValueError(f"{name} must have shape {shape_text}, got {table.shape}.")
+    return np.ascontiguousarray(table, dtype=np.intp)
+
+
+def group_paf(
+    heatmaps: ArrayLike,
+    pafs: ArrayLike,
+    limbs: ArrayLike,
+    paf_channels: ArrayLike,
+    *,
+    layout: str = "CHW",
+    heatmap_threshold: float = 0.1,
+    peak_radius: int = 1,
+    min_peak_distance: float = 0.0,
+    refine: bool = True,
+    max_peaks: int = 100,
+    samples: int = 10,
+    min_paf_score: float = 0.05,
+    min_good_ratio: float = 0.8,
+    distance_prior: float = 0.0,
+    min_parts: int = 3,
+    min_person_score: float = 0.0,
+    stride: float = 1.0,
+    offset: float = 0.0,
+) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+    """Groups part heatmaps into people along part affinity fields (OpenPose).
+
+    Steps (defaults are the OpenVINO model zoo decoder's for COCO-18):
+    peaks above ``heatmap_threshold`` that are maxima of their
+    ``(2 * peak_radius + 1)``-wide window, at most ``max_peaks`` per part,
+    thinned to ``min_peak_distance``, refined to sub-pixel by a parabola
+    (``refine``); every pair of peaks of a limb scored by ``samples``
+    bilinear field samples along the segment (the mean of the samples above
+    ``min_paf_score``, valid when at least ``min_good_ratio`` of them are
+    good, plus ``min(0, distance_prior * H / length - 1)`` when
+    ``distance_prior`` > 0); greedy matching per limb in descending score;
+    assembly into people in limb order, merging people joined by a limb when
+    they do not conflict; people with fewer than ``min_parts`` parts or a
+    mean score below ``min_person_score`` dropped. Peaks are found on the
+    maps as given: sub-pixel refinement replaces the 4x upsampling that
+    OpenPose decoders apply. The exact rules are pinned by the NumPy
+    reference in ``tests/paf_reference.py``.
+
+    Args:
+        heatmaps: ``(K, H, W)`` (``layout="CHW"``) or ``(H, W, K)``
+            (``"HWC"``, read in place): one map per part, without the
+            background channel.
+        pafs: ``(C, H, W)`` or ``(H, W, C)``, the fields.
+        limbs: ``(L, 2)`` part ids (a, b) of each limb, in assembly order.
+        paf_channels: ``(L, 2)`` field channels (x, y) of each limb's vector
+            from part a to part b.
+        stride, offset: output coordinates are ``map position * stride +
+            offset`` (e.g. model-input pixels).
+
+    Returns:
+        persons ``(P, K, 3)`` float32 (x, y, score), a missing part being
+        (-1, -1, 0), and person scores ``(P,)`` float32 = (sum of part and
+        limb scores) / parts, in descending order. NaN values never form
+        peaks or limbs.
+
+    Raises:
+        TypeError: non-floating maps, non-integer tables.
+        ValueError: wrong ranks, maps of different sizes, empty maps, a limb
+            naming a part >= K or a channel >= C, or a parameter out of range.
+    """
+    if layout not in _PAF_LAYOUTS:
+        raise ValueError(f"layout must be 'CHW' or 'HWC', got {layout!r}.")
+    hw_text = "(K, H, W)" if layout == "CHW" else "(H, W, K)"
+    hm = _float_array("heatmaps", heatmaps, 3, hw_text)
+    pf = _float_array("pafs", pafs, 3, hw_text.replace("K", "C"))
+    if layout == "HWC":
+        hm = hm.transpose(2, 0, 1)  # views: the kernel reads strides
+        pf = pf.transpose(2, 0, 1)
+    k, h, w = hm.shape
+    if pf.shape[1:] != (h, w):
+        raise ValueError(
+            f"heatmaps and pafs must have the same height and width, got {hm.shape[1:]} "
+            f"and {pf.shape[1:]} (as (H, W)).")
+    if k == 0 or h == 0 or w == 0 or pf.shape[0] == 0:
+        raise ValueError(f"heatmaps and pafs must not be empty, got {hm.shape} and {pf.shape}"
+                         " (as channels, H, W).")
+    lt = _index_table("limbs", limbs, "(L, 2)")
+    ct = _index_table("paf_channels", paf_channels, "(L, 2)")
+    if len(lt) != len(ct):
+        raise ValueError(f"limbs and paf_channels must have one row per limb, got {len(lt)} "
+                         f"and {len(ct)}.")
+    if len(lt) and (lt.min() < 0 or lt.max() >= k):
+        raise ValueError(f"limbs name parts 0..{k - 1} (the heatmap channels), got "
+                         f"{lt.min()}..{lt.max()}.")
+    if len(lt) and (lt[:, 0] == lt[:, 1]).any():
+        raise ValueError("a limb must join two different parts.")
+    if len(ct) and (ct.min() < 0 or ct.max() >= pf.shape[0]):
+        raise ValueError(f"paf_channels name field channels 0..{pf.shape[0] - 1}, got "
+                         f"{ct.min()}..{ct.max()}.")
+    params = {
+        "heatmap_threshold": float(heatmap_threshold), "peak_radius": int(peak_radius),
+        "min_peak_distance": float(min_peak_distance), "refine": int(bool(refine)),
+        "max_peaks": int(max_peaks), "samples": int(samples),
+        "min_paf_score": float(min_paf_score), "min_good_ratio": float(min_good_ratio),
+        "distance_prior": float(distance_prior), "min_parts": int(min_parts),
+        "min_person_score": float(min_person_score), "stride": float(stride),
+        "offset": float(offset),
+    }
+    for name in ("heatmap_threshold", "min_paf_score", "min_person_score", "stride", "offset"):
+        if not np.isfinite(params[name]):
+            raise ValueError(f"{name} must be finite, got {params[name]}.")
+    if params["peak_radius"] < 0 or params["max_peaks"] < 1 or params["samples"] < 2:
+        raise ValueError(
+            "peak_radius must be >= 0, max_peaks >= 1 and samples >= 2, got "
+            f"{peak_radius}, {max_peaks} and {samples}.")
+    if not 0.0 <= params["min_good_ratio"] <= 1.0:
+        raise ValueError(f"min_good_ratio must lie in [0, 1], got {min_good_ratio}.")
+    if params["min_parts"] < 0:
+        raise ValueError(f"min_parts must be >= 0, got {min_parts}.")
+    for name in ("min_peak_distance", "distance_prior"):
+        if not (np.isfinite(params[name]) and params[name] >= 0):
+            raise ValueError(f"{name} must be a finite number >= 0, got {params[name]}.")
+    capacity = max(1, (k * params["max_peaks"]) // 2 + 1)
+    persons = np.empty((capacity, k, 3), dtype=np.float32)
+    scores = np.empty(capacity, dtype=np.float32)
+    count = _core.group_paf(hm, pf, lt, ct, params, persons, scores)
+    return persons[:count].copy(), scores[:count].copy()
