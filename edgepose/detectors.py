@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from edgepose._arrays import read_only
 from edgepose.images import check_image, import_cv2
 from edgepose.ops import nms_boxes
 
@@ -54,14 +55,6 @@ _COLORS = ("BGR", "RGB")
 
 # ---------------------------------------------------------------------------
 # Results
-
-def _read_only(a: np.ndarray) -> np.ndarray:
-    a = np.ascontiguousarray(a)
-    if a.flags.writeable:
-        a = a.copy()
-        a.setflags(write=False)
-    return a
-
 
 @dataclass(frozen=True)
 class Detections:
@@ -88,8 +81,8 @@ class Detections:
         if scores.shape != (boxes.shape[0],):
             raise ValueError(
                 f"scores must have shape ({boxes.shape[0]},), one per box, got {scores.shape}.")
-        object.__setattr__(self, "boxes", _read_only(boxes))
-        object.__setattr__(self, "scores", _read_only(scores))
+        object.__setattr__(self, "boxes", read_only(boxes))
+        object.__setattr__(self, "scores", read_only(scores))
 
     @classmethod
     def empty(cls) -> Detections:

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from edgepose._arrays import check_boxes
 from edgepose.images import check_image, import_cv2
 from edgepose.heads import check_finite_outputs, decode_head, HEAD_DECODERS
 from edgepose.keypoints import KeypointSet, convert_keypoints, get_keypoint_set
@@ -17,25 +18,7 @@ from edgepose.transforms import (apply_affine, boxes_to_center_scale, crop_matri
 
 __all__ = ["Estimator"]
 
-_BOTTOM_UP_HEADS = ("posenet",)
-
-
-def _check_boxes(boxes: ArrayLike, image_hw: tuple[int, int]) -> NDArray[np.float32]:
-    b = np.asarray(boxes, dtype=np.float32)
-    if b.ndim == 1 and b.shape == (4,):
-        b = b[None]
-    if b.ndim != 2 or b.shape[1] != 4:
-        raise ValueError(f"boxes must have shape (N, 4) as x1, y1, x2, y2 in pixels, got {b.shape}.")
-    if not np.isfinite(b).all():
-        raise ValueError("boxes must be finite, check for NaN or inf values.")
-    w, h = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
-    bad = np.flatnonzero((w <= 0) | (h <= 0))
-    if bad.size:
-        i = int(bad[0])
-        raise ValueError(
-            f"box {i} has zero or negative size: {b[i].tolist()} (x1, y1, x2, y2); "
-            "boxes need x2 > x1 and y2 > y1.")
-    return b
+_BOTTOM_UP_HEADS = ("posenet", "paf")
 
 
 #: Keypoints scoring at most this do not count towards a person's score.
@@ -157,7 +140,7 @@ class Estimator:
         box_scores = None
         padding = self.padding
         if boxes is not None:
-            b = _check_boxes(boxes, image.shape[:2])
+            b = check_boxes(boxes)
         elif self._detector is not None:
             detections = self._detector(image)
             b, box_scores = detections.boxes, detections.scores
@@ -186,6 +169,10 @@ class Estimator:
         return PoseResult(kp, sc, self._model_set, boxes=boxes, person_scores=person)
 
     def _bottom_up(self, image: np.ndarray) -> PoseResult:
+        if self._pose.card.head == "paf":
+            from edgepose.paf import run_paf
+
+            return run_paf(self._pose, image, self._model_set)
         from edgepose.posenet import run_posenet
 
         return run_posenet(self._pose, image, self._model_set)

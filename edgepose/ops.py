@@ -20,6 +20,8 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from edgepose import _core
+from edgepose._arrays import check_finite as _check_finite
+from edgepose._arrays import float_array as _float_array
 
 __all__ = [
     "COCO17_SIGMAS",
@@ -40,30 +42,6 @@ COCO17_SIGMAS.setflags(write=False)
 _REFINE = {"none": 0, "dark": 1, "dark_udp": 2}
 _LAYOUTS = ("NCHW", "NHWC")
 _SOFT_METHODS = {"gaussian": 0, "linear": 1}
-
-
-def _float_array(name: str, value: ArrayLike, ndim: int, shape_text: str) -> NDArray[np.float32]:
-    """Coerces ``value`` to a float32 array of rank ``ndim`` without copying when possible."""
-    arr = np.asarray(value)
-    if arr.dtype.kind != "f":
-        if arr.dtype.kind in "iu":
-            raise TypeError(
-                f"{name} must be a floating-point array, got {arr.dtype}. Quantized model "
-                "outputs must be dequantized first: (q - zero_point) * scale.")
-        raise TypeError(f"{name} must be a floating-point array, got {arr.dtype}.")
-    if arr.ndim != ndim:
-        raise ValueError(f"{name} must have shape {shape_text}, got {arr.shape}.")
-    arr = arr.astype(np.float32, copy=False)
-    # The C core takes strides in elements: a view whose byte strides are not a
-    # multiple of 4 (a field of a structured array) must be copied.
-    if any(s % 4 for s in arr.strides):
-        arr = np.ascontiguousarray(arr)
-    return arr
-
-
-def _check_finite(name: str, arr: np.ndarray) -> None:
-    if not np.isfinite(arr).all():
-        raise ValueError(f"{name} must be finite, check for NaN or inf values.")
 
 
 def decode_simcc(

@@ -46,6 +46,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from edgepose._arrays import check_finite, float_array
+
 __all__ = ["POSENET_KEYPOINTS", "POSENET_EDGES", "decode_posenet", "run_posenet"]
 
 #: Keypoint names in PoseNet's channel order (the COCO-17 order).
@@ -103,21 +105,12 @@ _WALK_ORDERS = _walk_orders()
 
 
 def _float_map(name: str, value: ArrayLike, channels: int) -> NDArray[np.float32]:
-    arr = np.asarray(value)
-    if arr.dtype.kind != "f":
-        if arr.dtype.kind in "iu":
-            raise TypeError(
-                f"{name} must be a floating-point array, got {arr.dtype}. Quantized model "
-                "outputs must be dequantized first: (q - zero_point) * scale.")
-        raise TypeError(f"{name} must be a floating-point array, got {arr.dtype}.")
-    if arr.ndim != 3 or arr.shape[2] != channels:
-        hint = " Drop the batch axis (outputs[0])." if arr.ndim == 4 and arr.shape[0] == 1 else ""
-        raise ValueError(f"{name} must have shape (H, W, {channels}), got {arr.shape}.{hint}")
+    arr = float_array(name, value, 3, f"(H, W, {channels})")
+    if arr.shape[2] != channels:
+        raise ValueError(f"{name} must have shape (H, W, {channels}), got {arr.shape}.")
     if arr.shape[0] == 0 or arr.shape[1] == 0:
         raise ValueError(f"{name} must not be empty, got {arr.shape}.")
-    arr = arr.astype(np.float32, copy=False)
-    if not np.isfinite(arr).all():
-        raise ValueError(f"{name} must be finite, check for NaN or inf values.")
+    check_finite(name, arr)
     return arr
 
 

@@ -8,17 +8,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from edgepose._arrays import read_only
 from edgepose.keypoints import KeypointSet
 
 __all__ = ["PoseResult"]
-
-
-def _frozen(a: np.ndarray) -> np.ndarray:
-    a = np.ascontiguousarray(a)
-    if a.flags.writeable:
-        a = a.copy()
-        a.setflags(write=False)
-    return a
 
 
 @dataclass(frozen=True)
@@ -59,25 +52,25 @@ class PoseResult:
         n = kp.shape[0]
         if sc.shape != (n, k):
             raise ValueError(f"scores must have shape ({n}, {k}), got {sc.shape}.")
-        object.__setattr__(self, "keypoints", _frozen(kp))
-        object.__setattr__(self, "scores", _frozen(sc))
+        object.__setattr__(self, "keypoints", read_only(kp))
+        object.__setattr__(self, "scores", read_only(sc))
         if self.boxes is not None:
             b = np.asarray(self.boxes, dtype=np.float32)
             if b.shape != (n, 4):
                 raise ValueError(f"boxes must have shape ({n}, 4) as xyxy, got {b.shape}.")
-            object.__setattr__(self, "boxes", _frozen(b))
+            object.__setattr__(self, "boxes", read_only(b))
         ps = self.person_scores
         if ps is None:
             ps = self._mean_scores(sc)
         ps = np.asarray(ps, dtype=np.float32)
         if ps.shape != (n,):
             raise ValueError(f"person_scores must have shape ({n},), got {ps.shape}.")
-        object.__setattr__(self, "person_scores", _frozen(ps))
+        object.__setattr__(self, "person_scores", read_only(ps))
         if self.track_ids is not None:
             t = np.asarray(self.track_ids, dtype=np.int64)
             if t.shape != (n,):
                 raise ValueError(f"track_ids must have shape ({n},), got {t.shape}.")
-            object.__setattr__(self, "track_ids", _frozen(t))
+            object.__setattr__(self, "track_ids", read_only(t))
 
     @staticmethod
     def _mean_scores(scores: np.ndarray) -> np.ndarray:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from edgepose._arrays import check_boxes
+
 __all__ = ["boxes_to_center_scale", "crop_matrices", "invert_affine", "apply_affine", "warp_crops"]
 
 
@@ -35,19 +37,9 @@ def boxes_to_center_scale(
         ValueError: wrong shape, non-finite values, or a box with zero or
             negative width or height.
     """
-    b = np.asarray(boxes, dtype=np.float64)
-    if b.ndim != 2 or b.shape[1] != 4:
-        raise ValueError(f"boxes must have shape (N, 4) as x1, y1, x2, y2, got {b.shape}.")
-    if not np.isfinite(b).all():
-        raise ValueError("boxes must be finite, check for NaN or inf values.")
+    b = check_boxes(boxes).astype(np.float64)
     w = b[:, 2] - b[:, 0]
     h = b[:, 3] - b[:, 1]
-    bad = np.flatnonzero((w <= 0) | (h <= 0))
-    if bad.size:
-        i = int(bad[0])
-        raise ValueError(
-            f"box {i} has zero or negative size: {b[i].tolist()} (x1, y1, x2, y2); "
-            "boxes need x2 > x1 and y2 > y1.")
     centers = np.stack([(b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2], axis=1)
     w = w * padding
     h = h * padding
