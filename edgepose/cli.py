@@ -4,7 +4,10 @@
 runs pose estimation on an image, a folder of images, a video file or a
 camera index, writes annotated images (or an annotated video) into ``--out``
 and one JSON line per frame to ``--out/poses.jsonl`` (or stdout with
-``--out -``).
+``--out -``). M and D are files or registry names.
+
+``edgepose models list | info NAME | pull NAME... | import PATH [--name N] | verify``
+manages the model registry and cache (:mod:`edgepose.registry`).
 """
 from __future__ import annotations
 
@@ -103,12 +106,66 @@ def _video_frames(cap):
         cap.release()
 
 
+class ByteProgress:
+    """A download progress bar on stderr: redrawn in place on a terminal,
+    a single final line otherwise."""
+
+    def __init__(self, label: str, enabled: bool = True) -> None:
+        self.label, self.enabled = label, enabled
+        self.tty = sys.stderr.isatty()
+        self.done, self.total, self.start = 0, None, time.perf_counter()
+        self._drawn = False
+
+    def __call__(self, done: int, total: int | None) -> None:
+        self.done, self.total = done, total
+        if self.enabled and self.tty:
+            sys.stderr.write("\r" + self._line())
+            sys.stderr.flush()
+            self._drawn = True
+
+    def _line(self) -> str:
+        mb = self.done / 1e6
+        rate = mb / max(time.perf_counter() - self.start, 1e-9)
+        if self.total:
+            done = int(30 * min(self.done, self.total) / self.total)
+            bar = "#" * done + "." * (30 - done)
+            return (f"{self.label} [{bar}] {mb:.1f}/{self.total / 1e6:.1f} MB "
+                    f"{rate:.1f} MB/s")
+        return f"{self.label} {mb:.1f} MB {rate:.1f} MB/s"
+
+    def close(self) -> None:
+        if not self.enabled or (not self._drawn and self.done == 0):
+            return
+        sys.stderr.write(("\r" if self.tty else "") + self._line() + "\n")
+        sys.stderr.flush()
+
+
+def _fetch_named(names: list[str | None], quiet: bool) -> None:
+    """Fetches registry-named models before a run, with a progress bar
+    (Estimator then finds them verified in the cache, silently)."""
+    from edgepose import registry
+
+    store = None
+    for name in names:
+        if name is None or Path(name).exists() or not registry.looks_like_name(name):
+            continue
+        store = store or registry.ModelStore.from_env()
+        if name not in store.registry:
+            continue  # Estimator reports it
+        bar = ByteProgress(f"fetching {name}", enabled=not quiet)
+        try:
+            store.resolve(name, progress=bar)
+        finally:
+            bar.close()
+
+
 def run(args: argparse.Namespace) -> int:
     cv2 = import_cv2()
 
     from edgepose import Estimator
 
     frames, total, kind, fps = _frames(args.input)
+    _fetch_named([args.model, args.detector], args.quiet)
     to_stdout = args.out == "-"
     out_dir = None if to_stdout else Path(args.out)
     if out_dir is not None:
@@ -147,13 +204,195 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- edgepose models ---------------------------------------------------------------
+
+def _size_text(size: int | None) -> str:
+    return "?" if size is None else f"{size / 1e6:.1f} MB"
+
+
+def _store():
+    from edgepose.registry import ModelStore
+
+    return ModelStore.from_env()
+
+
+def _where_text(store) -> str:
+    from edgepose.registry import MIRROR_ENV, MODEL_DIR_ENV
+
+    model_dir = str(store.model_dir) if store.model_dir else f"none ({MODEL_DIR_ENV} not set)"
+    mirror = store.mirror or f"none ({MIRROR_ENV} not set)"
+    offline = "  [offline]" if store.offline else ""
+    return f"cache: {store.models_dir}\nmodel dir: {model_dir}\nmirror: {mirror}{offline}"
+
+
+def _local_status(store, entry) -> str:
+    if store.expected_sha256(entry) is None:
+        return "needs import"
+    local = store.local_path(entry)
+    if local is not None:
+        return "cached" if local[0] == "cache" else "model dir"
+    if entry.url is None:
+        return "- (no upstream)"
+    return "-"
+
+
+def models_list(args: argparse.Namespace) -> int:
+    store = _store()
+    print(_where_text(store))
+    print()
+    rows = [("NAME", "TASK", "HEAD", "FORMAT", "SIZE", "LOCAL")]
+    for entry in store.registry:
+        rows.append((entry.name, entry.task, entry.head, entry.format,
+                     _size_text(entry.size or store.expected_size(entry)),
+                     _local_status(store, entry)))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+    return 0
+
+
+def models_info(args: argparse.Namespace) -> int:
+    store = _store()
+    entry = store.registry.get(args.name)
+    expected = store.expected_sha256(entry)
+    lines = [entry.name, f"  {entry.description}"]
+
+    def field(key: str, value: object) -> None:
+        lines.append(f"  {key:<12} {value}")
+
+    field("task", f"{entry.task}, head {entry.head}, keypoints {entry.keypoints or '-'}"
+          + (f", input {entry.input_hw[0]}x{entry.input_hw[1]}" if entry.input_hw else ""))
+    field("preset", entry.preset or "none (edgepose has no card for it yet)")
+    size = entry.size or store.expected_size(entry)
+    field("file", f"{entry.file} ({size} bytes)" if size else entry.file)
+    if entry.sha256 is not None:
+        field("sha256", entry.sha256)
+    elif expected is not None:
+        record = store.imported(entry) or {}
+        field("sha256", f"{expected} (not pinned by edgepose: imported by you from "
+              f"{record.get('imported_from', '?')})")
+    else:
+        field("sha256", "unknown: this edgepose release has not pinned it")
+    field("licence", entry.license)
+    if entry.archive is not None:
+        field("upstream", f"{entry.url}")
+        archive = entry.archive
+        field("archive", f"{archive.file}, holding {archive.member} (extracted into the cache "
+              f"as {entry.file}); archive sha256 {archive.sha256 or 'unknown'}")
+    else:
+        field("upstream", entry.url or "none: a conversion with no public release; it "
+              "resolves only from the model dir, the cache or the mirror")
+    field("source", entry.source)
+    if entry.note:
+        field("note", entry.note)
+    local = store.local_path(entry)
+    field("local", f"{local[1]} ({local[0]})" if local else "none")
+    if expected is None:
+        lines += [
+            "",
+            f"  edgepose will not use {entry.name} until you vouch for a copy: its sha256 could",
+            "  not be pinned in this release, and edgepose uses no file it cannot verify.",
+            f"  Download {entry.url or entry.file}, check it, then run",
+            f"      edgepose models import FILE --name {entry.name}",
+            "  (FILE: the zip or the extracted .onnx). This copies the model into the cache and",
+            "  records its sha256 in",
+            f"      {store.cache_dir / 'imported.json'}",
+            "  which later copies (model dir, mirror) must match.",
+        ]
+    print("\n".join(lines))
+    return 0
+
+
+def models_pull(args: argparse.Namespace) -> int:
+    store = _store()
+    for name in args.names:
+        store.registry.get(name)  # unknown names fail before any download
+    for name in args.names:
+        bar = ByteProgress(f"{name}", enabled=not args.quiet)
+        try:
+            found = store.pull(name, progress=bar, force=args.force)
+        finally:
+            bar.close()
+        origin = "already cached" if found.origin == "cache" else f"from {found.detail}"
+        print(f"{name}: {found.path} ({origin}, sha256 verified)")
+    return 0
+
+
+def models_import(args: argparse.Namespace) -> int:
+    store = _store()
+    found = store.import_file(args.path, name=args.name)
+    print(f"{found.entry.name}: imported {args.path} -> {found.path} (sha256 "
+          f"{store.expected_sha256(found.entry)})")
+    return 0
+
+
+def models_verify(args: argparse.Namespace) -> int:
+    store = _store()
+    results = store.verify(remove_bad=args.remove_bad)
+    if not results:
+        print(f"{store.models_dir}: empty")
+        return 0
+    bad = 0
+    for r in results:
+        name = r.entry.name if r.entry else "-"
+        removed = " (removed)" if r.removed else ""
+        if r.status == "ok":
+            print(f"ok        {name:<34} {r.path.name}")
+        elif r.status == "mismatch":
+            bad += 1
+            print(f"MISMATCH  {name:<34} {r.path.name}: sha256 {r.actual}, expected "
+                  f"{r.expected}{removed}")
+        elif r.status == "partial":
+            bad += 1
+            print(f"PARTIAL   {'-':<34} {r.path.name}: an interrupted download{removed}")
+        elif r.status == "unpinned":
+            print(f"unpinned  {name:<34} {r.path.name}: no sha256 to check against "
+                  f"(edgepose models import {r.path} --name {name})")
+        else:
+            print(f"unknown   {'-':<34} {r.path.name}: not a registry file")
+    if bad and not args.remove_bad:
+        print(f"{bad} bad file(s): `edgepose models verify --remove-bad` removes them.",
+              file=sys.stderr)
+    return 1 if bad and not args.remove_bad else 0
+
+
+def _add_models_parser(sub) -> None:
+    p = sub.add_parser("models", help="list, fetch, import and verify models by name",
+                       description="The model registry and cache. Environment: EDGEPOSE_CACHE "
+                       "(cache folder), EDGEPOSE_MODEL_DIR (your model files), EDGEPOSE_MIRROR "
+                       "(a folder or an http(s) base URL that holds model files), "
+                       "EDGEPOSE_OFFLINE=1 (no network).")
+    msub = p.add_subparsers(dest="models_command", required=True)
+    q = msub.add_parser("list", help="every known model and whether it is available locally")
+    q.set_defaults(func=models_list)
+    q = msub.add_parser("info", help="everything about one model")
+    q.add_argument("name")
+    q.set_defaults(func=models_info)
+    q = msub.add_parser("pull", help="fetch models into the cache (mirror, then upstream)")
+    q.add_argument("names", nargs="+", metavar="NAME")
+    q.add_argument("--force", action="store_true", help="fetch again even if cached")
+    q.add_argument("--quiet", action="store_true", help="no progress bar")
+    q.set_defaults(func=models_pull)
+    q = msub.add_parser("import", help="copy a model file you have into the cache "
+                        "(recognised by its sha256, or named with --name)")
+    q.add_argument("path")
+    q.add_argument("--name", help="the registry name; needed for models without a pinned "
+                   "sha256 (rtmpose-*), whose hash you then vouch for")
+    q.set_defaults(func=models_import)
+    q = msub.add_parser("verify", help="hash every cached file again")
+    q.add_argument("--remove-bad", action="store_true",
+                   help="delete files with a wrong sha256 and leftover partial downloads")
+    q.set_defaults(func=models_verify)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="edgepose", description="2D human pose estimation on the edge.")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("run", help="run a pose model on an image, a folder, a video or a camera")
     p.add_argument("input", help="an image, a folder of images, a video file or a camera index")
-    p.add_argument("--model", required=True, help="pose model file (.onnx, .tflite, .xml)")
-    p.add_argument("--detector", help="person detector file, for top-down models")
+    p.add_argument("--model", required=True,
+                   help="pose model file (.onnx, .tflite, .xml) or name (edgepose models list)")
+    p.add_argument("--detector", help="person detector file or name, for top-down models")
     p.add_argument("--preset", help="card preset of the pose model, if it carries no card")
     p.add_argument("--detector-preset", help="card preset of the detector")
     p.add_argument("--backend", choices=["onnxruntime", "tflite", "openvino"])
@@ -163,6 +402,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-draw", action="store_true", help="write JSON only, no annotated images")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
+    _add_models_parser(sub)
     return parser
 
 

@@ -1,14 +1,16 @@
 """A model file opened on a backend with its card: the unit pipelines run.
 
-:class:`LoadedModel` resolves the card (explicit preset, else the card inside
-the file, else a preset recognised by the file's sha256), checks the model's
+:class:`LoadedModel` takes a path or a registry name (``"movenet-lightning"``,
+resolved to a verified file by :mod:`edgepose.registry`), resolves the card
+(explicit preset, else the card inside the file, else the registry entry's
+preset, else a preset recognised by the file's sha256), checks the model's
 inputs and outputs against it, turns BGR uint8 images into the model's input
 tensor, runs batches, and hands back the outputs by role.
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 from numpy.typing import NDArray
@@ -17,7 +19,44 @@ from edgepose.backends import open_backend
 from edgepose.card import ModelCard, read_card
 from edgepose.presets import preset_card, preset_names, recognise
 
-__all__ = ["LoadedModel"]
+if TYPE_CHECKING:
+    from edgepose.registry import ModelEntry
+
+__all__ = ["LoadedModel", "locate_model"]
+
+
+def locate_model(path_or_name: str | Path, role: str = "pose") -> tuple[Path, ModelEntry | None]:
+    """The file of a model argument: an existing path as it is, else the
+    verified file of a registry name (see :mod:`edgepose.registry`).
+
+    Returns:
+        (path, registry entry or None).
+
+    Raises:
+        FileNotFoundError: neither a file nor a registry name, or no copy of
+            the named model was found (the message lists where it looked).
+        ValueError: a named model's file fails its sha256 check, or has no
+            pinned sha256 and was not imported.
+    """
+    path = Path(path_or_name)
+    if path.is_file():
+        return path, None
+    text = str(path_or_name)
+    from edgepose import registry
+
+    if registry.looks_like_name(text):
+        store = registry.ModelStore.from_env()
+        try:
+            store.registry.get(text)
+        except ValueError as exc:
+            raise FileNotFoundError(
+                f"The {role} model file {text!r} does not exist, and it is not a registry "
+                f"model name either. {exc}") from None
+        found = store.resolve(text)
+        return found.path, found.entry
+    raise FileNotFoundError(
+        f"The {role} model file {text!r} does not exist. Pass the path of an "
+        ".onnx, .tflite or OpenVINO .xml file, or a model name (edgepose models list).")
 
 
 def _fixed_hw(shape: tuple, layout: str) -> tuple[int, int] | None:
@@ -31,27 +70,25 @@ class LoadedModel:
     """A model file, its backend and its card.
 
     Args:
-        path: the model file (.onnx, .tflite or OpenVINO .xml).
+        path: the model file (.onnx, .tflite or OpenVINO .xml), or a registry
+            name such as ``"movenet-lightning"`` (see :mod:`edgepose.registry`).
         preset: a preset name; overrides any card in the file.
         backend, threads, device, providers, xnnpack: passed to
             :func:`edgepose.backends.open_backend`.
         role: "pose" or "detector", for messages.
 
     Raises:
-        FileNotFoundError: the file does not exist.
-        ValueError: no card can be found, or the model's inputs and outputs
-            do not match its card.
+        FileNotFoundError: the file does not exist and is not a registry name,
+            or no copy of the named model was found.
+        ValueError: no card can be found, the model's inputs and outputs
+            do not match its card, or a named model fails its sha256 check.
         ImportError: the runtime for the file is not installed.
     """
 
     def __init__(self, path: str | Path, *, preset: str | None = None, backend: str | None = None,
                  threads: int | None = None, device: str | None = None,
                  providers: Any = None, xnnpack: bool = True, role: str = "pose") -> None:
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise FileNotFoundError(
-                f"The {role} model file {str(self.path)!r} does not exist. Pass the path of an "
-                ".onnx, .tflite or OpenVINO .xml file.")
+        self.path, self.registry_entry = locate_model(path, role)
         self.backend = open_backend(self.path, backend, threads=threads, device=device,
                                     providers=providers,
                                     xnnpack=xnnpack if self._is_tflite(backend) else True)
@@ -86,6 +123,9 @@ class LoadedModel:
         card = read_card(self.path)
         if card is not None:
             return card
+        entry = self.registry_entry
+        if entry is not None and entry.preset is not None:
+            return preset_card(entry.preset, hw)
         known = recognise(self.path)
         if known is not None:
             return preset_card(known, hw)
