@@ -8,6 +8,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from edgepose._arrays import check_boxes
+from edgepose._timing import Stopwatch
 from edgepose.images import check_image, import_cv2
 from edgepose.heads import check_finite_outputs, decode_head, HEAD_DECODERS
 from edgepose.keypoints import KeypointSet, convert_keypoints, get_keypoint_set
@@ -110,6 +111,9 @@ class Estimator:
             self.close()
             raise
         self.padding = float(padding)
+        #: Milliseconds per stage of the last call: detect, preprocess,
+        #: inference, decode and total.
+        self.last_timings: dict[str, float] = {}
 
     @property
     def card(self):
@@ -133,10 +137,19 @@ class Estimator:
             a :class:`PoseResult` in image pixels.
         """
         image = check_image(image)
+        watch = Stopwatch()
+        try:
+            return self._run(image, boxes, watch)
+        finally:
+            self.last_timings = watch.result()
+
+    def _run(self, image: np.ndarray, boxes: ArrayLike | None, watch: Stopwatch) -> PoseResult:
         if self._pose.card.task == "bottomup":
             if boxes is not None:
                 raise ValueError("A bottom-up model finds people itself: boxes= is not accepted.")
-            return self._convert(self._bottom_up(image))
+            result = self._bottom_up(image, watch)
+            watch.lap("decode")
+            return self._convert(result)
         box_scores = None
         padding = self.padding
         if boxes is not None:
@@ -144,6 +157,7 @@ class Estimator:
         elif self._detector is not None:
             detections = self._detector(image)
             b, box_scores = detections.boxes, detections.scores
+            watch.lap("detect")
         else:
             # No detector: the whole frame is the one person's box.
             h, w = image.shape[:2]
@@ -151,31 +165,36 @@ class Estimator:
             padding = 1.0
         if len(b) == 0:
             return PoseResult.empty(self._out_set, with_boxes=True)
-        return self._convert(self._top_down(image, b, box_scores, padding))
+        return self._convert(self._top_down(image, b, box_scores, padding, watch))
 
     def _top_down(self, image: np.ndarray, boxes: np.ndarray, box_scores: np.ndarray | None,
-                  padding: float) -> PoseResult:
+                  padding: float, watch: Stopwatch) -> PoseResult:
         model = self._pose
         in_h, in_w = model.input_hw
         centers, sizes = boxes_to_center_scale(boxes, in_w / in_h, padding)
         matrices = crop_matrices(centers, sizes, (in_h, in_w))
         crops = warp_crops(image, matrices, (in_h, in_w), pad_value=model.card.input.pad_value)
-        outputs = model.run(model.preprocess(crops))
+        tensor = model.preprocess(crops)
+        watch.lap("preprocess")
+        outputs = model.run(tensor)
+        watch.lap("inference")
         check_finite_outputs(outputs, model.name)
         card = model.card
         kp, sc = decode_head(card.head, outputs, card.head_params, (in_h, in_w))
         kp = apply_affine(kp, invert_affine(matrices))
         person = _person_scores(sc, box_scores)
-        return PoseResult(kp, sc, self._model_set, boxes=boxes, person_scores=person)
+        result = PoseResult(kp, sc, self._model_set, boxes=boxes, person_scores=person)
+        watch.lap("decode")
+        return result
 
-    def _bottom_up(self, image: np.ndarray) -> PoseResult:
+    def _bottom_up(self, image: np.ndarray, watch: Stopwatch) -> PoseResult:
         if self._pose.card.head == "paf":
             from edgepose.paf import run_paf
 
-            return run_paf(self._pose, image, self._model_set)
+            return run_paf(self._pose, image, self._model_set, watch)
         from edgepose.posenet import run_posenet
 
-        return run_posenet(self._pose, image, self._model_set)
+        return run_posenet(self._pose, image, self._model_set, watch)
 
     def _convert(self, result: PoseResult) -> PoseResult:
         if self._out_set is self._model_set:

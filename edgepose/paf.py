@@ -44,7 +44,8 @@ def _split_maps(outputs: dict[str, np.ndarray], params: dict) -> tuple[np.ndarra
     return (heatmaps[..., :k], pafs) if nhwc else (heatmaps[:k], pafs)
 
 
-def run_paf(model: Any, image: NDArray[np.uint8], keypoint_set: Any) -> Any:
+def run_paf(model: Any, image: NDArray[np.uint8], keypoint_set: Any,
+            watch: Any = None) -> Any:
     """Resizes the image to the model input, runs it, groups the parts and maps
     the people back to image pixels.
 
@@ -52,6 +53,7 @@ def run_paf(model: Any, image: NDArray[np.uint8], keypoint_set: Any) -> Any:
         model: an :class:`edgepose.model.LoadedModel` with head ``"paf"``.
         image: BGR uint8 ``(H, W, 3)``.
         keypoint_set: the model's keypoint set (COCO-18 for OpenPose models).
+        watch: an optional :class:`edgepose._timing.Stopwatch` for stage times.
 
     Returns:
         a :class:`edgepose.results.PoseResult` in image pixels (no boxes).
@@ -69,7 +71,12 @@ def run_paf(model: Any, image: NDArray[np.uint8], keypoint_set: Any) -> Any:
         canvas, scale, (pad_x, pad_y) = letterbox(image, spec.size, pad_value=spec.pad_value,
                                                   align=params.get("align", "center"))
         sx = sy = scale
-    outputs = model.run(model.preprocess(canvas[None]))
+    tensor = model.preprocess(canvas[None])
+    if watch is not None:
+        watch.lap("preprocess")
+    outputs = model.run(tensor)
+    if watch is not None:
+        watch.lap("inference")
     check_finite_outputs(outputs, model.name)
     heatmaps, pafs = _split_maps(outputs, params)
     grouping = {name: params[name] for name in GROUPING_PARAMS if name in params}

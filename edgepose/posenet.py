@@ -368,7 +368,8 @@ def decode_posenet(
     return np.stack(found_xy)[rank], np.stack(found_scores)[rank], pose_arr[rank]
 
 
-def run_posenet(model: Any, image: NDArray[np.uint8], keypoint_set: Any) -> Any:
+def run_posenet(model: Any, image: NDArray[np.uint8], keypoint_set: Any,
+                watch: Any = None) -> Any:
     """The whole-image PoseNet pipeline: letterbox, infer, decode, map back.
 
     Args:
@@ -379,6 +380,7 @@ def run_posenet(model: Any, image: NDArray[np.uint8], keypoint_set: Any) -> Any:
             ``variant``), plus ``align`` for the letterbox ("center").
         image: BGR uint8 ``(H, W, 3)``.
         keypoint_set: the model's :class:`edgepose.keypoints.KeypointSet`.
+        watch: an optional :class:`edgepose._timing.Stopwatch` for stage times.
 
     Returns:
         a :class:`edgepose.results.PoseResult` in image pixels.
@@ -393,7 +395,12 @@ def run_posenet(model: Any, image: NDArray[np.uint8], keypoint_set: Any) -> Any:
     params.pop("dequantize", None)  # applied by the model when it runs
     canvas, scale, (pad_x, pad_y) = letterbox(image, spec.size, pad_value=spec.pad_value,
                                               align=align)
-    outputs = model.run(model.preprocess(canvas[None]))
+    tensor = model.preprocess(canvas[None])
+    if watch is not None:
+        watch.lap("preprocess")
+    outputs = model.run(tensor)
+    if watch is not None:
+        watch.lap("inference")
     check_finite_outputs(outputs, model.name)
     kp, scores, pose_scores = decode_posenet(
         outputs["heatmaps"][0], outputs["short_offsets"][0], outputs["mid_offsets"][0], **params)

@@ -267,3 +267,15 @@ def test_missing_opencv_is_reported_at_construction(models, monkeypatch):
     monkeypatch.setitem(sys.modules, "cv2", None)
     with pytest.raises(ImportError, match=r"edgepose\[vision\]"):
         Estimator(models / MOVENET)
+
+
+def test_stage_timings_of_the_last_call(models, coco):
+    gt, images = coco
+    image = images[785]
+    with Estimator(models / MOVENET, detector=models / YOLOX) as est:
+        assert est.last_timings == {}
+        est(image)
+        t = est.last_timings
+    assert set(t) == {"detect", "preprocess", "inference", "decode", "total"}
+    assert all(v >= 0 for v in t.values()) and t["detect"] > 0 and t["inference"] > 0
+    assert t["total"] >= sum(v for k, v in t.items() if k != "total") * 0.99
