@@ -172,20 +172,22 @@ typedef struct {
     ep_index sc, sh, sw;
 } ep_maps;
 
-/* Parameters of ep_group_paf (defaults: the OpenVINO model zoo's decoder). */
+/* Parameters of ep_group_paf (defaults: the OpenVINO model zoo's decoder).
+ * Thresholds compared with double-precision quantities are doubles, so that
+ * e.g. 8 good samples of 10 meet a ratio of exactly 0.8. */
 typedef struct {
-    float heatmap_threshold; /* a peak's value must exceed this (0.1) */
-    int peak_radius;         /* local-maximum window radius (1: 3 x 3) */
-    float min_peak_distance; /* thin peaks of a part closer than this, map px (0: off) */
-    int refine;              /* sub-pixel peaks by a parabola through 3 x 3 (1) */
-    int max_peaks;           /* per part, the highest (100) */
-    int samples;             /* field samples along a candidate limb, >= 2 (10) */
-    float min_paf_score;     /* a sample is good above this (0.05) */
-    float min_good_ratio;    /* fraction of good samples required (0.8) */
-    float distance_prior;    /* > 0: add min(0, prior * h / length - 1) to a limb (0: off) */
-    int min_parts;           /* persons with fewer parts are dropped (3) */
-    float min_person_score;  /* persons whose score / parts is lower are dropped (0) */
-    float stride, offset;    /* output = map position * stride + offset */
+    float heatmap_threshold;  /* a peak's (float32) value must exceed this (0.1) */
+    int peak_radius;          /* local-maximum window radius (1: 3 x 3) */
+    double min_peak_distance; /* thin peaks of a part closer than this, map px (0: off) */
+    int refine;               /* sub-pixel peaks by a parabola through 3 x 3 (1) */
+    int max_peaks;            /* per part, the highest (100) */
+    int samples;              /* field samples along a candidate limb, >= 2 (10) */
+    double min_paf_score;     /* a sample is good above this (0.05) */
+    double min_good_ratio;    /* fraction of good samples required (0.9: 9 of 10) */
+    double distance_prior;    /* > 0: add min(0, prior * h / length - 1) to a limb (0: off) */
+    int min_parts;            /* persons with fewer parts are dropped (3) */
+    double min_person_score;  /* persons whose score / parts is lower are dropped (0) */
+    double stride, offset;    /* output = map position * stride + offset */
 } ep_paf_params;
 
 /*

@@ -110,8 +110,8 @@ static void find_peaks(ep_maps hm, ep_index k, const ep_paf_params *p,
     if (n > p->max_peaks) n = p->max_peaks;
     for (i = 0; i < n; ++i) {
         int far_enough = 1;
-        if (p->min_peak_distance > 0.0f) {
-            double min_d2 = (double)p->min_peak_distance * p->min_peak_distance;
+        if (p->min_peak_distance > 0.0) {
+            double min_d2 = p->min_peak_distance * p->min_peak_distance;
             for (j = 0; j < kept; ++j) {
                 double dx = (double)(cand[i].x - cand[j].x), dy = (double)(cand[i].y - cand[j].y);
                 if (dx * dx + dy * dy < min_d2) {
@@ -179,11 +179,15 @@ static int limb_score(ep_maps paf, ep_index cx, ep_index cy, const peak *a, cons
         if (v > p->min_paf_score) {
             sum += v;
             ++good;
+        } else if ((double)(p->samples - (s + 1 - good)) / p->samples < p->min_good_ratio) {
+            /* Too many bad samples already: the ratio cannot be met. (The
+             * same expression as the final test, so the outcome is exact.) */
+            return 0;
         }
     }
     if (good == 0) return 0;
     *score = sum / good;
-    if (p->distance_prior > 0.0f) {
+    if (p->distance_prior > 0.0) {
         double prior = p->distance_prior * (double)map_h / len - 1.0;
         *score += prior < 0.0 ? prior : 0.0;
     }
@@ -205,10 +209,10 @@ static int check_params(ep_maps hm, ep_maps paf, const ep_index *limbs, const ep
     if (hm.c < 1 || hm.h < 1 || hm.w < 1 || paf.c < 1 || paf.h != hm.h || paf.w != hm.w)
         return 0;
     if (n_limbs < 0 || p->samples < 2 || p->max_peaks < 1 || p->peak_radius < 0 ||
-        p->min_parts < 0 || !(p->min_good_ratio >= 0.0f) || !(p->min_good_ratio <= 1.0f) ||
+        p->min_parts < 0 || !(p->min_good_ratio >= 0.0) || !(p->min_good_ratio <= 1.0) ||
         !isfinite(p->heatmap_threshold) || !isfinite(p->min_paf_score) ||
-        !isfinite(p->min_person_score) || !(p->min_peak_distance >= 0.0f) ||
-        !isfinite(p->min_peak_distance) || !(p->distance_prior >= 0.0f) ||
+        !isfinite(p->min_person_score) || !(p->min_peak_distance >= 0.0) ||
+        !isfinite(p->min_peak_distance) || !(p->distance_prior >= 0.0) ||
         !isfinite(p->distance_prior) || !isfinite(p->stride) || !isfinite(p->offset))
         return 0;
     for (l = 0; l < n_limbs; ++l) {

@@ -229,7 +229,7 @@ static void test_paf(void)
     const int xs[K] = {2, 7, 12};
     float persons[K * 2 * K * 3], scores[K * 2];
     ep_index n, k, x;
-    ep_paf_params p = {0.1f, 1, 0.0f, 1, 10, 10, 0.05f, 0.8f, 0.0f, 3, 0.0f, 8.0f, 0.0f};
+    ep_paf_params p = {0.1f, 1, 0.0, 1, 10, 10, 0.05, 0.9, 0.0, 3, 0.0, 8.0, 0.0};
     ep_maps mh = {hm, K, H, W, H * W, W, 1}, mp = {paf, 4, H, W, H * W, W, 1};
 
     for (k = 0; k < K; ++k) {
@@ -463,17 +463,17 @@ static void fuzz_once(void)
         }
         p.heatmap_threshold = (float)(rng_uniform() * 1.2 - 0.1);
         p.peak_radius = (int)rng_int(0, 3);
-        p.min_peak_distance = rng_uniform() < 0.3 ? (float)(rng_uniform() * 4) : 0.0f;
+        p.min_peak_distance = rng_uniform() < 0.3 ? rng_uniform() * 4 : 0.0;
         p.refine = (int)rng_int(0, 1);
         p.max_peaks = (int)rng_int(1, 12);
         p.samples = (int)rng_int(2, 12);
-        p.min_paf_score = (float)(rng_uniform() * 0.5 - 0.1);
-        p.min_good_ratio = (float)rng_uniform();
-        p.distance_prior = rng_uniform() < 0.3 ? (float)rng_uniform() : 0.0f;
+        p.min_paf_score = rng_uniform() * 0.5 - 0.1;
+        p.min_good_ratio = rng_uniform();
+        p.distance_prior = rng_uniform() < 0.3 ? rng_uniform() : 0.0;
         p.min_parts = (int)rng_int(0, 4);
-        p.min_person_score = (float)(rng_uniform() - 0.5);
-        p.stride = 8.0f;
-        p.offset = 0.5f;
+        p.min_person_score = rng_uniform() - 0.5;
+        p.stride = 8.0;
+        p.offset = 0.5;
         capacity = c * p.max_peaks / 2 + 1;
         persons = (float *)malloc((size_t)(capacity * c * 3) * sizeof(float));
         scores = (float *)malloc((size_t)capacity * sizeof(float));

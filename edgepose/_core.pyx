@@ -42,16 +42,16 @@ cdef extern from "ep_core.h" nogil:
     ctypedef struct ep_paf_params:
         float heatmap_threshold
         int peak_radius
-        float min_peak_distance
+        double min_peak_distance
         int refine
         int max_peaks
         int samples
-        float min_paf_score
-        float min_good_ratio
-        float distance_prior
+        double min_paf_score
+        double min_good_ratio
+        double distance_prior
         int min_parts
-        float min_person_score
-        float stride, offset
+        double min_person_score
+        double stride, offset
 
     int ep_group_paf(ep_maps heatmaps, ep_maps pafs, const ep_index *limbs,
                      const ep_index *paf_channels, ep_index n_limbs,

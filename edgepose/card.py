@@ -81,7 +81,7 @@ DETECTOR_HEADS = ("yolox", "nanodet")
 LAYOUTS = ("NCHW", "NHWC")
 DTYPES = ("float32", "uint8")
 COLORS = ("RGB", "BGR")
-RESIZES = ("affine", "letterbox", "stretch")
+RESIZES = ("affine", "letterbox", "stretch", "fit_height")
 
 ONNX_METADATA_KEY = "edgepose.card"
 TFLITE_ASSOCIATED_FILE = "edgepose_card.json"
@@ -187,8 +187,11 @@ class InputSpec:
         color: ``"RGB"`` or ``"BGR"``.
         mean, std: 3 numbers each, in 0-255 pixel units; std > 0.
         resize: ``"affine"`` (aspect-preserving warp around a box, top-down),
-            ``"letterbox"`` (aspect-preserving resize, padded) or
-            ``"stretch"`` (plain resize).
+            ``"letterbox"`` (aspect-preserving resize, padded),
+            ``"stretch"`` (plain resize) or ``"fit_height"`` (models with a
+            dynamic input width: scale to ``size``'s height keeping the
+            aspect ratio; the width follows, padded at the right to a
+            multiple of the head's ``size_multiple``).
         pad_value: the 0-255 value of padding / border pixels.
 
     Raises:

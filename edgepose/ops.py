@@ -393,7 +393,7 @@ def group_paf(
     max_peaks: int = 100,
     samples: int = 10,
     min_paf_score: float = 0.05,
-    min_good_ratio: float = 0.8,
+    min_good_ratio: float = 0.9,
     distance_prior: float = 0.0,
     min_parts: int = 3,
     min_person_score: float = 0.0,
@@ -409,7 +409,7 @@ def group_paf(
     (``refine``); every pair of peaks of a limb scored by ``samples``
     bilinear field samples along the segment (the mean of the samples above
     ``min_paf_score``, valid when at least ``min_good_ratio`` of them are
-    good, plus ``min(0, distance_prior * H / length - 1)`` when
+    good (0.9: 9 of 10, which is what the model zoo's "> 0.8" means), plus ``min(0, distance_prior * H / length - 1)`` when
     ``distance_prior`` > 0); greedy matching per limb in descending score;
     assembly into people in limb order, merging people joined by a limb when
     they do not conflict; people with fewer than ``min_parts`` parts or a

@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 
 from edgepose import ops
 
-__all__ = ["GROUPING_PARAMS", "run_paf"]
+__all__ = ["GROUPING_PARAMS", "run_paf", "fit_height_size", "rank_scores"]
 
 #: head_params passed through to :func:`edgepose.ops.group_paf`.
 GROUPING_PARAMS = ("heatmap_threshold", "peak_radius", "min_peak_distance", "refine",
@@ -68,8 +68,12 @@ def run_paf(model: Any, image: NDArray[np.uint8], keypoint_set: Any,
         canvas, (sx, sy) = stretch(image, spec.size)
         pad_x = pad_y = 0.0
     else:
-        canvas, scale, (pad_x, pad_y) = letterbox(image, spec.size, pad_value=spec.pad_value,
-                                                  align=params.get("align", "center"))
+        size, align = spec.size, params.get("align", "center")
+        if spec.resize == "fit_height":
+            size, align = fit_height_size(image.shape[:2], spec.size[0],
+                                          int(params.get("size_multiple", 8))), "topleft"
+        canvas, scale, (pad_x, pad_y) = letterbox(image, size, pad_value=spec.pad_value,
+                                                  align=align)
         sx = sy = scale
     tensor = model.preprocess(canvas[None])
     if watch is not None:
@@ -93,4 +97,21 @@ def run_paf(model: Any, image: NDArray[np.uint8], keypoint_set: Any,
     keypoints[..., 1] = (keypoints[..., 1] + 0.5 - pad_y) / sy - 0.5
     keypoints[~found] = -1.0
     return PoseResult(keypoints, persons[..., 2].copy(), keypoint_set,
-                      person_scores=person_scores)
+                      person_scores=rank_scores(person_scores, found))
+
+
+def fit_height_size(image_hw: tuple[int, int], height: int, multiple: int) -> tuple[int, int]:
+    """The input size for a dynamic-width model: ``height``, and the width the
+    image's aspect ratio gives, rounded up to a multiple of ``multiple``."""
+    h, w = image_hw
+    width = max(1, round(w * height / h))
+    return height, -(-width // multiple) * multiple
+
+
+def rank_scores(mean_scores: np.ndarray, found: np.ndarray) -> np.ndarray:
+    """Person scores that rank people as the OpenVINO model zoo's OpenPose
+    decoder does (score sum times parts - 1), scaled by the largest possible
+    part count: whole people rank above confident fragments."""
+    parts = found.sum(axis=1).astype(np.float32)
+    k = max(found.shape[1], 2)
+    return (mean_scores * parts * np.maximum(parts - 1, 0) / (k * (k - 1))).astype(np.float32)

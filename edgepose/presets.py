@@ -101,6 +101,28 @@ PRESETS: dict[str, dict[str, Any]] = {
                     "mid_offsets": "float_mid_offsets"},
         "keypoints": "coco17",
     },
+    # ildoonet/tf-pose-estimation MobileNetV2-small OpenPose (ONNX conversion): BGR
+    # 0-255, any input size; one NHWC output of 18 part maps, background, then 38
+    # fields in tf-pose's CocoPairsNetwork order. Targets were shrunk 8x by pixel
+    # area, so map cell j is centred on input pixel 8j + 3.5. Grouping thresholds
+    # are tf-pose's own (pafprocess.h): heatmap 0.05, 9 of 10 samples.
+    "tfpose-mobilenet-v2": {
+        "task": "bottomup", "head": "paf",
+        "head_params": {
+            "layout": "NHWC", "num_parts": 18, "paf_start": 19, "stride": 8, "offset": 3.5,
+            "size_multiple": 8,
+            "limbs": [[1, 2], [1, 5], [2, 3], [3, 4], [5, 6], [6, 7], [1, 8], [8, 9], [9, 10],
+                      [1, 11], [11, 12], [12, 13], [1, 0], [0, 14], [14, 16], [0, 15],
+                      [15, 17], [2, 16], [5, 17]],
+            "paf_channels": [[12, 13], [20, 21], [14, 15], [16, 17], [22, 23], [24, 25],
+                             [0, 1], [2, 3], [4, 5], [6, 7], [8, 9], [10, 11], [28, 29],
+                             [30, 31], [34, 35], [32, 33], [36, 37], [18, 19], [26, 27]],
+            "heatmap_threshold": 0.05, "min_good_ratio": 0.9, "min_parts": 3},
+        "input": {"name": None, "size": [368, 432], "layout": "NHWC", "dtype": "float32",
+                  "color": "BGR", **_NO_NORM, "resize": "fit_height", "pad_value": 0},
+        "outputs": {"maps": "Openpose/concat_stage7:0"},
+        "keypoints": "coco18",
+    },
     # Person detectors (Kazuhito00/Detection-PoseEstimation-Pipeline). All take
     # NCHW float32 BGR; YOLOX-style heads give (cx, cy, w, h) grid offsets and
     # log sizes with sigmoid-ed objectness and class scores.
@@ -151,6 +173,7 @@ KNOWN_FILES: dict[str, str] = {
     "d7ac211a927e114a9266e424c3cb5b6ce0db462ee2d5311471c437cca2b262a6": "posenet-mobilenet-v1",
     "5214ffd99fc633a99960bc133d544d57d85304c082cd72a18f12580ee6921445": "posenet-mobilenet-v1",
     "52692d831ba21761a2ee7a0ef861ba47e2084006da609d6b9038186c7e2d749c": "posenet-mobilenet-v1",
+    "a58f18305b3a9b97beca2ed9ac5956f733e42e1db126fad81d69b9f7d1ce9506": "tfpose-mobilenet-v2",
     "695e750a5d5754bb5a8d5325643b59282191a7e7a564e435a415fd3c578eab14": "yolox-nano",
     "4bf5f704cd3bd900645a4303e0934ede13d9fb2135058b38005f4c2886c68576": "light-person-detector",
     "82424ca4d4e935783657490dcbb40123acc9c26807dad3604eaedc0a5be476ff": "light-person-detector",

@@ -175,7 +175,7 @@ def test_card_validation(change, message):
     ({"dtype": "int8"}, "input dtype must be one of 'float32', 'uint8', got 'int8'."),
     ({"color": "rgb"}, "input color must be one of 'RGB', 'BGR', got 'rgb'."),
     ({"resize": "crop"}, "input resize must be one of 'affine', 'letterbox', 'stretch', "
-                         "got 'crop'."),
+                         "'fit_height', got 'crop'."),
     ({"mean": (0, 0)}, r"input mean must be 3 finite numbers, got \(0, 0\)."),
     ({"std": (1, 0, 1)}, r"input std must be positive, got \(1.0, 0.0, 1.0\)."),
     ({"std": (1, float("inf"), 1)}, "input std must be 3 finite numbers"),
