@@ -22,7 +22,7 @@ _LAZY = {
     "write_card": "edgepose.card",
 }
 _SUBMODULES = ("ops", "backends", "card", "keypoints", "presets", "transforms", "results",
-               "heads", "detectors", "posenet", "paf", "estimator", "registry")
+               "heads", "detectors", "posenet", "paf", "estimator", "registry", "evaluation")
 
 __all__ = ["__version__", *_LAZY, *_SUBMODULES]
 

@@ -1,0 +1,117 @@
+"""``edgepose eval``: a model's accuracy on an annotated image folder.
+
+``edgepose eval MODEL --annotations FILE --images DIR [--detector D | --gt-boxes]
+[--backend B] [--threads T] [--json OUT] [--per-keypoint]`` runs MODEL (a
+file or a registry name) over the annotated images, prints a table of OKS
+AP/AR (COCO, CrowdPose, AIC files), box-normalised PCK, MPII PCKh (MPII
+files), keypoint errors and latency, and writes them as JSON with ``--json``
+(``-`` for stdout, the table then goes to stderr). A progress bar goes to
+stderr unless ``--quiet``.
+
+Wire it as a sub-command with :func:`add_eval_arguments` and :func:`run_eval`,
+or call :func:`main_eval` with the arguments after ``eval``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+__all__ = ["main_eval", "add_eval_arguments", "run_eval"]
+
+
+def add_eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Adds ``edgepose eval``'s arguments to ``parser`` and sets ``func``."""
+    parser.add_argument("model", help="pose model file (.onnx, .tflite, .xml) or registry name")
+    parser.add_argument("--annotations", required=True,
+                        help="COCO-format keypoint annotations (COCO, CrowdPose, AIC) or an "
+                             "MPII JSON file")
+    parser.add_argument("--images", required=True, help="folder with the annotated images")
+    boxes = parser.add_mutually_exclusive_group()
+    boxes.add_argument("--detector", help="person detector file or name (top-down models)")
+    boxes.add_argument("--gt-boxes", action="store_true",
+                       help="run the pose model on the ground-truth person boxes")
+    parser.add_argument("--preset", help="card preset of the pose model, if it carries no card")
+    parser.add_argument("--detector-preset", help="card preset of the detector")
+    parser.add_argument("--backend", choices=["onnxruntime", "tflite", "openvino"])
+    parser.add_argument("--threads", type=int, help="inference threads per model")
+    parser.add_argument("--keypoint-set",
+                        help="the dataset's keypoint set, if its names are not recognised "
+                             "(e.g. coco17, crowdpose14, aic14)")
+    parser.add_argument("--area-source", choices=["auto", "annotation", "bbox"], default="auto",
+                        help="ground-truth area for OKS: the 'area' field, or 0.53 x box area "
+                             "(CrowdPose, AIC); auto picks 'annotation' when every annotation "
+                             "has one")
+    parser.add_argument("--json", metavar="OUT", help="write the results as JSON (- for stdout)")
+    parser.add_argument("--per-keypoint", action="store_true",
+                        help="also print and write the per-keypoint breakdown")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(func=run_eval)
+    return parser
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    return add_eval_arguments(argparse.ArgumentParser(
+        prog="edgepose eval", description="Accuracy of a pose model on annotated images: "
+                                          "OKS AP/AR, PCK, PCKh, keypoint errors."))
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    """Runs ``edgepose eval`` for parsed arguments; returns the exit code.
+
+    Raises:
+        FileNotFoundError, ValueError, ImportError, TypeError: as
+            :func:`~edgepose.evaluation.evaluate_model` and
+            :class:`~edgepose.Estimator` do (:func:`main_eval` prints them).
+    """
+    from edgepose import Estimator, __version__
+    from edgepose.evaluation.runner import evaluate_model, load_annotations
+
+    annotations = load_annotations(args.annotations)
+    started = time.time()
+    with Estimator(args.model, args.detector, backend=args.backend, threads=args.threads,
+                   preset=args.preset, detector_preset=args.detector_preset) as est:
+        report = evaluate_model(est, annotations, args.images, gt_boxes=args.gt_boxes,
+                                keypoint_set=args.keypoint_set, area_source=args.area_source,
+                                per_keypoint=args.per_keypoint, progress=not args.quiet)
+    to_stdout = args.json == "-"
+    table = report.format_table(per_keypoint=args.per_keypoint)
+    print(table, file=sys.stderr if to_stdout else sys.stdout)
+    if args.json:
+        import numpy as np
+
+        record: dict[str, Any] = {
+            "model": str(args.model), "detector": args.detector,
+            "boxes": "ground truth" if args.gt_boxes else ("detector" if args.detector
+                                                            else "model"),
+            "backend": args.backend or "auto", "threads": args.threads,
+            "images": str(args.images),
+            **report.to_dict(per_keypoint=args.per_keypoint),
+            "environment": {"edgepose": __version__, "numpy": np.__version__,
+                            "python": platform.python_version(),
+                            "machine": platform.machine(), "system": platform.system()},
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
+            "seconds": round(time.time() - started, 3),
+        }
+        text = json.dumps(record, indent=2)
+        if to_stdout:
+            print(text)
+        else:
+            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.json).write_text(text + "\n", encoding="utf-8")
+    return 0
+
+
+def main_eval(args: list[str]) -> int:
+    """``edgepose eval`` with the arguments after ``eval``; returns the exit
+    code (2 with an ``error:`` line on stderr for a user mistake)."""
+    parsed = _build_parser().parse_args(args)
+    try:
+        return run_eval(parsed)
+    except (FileNotFoundError, ValueError, ImportError, TypeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

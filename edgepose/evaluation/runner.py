@@ -1,0 +1,401 @@
+"""Evaluating a pose model over an annotated image folder.
+
+:func:`evaluate_model` runs any callable ``image -> PoseResult`` (an
+:class:`~edgepose.Estimator`, or your own function) over the images of a
+COCO-format (COCO, CrowdPose, AIC) or MPII annotation file and returns an
+:class:`EvaluationReport`: OKS AP/AR (COCO-format files), PCK at several
+thresholds normalised by the ground-truth box, MPII PCKh (MPII files), mean
+keypoint error and NME, and the model's latency per image.
+
+With ``gt_boxes=True`` the model is called as ``model(image, boxes=B)`` with
+the ground-truth person boxes (xyxy) of the image and must return one pose per
+box, in order; PCK and errors then compare each pose with its own annotation.
+Otherwise the model is called as ``model(image)`` and finds people itself (a
+detector, a bottom-up or a single-person model); PCK and errors then compare
+each annotated person with the detection COCO's matching assigns to it at
+OKS >= 0.5, and a person no detection matched counts as missed (incorrect in
+PCK, left out of the pixel errors).
+"""
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgepose.evaluation.annotations import (CocoKeypoints, KeypointDetections,
+                                             load_coco_keypoints, load_json, match_keypoint_set)
+from edgepose.evaluation.coco import CocoMetrics, evaluate_coco
+from edgepose.evaluation.mpii import MpiiAnnotations, MpiiPCKh, evaluate_pckh, load_mpii
+from edgepose.evaluation.pck import KeypointErrors, PCKResult, bbox_size, keypoint_errors, pck
+from edgepose.keypoints import (MPII16, KeypointSet, can_convert, convert_keypoints,
+                                get_keypoint_set)
+
+__all__ = ["EvaluationReport", "evaluate_model", "load_annotations"]
+
+PoseModel = Callable[..., Any]
+
+
+@dataclass(frozen=True, eq=False)
+class EvaluationReport:
+    """What :func:`evaluate_model` measured.
+
+    Attributes:
+        annotations: the annotation file.
+        mode: "gt-boxes" or "model-boxes".
+        keypoint_set: the dataset's keypoint set name (predictions were
+            converted to it when the model's differs), or "".
+        keypoint_names: the K names.
+        num_images, num_people: images run; annotated people compared.
+        latency_ms: ``(num_images,)`` wall time of each model call.
+        coco: OKS AP/AR (COCO-format annotations), else None.
+        pck: PCK at each alpha, normalised by the ground-truth box (COCO-format).
+        pckh: MPII PCKh (MPII annotations), else None.
+        errors: pixel errors and NME (box-normalised; head-normalised for MPII).
+    """
+
+    annotations: str
+    mode: str
+    keypoint_set: str
+    keypoint_names: tuple[str, ...]
+    num_images: int
+    num_people: int
+    latency_ms: np.ndarray
+    coco: CocoMetrics | None
+    pck: tuple[PCKResult, ...]
+    pckh: MpiiPCKh | None
+    errors: KeypointErrors | None
+
+    def summary(self) -> dict[str, float]:
+        """The headline numbers, flat: name -> value."""
+        out: dict[str, float] = {}
+        if self.coco is not None:
+            out.update({n: self.coco[n] for n in self.coco.names()})
+        for r in self.pck:
+            out[r.name] = r.mean
+        if self.pckh is not None:
+            out[f"PCKh@{self.pckh.pckh.alpha:g}"] = self.pckh.mean
+            out[f"PCKh@{self.pckh.pckh_01.alpha:g}"] = self.pckh.mean_01
+        if self.errors is not None:
+            out["error_px"] = self.errors.mean_px
+            out["NME"] = self.errors.nme
+        if self.latency_ms.size:
+            out["latency_ms_p50"] = float(np.percentile(self.latency_ms, 50))
+            out["latency_ms_p90"] = float(np.percentile(self.latency_ms, 90))
+        return out
+
+    def to_dict(self, per_keypoint: bool = False) -> dict[str, Any]:
+        """JSON-ready: the summary, then each metric family in detail."""
+        def num(x: float) -> float | None:
+            return None if not np.isfinite(x) else round(float(x), 6)
+
+        out: dict[str, Any] = {
+            "annotations": self.annotations, "mode": self.mode,
+            "keypoint_set": self.keypoint_set, "num_images": self.num_images,
+            "num_people": self.num_people,
+            "summary": {k: num(v) for k, v in self.summary().items()},
+        }
+        if self.coco is not None:
+            coco = self.coco.to_dict()
+            if not per_keypoint:
+                coco.pop("per_keypoint", None)
+            out["coco"] = coco
+        if self.pck:
+            out["pck"] = []
+            for r in self.pck:
+                d = r.to_dict()
+                if not per_keypoint:
+                    d.pop("per_keypoint", None)
+                out["pck"].append(d)
+        if self.pckh is not None:
+            d = self.pckh.to_dict()
+            if not per_keypoint:
+                d.pop("per_keypoint", None)
+            out["pckh"] = d
+        if self.errors is not None:
+            d = self.errors.to_dict()
+            if not per_keypoint:
+                d.pop("per_keypoint_px", None)
+            out["errors"] = d
+        return out
+
+    def format_table(self, per_keypoint: bool = False) -> str:
+        """A plain-text table of :meth:`summary` (and per keypoint)."""
+        lines = [f"{self.annotations}: {self.num_images} images, {self.num_people} people, "
+                 f"{self.mode}"]
+        if self.coco is not None:
+            lines[0] += f", OKS area from {self.coco.area_source}"
+        rows = self.summary()
+        width = max((len(k) for k in rows), default=8)
+        lines.append(f"{'metric':<{width}}  value")
+        lines.append(f"{'-' * width}  --------")
+        for k, v in rows.items():
+            text = "n/a" if not np.isfinite(v) else (f"{v:8.3f}" if "latency" in k or "px" in k
+                                                     else f"{v:8.4f}")
+            lines.append(f"{k:<{width}}  {text}")
+        if per_keypoint:
+            lines.append("")
+            lines.extend(self._keypoint_table())
+        return "\n".join(lines)
+
+    def _keypoint_table(self) -> list[str]:
+        columns: list[tuple[str, np.ndarray, str]] = []
+        if self.coco is not None and self.coco.per_keypoint is not None:
+            pk = self.coco.per_keypoint
+            columns.append(("OKS sim", pk.similarity, "{:8.3f}"))
+        for r in self.pck:
+            columns.append((r.name, r.per_keypoint, "{:8.3f}"))
+        if self.pckh is not None:
+            columns.append((self.pckh.pckh.name, self.pckh.pckh.per_keypoint, "{:8.3f}"))
+        if self.errors is not None:
+            columns.append(("err px", self.errors.per_keypoint_px, "{:8.1f}"))
+            columns.append(("count", self.errors.counts, "{:8d}"))
+        width = max((len(n) for n in self.keypoint_names), default=8)
+        head = f"{'keypoint':<{width}}" + "".join(f"  {c[0]:>8}" for c in columns)
+        lines = [head, "-" * len(head)]
+        for i, name in enumerate(self.keypoint_names):
+            cells = []
+            for _, values, fmt in columns:
+                v = values[i]
+                cells.append("     n/a" if (np.issubdtype(type(v), np.floating) and not np.isfinite(v))
+                             else fmt.format(v))
+            lines.append(f"{name:<{width}}" + "".join(f"  {c:>8}" for c in cells))
+        return lines
+
+
+class _Bar:
+    """A one-line progress bar on stderr."""
+
+    def __init__(self, total: int, label: str) -> None:
+        self.total, self.label, self.count = total, label, 0
+        self.start = time.perf_counter()
+
+    def __call__(self, done: int, total: int) -> None:
+        self.count = done
+        rate = done / max(time.perf_counter() - self.start, 1e-9)
+        filled = int(30 * done / max(total, 1))
+        sys.stderr.write(f"\r{self.label} [{'#' * filled}{'.' * (30 - filled)}] "
+                         f"{done}/{total} {rate:5.1f} img/s")
+        if done == total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+
+def load_annotations(source: str | Path) -> CocoKeypoints | MpiiAnnotations:
+    """A COCO-format (object) or MPII (list) annotation file, by its content."""
+    data = load_json(source, "annotation")
+    ann = load_mpii(data) if isinstance(data, list) else load_coco_keypoints(data)
+    return dataclasses.replace(ann, source=str(source))
+
+
+def _dataset_set(names: tuple[str, ...], keypoint_set: str | KeypointSet | None
+                 ) -> KeypointSet | None:
+    if keypoint_set is not None:
+        return get_keypoint_set(keypoint_set) if isinstance(keypoint_set, str) else keypoint_set
+    return match_keypoint_set(names)
+
+
+def _to_dataset(result: Any, target: KeypointSet | None, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(keypoints, scores) of a PoseResult in the dataset's keypoint set."""
+    if not hasattr(result, "keypoints") or not hasattr(result, "keypoint_set"):
+        raise TypeError(f"the model must return a PoseResult, got {type(result).__name__}.")
+    src = result.keypoint_set
+    if target is None or src.names == target.names:
+        if result.keypoints.shape[1] != k:
+            raise ValueError(f"the model gives {result.keypoints.shape[1]} keypoints "
+                             f"({src.name}); the annotations have {k}. Pass keypoint_set= to "
+                             "say which registered set the annotations use.")
+        return result.keypoints, result.scores
+    if not can_convert(src, target):
+        raise ValueError(f"the model's keypoints ({src.name}) cannot be converted to the "
+                         f"dataset's ({target.name}).")
+    return convert_keypoints(result.keypoints, result.scores, src, target)
+
+
+def _read(path: Path) -> np.ndarray:
+    from edgepose.images import import_cv2
+
+    cv2 = import_cv2()
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ValueError(f"{path} could not be read as an image.")
+    return image
+
+
+def _check_files(folder: Path, files: list[str]) -> None:
+    if not folder.is_dir():
+        raise FileNotFoundError(f"image folder {folder} does not exist.")
+    missing = [f for f in dict.fromkeys(files) if not (folder / f).is_file()]
+    if missing:
+        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        raise FileNotFoundError(f"{len(missing)} annotated images are not in {folder}: "
+                                f"{', '.join(missing[:3])}{more}.")
+
+
+def _progress(progress: bool | Callable[[int, int], None], total: int, label: str):
+    if callable(progress):
+        return progress
+    return _Bar(total, label) if progress else None
+
+
+def _call(model: PoseModel, image: np.ndarray, boxes: np.ndarray | None, n_expected: int | None,
+          latency: list[float]) -> Any:
+    t = time.perf_counter()
+    result = model(image) if boxes is None else model(image, boxes=boxes)
+    latency.append((time.perf_counter() - t) * 1e3)
+    if n_expected is not None and len(result) != n_expected:
+        raise ValueError(f"the model returned {len(result)} poses for {n_expected} boxes; with "
+                         "gt_boxes it must return one pose per box, in order.")
+    return result
+
+
+def evaluate_model(
+    model: PoseModel,
+    annotations: str | Path | CocoKeypoints | MpiiAnnotations,
+    images: str | Path,
+    *,
+    gt_boxes: bool = False,
+    keypoint_set: str | KeypointSet | None = None,
+    sigmas: Any = None,
+    area_source: str = "auto",
+    pck_alphas: tuple[float, ...] = (0.05, 0.1, 0.2),
+    per_keypoint: bool = False,
+    progress: bool | Callable[[int, int], None] = False,
+) -> EvaluationReport:
+    """Runs ``model`` over the annotated images and measures its accuracy.
+
+    Args:
+        model: ``model(image)`` (or ``model(image, boxes=B)`` with
+            ``gt_boxes``) returning a :class:`~edgepose.results.PoseResult`
+            for a BGR uint8 image; an :class:`~edgepose.Estimator` is one.
+        annotations: a COCO-format or MPII annotation file, or loaded
+            annotations (:func:`load_annotations`).
+        images: the folder holding the annotated images.
+        gt_boxes: feed the ground-truth person boxes (required for MPII).
+        keypoint_set: the dataset's keypoint set when its names are not
+            recognised; predictions of another set are converted to it.
+        sigmas: OKS sigmas, overriding the keypoint set's.
+        area_source: see :func:`~edgepose.evaluation.evaluate_coco`.
+        pck_alphas: PCK thresholds (box-normalised), COCO-format files.
+        per_keypoint: compute the per-keypoint breakdowns.
+        progress: True for a progress bar on stderr, or a callable
+            ``(done, total)``.
+
+    Returns:
+        :class:`EvaluationReport`.
+
+    Raises:
+        FileNotFoundError: the annotation file, the image folder or an
+            annotated image is missing.
+        ValueError: MPII without ``gt_boxes``, keypoints that cannot be
+            matched to the dataset, a model that returns the wrong number of
+            poses for the boxes.
+    """
+    ann = annotations if isinstance(annotations, (CocoKeypoints, MpiiAnnotations)) \
+        else load_annotations(annotations)
+    folder = Path(images)
+    if isinstance(ann, MpiiAnnotations):
+        if not gt_boxes:
+            raise ValueError("MPII annotations are single-person with a centre and scale per "
+                             "person: evaluate them with gt_boxes=True (--gt-boxes).")
+        return _evaluate_mpii(model, ann, folder, per_keypoint, progress)
+    return _evaluate_coco_files(model, ann, folder, gt_boxes, keypoint_set, sigmas, area_source,
+                                pck_alphas, per_keypoint, progress)
+
+
+def _evaluate_coco_files(model, ann: CocoKeypoints, folder: Path, gt_boxes: bool, keypoint_set,
+                         sigmas, area_source, pck_alphas, per_keypoint, progress
+                         ) -> EvaluationReport:
+    k = ann.num_keypoint_channels
+    target = _dataset_set(ann.keypoint_names, keypoint_set)
+    names = target.names if target is not None else ann.keypoint_names
+    _check_files(folder, list(ann.image_files))
+    eligible = ann.eligible_for_boxes()
+    boxes_all = ann.boxes
+    bar = _progress(progress, ann.num_images, "eval")
+    results: dict[int, Any] = {}
+    pred_rows: dict[int, np.ndarray] = {}  # annotation row -> keypoints (gt-boxes)
+    latency: list[float] = []
+    for i, (image_id, file) in enumerate(zip(ann.image_ids.tolist(), ann.image_files)):
+        image = _read(folder / file)
+        if gt_boxes:
+            rows = np.flatnonzero(eligible & (ann.image_index == i))
+            if rows.size:
+                result = _call(model, image, boxes_all[rows].astype(np.float32), len(rows), latency)
+                kp, sc = _to_dataset(result, target, k)
+                results[image_id] = _with(result, kp, sc, target)
+                for j, r in enumerate(rows):
+                    pred_rows[int(r)] = kp[j]
+        else:
+            result = _call(model, image, None, None, latency)
+            kp, sc = _to_dataset(result, target, k)
+            results[image_id] = _with(result, kp, sc, target)
+        if bar is not None:
+            bar(i + 1, ann.num_images)
+
+    detections = KeypointDetections.from_results(results) if results else KeypointDetections.empty(k)
+    if len(detections) and detections.keypoints.shape[1] != k:
+        raise ValueError(f"predictions have {detections.keypoints.shape[1]} keypoints, the "
+                         f"annotations {k}.")
+    with_sigmas = target if target is not None and target.sigmas is not None else None
+    coco = evaluate_coco(ann, detections, sigmas=sigmas, keypoint_set=with_sigmas,
+                         area_source=area_source, per_keypoint=per_keypoint)
+
+    rows = np.flatnonzero(eligible)
+    pred = np.full((len(rows), k, 2), np.nan)
+    if gt_boxes:
+        for j, r in enumerate(rows):
+            pred[j] = pred_rows[int(r)]
+    else:
+        where = {int(g): int(d) for g, d in coco.matches}
+        for j, r in enumerate(rows):
+            if int(r) in where:
+                pred[j] = detections.keypoints[where[int(r)], :, :2]
+    gt = ann.keypoints[rows, :, :2]
+    mask = ann.keypoints[rows, :, 2] > 0
+    size = bbox_size(boxes_all[rows])
+    pcks = tuple(pck(pred, gt, mask, size, a, normaliser_name="bbox", names=names)
+                 for a in pck_alphas)
+    errors = keypoint_errors(pred, gt, mask, size, names=names)
+    return EvaluationReport(
+        annotations=ann.source, mode="gt-boxes" if gt_boxes else "model-boxes",
+        keypoint_set=target.name if target is not None else "", keypoint_names=tuple(names),
+        num_images=ann.num_images, num_people=len(rows), latency_ms=np.array(latency),
+        coco=coco, pck=pcks, pckh=None, errors=errors)
+
+
+def _with(result: Any, kp: np.ndarray, sc: np.ndarray, target: KeypointSet | None) -> Any:
+    if kp is result.keypoints:
+        return result
+    from edgepose.results import PoseResult
+
+    return PoseResult(kp, sc, target, boxes=result.boxes, person_scores=result.person_scores)
+
+
+def _evaluate_mpii(model, ann: MpiiAnnotations, folder: Path, per_keypoint, progress
+                   ) -> EvaluationReport:
+    _check_files(folder, list(ann.image_files))
+    files = list(dict.fromkeys(ann.image_files))
+    boxes = ann.boxes
+    pred = np.full(ann.joints.shape, np.nan)
+    bar = _progress(progress, len(files), "eval")
+    latency: list[float] = []
+    for i, file in enumerate(files):
+        rows = np.flatnonzero(np.array(ann.image_files) == file)
+        result = _call(model, _read(folder / file), boxes[rows].astype(np.float32), len(rows),
+                       latency)
+        kp, _ = _to_dataset(result, MPII16, 16)
+        pred[rows] = kp
+        if bar is not None:
+            bar(i + 1, len(files))
+    pckh = evaluate_pckh(pred, ann)
+    errors = keypoint_errors(pred, ann.joints, ann.visible, ann.head_sizes(), names=MPII16.names)
+    return EvaluationReport(
+        annotations=ann.source, mode="gt-boxes", keypoint_set=MPII16.name,
+        keypoint_names=MPII16.names, num_images=len(files), num_people=len(ann),
+        latency_ms=np.array(latency), coco=None, pck=(), pckh=pckh, errors=errors)
