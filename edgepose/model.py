@@ -16,13 +16,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from edgepose.backends import open_backend
-from edgepose.card import ModelCard, read_card
+from edgepose.card import InputSpec, ModelCard, read_card
 from edgepose.presets import preset_card, preset_names, recognise
 
 if TYPE_CHECKING:
     from edgepose.registry import ModelEntry
 
-__all__ = ["LoadedModel", "locate_model"]
+__all__ = ["LoadedModel", "locate_model", "preprocess_crops"]
 
 
 def locate_model(path_or_name: str | Path, role: str = "pose") -> tuple[Path, ModelEntry | None]:
@@ -66,6 +66,35 @@ def _fixed_hw(shape: tuple, layout: str) -> tuple[int, int] | None:
     return (int(h), int(w)) if isinstance(h, int) and isinstance(w, int) else None
 
 
+def preprocess_crops(crops: NDArray[np.uint8], spec: InputSpec) -> np.ndarray:
+    """BGR uint8 crops ``(N, h, w, 3)`` to a model's input tensor, as its
+    card's :class:`~edgepose.card.InputSpec` says: colour order, layout,
+    then ``(x - mean) / std`` in float32 (a uint8 input without
+    normalisation gets the raw pixels).
+
+    The layout change happens on the uint8 view and the float conversion,
+    mean and std in place on one float32 buffer (6x faster than converting
+    first, with bit-identical results). The runtime and the export stage's
+    calibration both use this function.
+    """
+    mean = np.asarray(spec.mean, np.float32)
+    std = np.asarray(spec.std, np.float32)
+    normalise = not (np.all(mean == 0) and np.all(std == 1))
+    nchw = spec.layout == "NCHW"
+    x = crops if spec.color == "BGR" else crops[..., ::-1]
+    if nchw:
+        x = x.transpose(0, 3, 1, 2)
+    if spec.dtype == "uint8" and not normalise:
+        return np.ascontiguousarray(x)
+    out = np.empty(x.shape, np.float32)
+    out[...] = x
+    if normalise:
+        shape = (3, 1, 1) if nchw else (3,)
+        out -= mean.reshape(shape)
+        out /= std.reshape(shape)
+    return out
+
+
 class LoadedModel:
     """A model file, its backend and its card.
 
@@ -101,10 +130,6 @@ class LoadedModel:
         self.input_hw: tuple[int, int] = tuple(self.card.input.size)  # type: ignore[assignment]
         batch = self._input.shape[0] if self._input.shape else None
         self.max_batch: int | None = None if batch is None else int(batch)
-        spec = self.card.input
-        self._mean = np.asarray(spec.mean, np.float32)
-        self._std = np.asarray(spec.std, np.float32)
-        self._normalise = not (np.all(self._mean == 0) and np.all(self._std == 1))
 
     def _is_tflite(self, backend: str | None) -> bool:
         return backend == "tflite" or (backend is None and self.path.suffix.lower() == ".tflite")
@@ -187,25 +212,9 @@ class LoadedModel:
         return tensor, dict(self.card.outputs)
 
     def preprocess(self, crops: NDArray[np.uint8]) -> np.ndarray:
-        """BGR uint8 crops ``(N, h, w, 3)`` to the model's input tensor.
-
-        The layout change happens on the uint8 view and the float conversion,
-        mean and std in place on one float32 buffer (6x faster than
-        converting first, with bit-identical results)."""
-        spec = self.card.input
-        nchw = spec.layout == "NCHW"
-        x = crops if spec.color == "BGR" else crops[..., ::-1]
-        if nchw:
-            x = x.transpose(0, 3, 1, 2)
-        if spec.dtype == "uint8" and not self._normalise:
-            return np.ascontiguousarray(x)
-        out = np.empty(x.shape, np.float32)
-        out[...] = x
-        if self._normalise:
-            shape = (3, 1, 1) if nchw else (3,)
-            out -= self._mean.reshape(shape)
-            out /= self._std.reshape(shape)
-        return out
+        """BGR uint8 crops ``(N, h, w, 3)`` to the model's input tensor
+        (:func:`preprocess_crops` with this model's card)."""
+        return preprocess_crops(crops, self.card.input)
 
     def run(self, tensor: np.ndarray) -> dict[str, np.ndarray]:
         """Runs a batch, in one call when the model's batch size allows, and

@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 
 from edgepose import ops
 
-__all__ = ["GROUPING_PARAMS", "run_paf", "fit_height_size", "rank_scores"]
+__all__ = ["GROUPING_PARAMS", "run_paf", "split_maps", "fit_height_size", "rank_scores"]
 
 #: head_params passed through to :func:`edgepose.ops.group_paf`.
 GROUPING_PARAMS = ("heatmap_threshold", "peak_radius", "min_peak_distance", "refine",
@@ -30,7 +30,7 @@ GROUPING_PARAMS = ("heatmap_threshold", "peak_radius", "min_peak_distance", "ref
                    "min_parts", "min_person_score")
 
 
-def _split_maps(outputs: dict[str, np.ndarray], params: dict) -> tuple[np.ndarray, np.ndarray]:
+def split_maps(outputs: dict[str, np.ndarray], params: dict) -> tuple[np.ndarray, np.ndarray]:
     """Heatmaps and fields of the first image, each (h, w, C) or (C, h, w)."""
     nhwc = params.get("layout", "NHWC") == "NHWC"
     k = int(params["num_parts"])
@@ -82,7 +82,7 @@ def run_paf(model: Any, image: NDArray[np.uint8], keypoint_set: Any,
     if watch is not None:
         watch.lap("inference")
     check_finite_outputs(outputs, model.name)
-    heatmaps, pafs = _split_maps(outputs, params)
+    heatmaps, pafs = split_maps(outputs, params)
     grouping = {name: params[name] for name in GROUPING_PARAMS if name in params}
     persons, person_scores = ops.group_paf(
         heatmaps, pafs, params["limbs"], params["paf_channels"],
