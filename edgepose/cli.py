@@ -8,6 +8,14 @@ and one JSON line per frame to ``--out/poses.jsonl`` (or stdout with
 
 ``edgepose models list | info NAME | pull NAME... | import PATH [--name N] | verify``
 manages the model registry and cache (:mod:`edgepose.registry`).
+
+``edgepose eval MODEL --annotations FILE --images DIR [--detector D | --gt-boxes]``
+scores a model with COCO OKS AP/AR (identical to pycocotools) and PCK
+(:mod:`edgepose.evaluation`).
+
+``edgepose export SOURCE --out DIR [--to ...] [--precision ...] ...`` converts
+and quantizes a model with the export stage (``edgepose_export.cli``, imported
+only for this command; it needs ``pip install 'edgepose[export]'``).
 """
 from __future__ import annotations
 
@@ -403,10 +411,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
     _add_models_parser(sub)
+    from edgepose.evaluation.cli import add_eval_arguments, run_eval
+
+    e = sub.add_parser("eval", help="OKS AP/AR and PCK of a model on an annotation file")
+    add_eval_arguments(e)
+    e.set_defaults(func=run_eval)
+    sub.add_parser("export", add_help=False,
+                   help="convert and quantize a model (ONNX, OpenVINO, TFLite) with parity "
+                   "reports; needs the export extra (edgepose export --help)")
     return parser
 
 
+def export(argv: list[str]) -> int:
+    """``edgepose export ...``: hands the arguments to the export stage, imported here."""
+    try:
+        from edgepose_export.cli import main as export_main
+    except ImportError as exc:
+        print(f"error: edgepose export needs the export stage: pip install 'edgepose[export]' "
+              f"({exc}).", file=sys.stderr)
+        return 2
+    return export_main(argv, prog="edgepose export")
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] == "export":
+        return export(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

@@ -76,3 +76,14 @@ def test_console_script_is_installed(movenet, shared_dir):
                           "--out", "-", "--quiet"], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert len(json.loads(out.stdout)["people"]) == 1
+
+
+def test_eval_scores_a_model_on_coco(shared_dir, movenet, tmp_path):
+    out = tmp_path / "eval.json"
+    code = main(["eval", movenet, "--annotations", str(shared_dir / "data/coco/test_coco.json"),
+                 "--images", str(shared_dir / "data/coco"), "--gt-boxes", "--json", str(out),
+                 "--quiet"])
+    assert code == 0
+    report = json.loads(out.read_text())
+    text = json.dumps(report)
+    assert '"AP"' in text and "PCK" in text
