@@ -71,9 +71,10 @@ def _port_name(port) -> str:
         return port.get_node().get_friendly_name()
 
 
-def _tensor_info(port) -> TensorInfo:
+def _tensor_info(port, name: str | None = None) -> TensorInfo:
     shape = tuple(d.get_length() if d.is_static else None for d in port.get_partial_shape())
-    return TensorInfo(_port_name(port), shape, np.dtype(port.get_element_type().to_dtype()))
+    return TensorInfo(name or _port_name(port), shape,
+                      np.dtype(port.get_element_type().to_dtype()))
 
 
 class OpenVINOBackend(BackendBase):
@@ -150,8 +151,14 @@ class OpenVINOBackend(BackendBase):
             raise RuntimeError(
                 f"OpenVINO could not compile {self.path} for {device!r} with {config}: "
                 f"{runtime_message(error)}") from error
-        self.inputs = tuple(_tensor_info(p) for p in compiled.inputs)
-        self.outputs = tuple(_tensor_info(p) for p in compiled.outputs)
+        # Names from the model as read: compiling can fuse a node into a port and
+        # add its tensor name (e.g. an FP16 model's input Cast), after which
+        # get_any_name() may return the fused name instead of the file's. The
+        # compiled ports keep the model's order; shapes and types come from them.
+        self.inputs = tuple(_tensor_info(c, _port_name(m))
+                            for c, m in zip(compiled.inputs, model.inputs))
+        self.outputs = tuple(_tensor_info(c, _port_name(m))
+                             for c, m in zip(compiled.outputs, model.outputs))
         self.device = device
         try:
             hint = compiled.get_property("INFERENCE_PRECISION_HINT")  # an openvino.Type

@@ -168,3 +168,28 @@ def test_other_formats_go_through_read_model(shared_dir):
         assert ov_backend.inputs == tflite.inputs and ov_backend.outputs == tflite.outputs
         a, b = ov_backend.run({"image": x})[CPM_OUT], tflite.run({"image": x})[CPM_OUT]
     assert np.abs(a - b).max() < 1e-4
+
+
+def test_input_names_are_the_files_after_compilation_fuses_a_cast(shared_dir, tmp_path):
+    """An FP16 ONNX whose inputs pass through an inserted Cast: compiling fuses the
+    Cast into the input port and adds its tensor name; the backend must still call
+    the input by the file's name."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import helper
+
+    src = shared_dir / "models/heatmap_cpm_hourglass/onnx_converted/cpm_model.onnx"
+    model = onnx.load(str(src))
+    graph = model.graph
+    name = graph.input[0].name
+    cast = helper.make_node("Cast", [name], ["graph_input_cast_0"], to=onnx.TensorProto.FLOAT)
+    for node in graph.node:
+        node.input[:] = ["graph_input_cast_0" if i == name else i for i in node.input]
+    graph.node.insert(0, cast)
+    path = tmp_path / "cast.onnx"
+    onnx.save(model, str(path))
+    from edgepose.backends import open_backend
+
+    with open_backend(path, "openvino") as backend:
+        assert [t.name for t in backend.inputs] == [name]
+        out = backend.run({name: np.zeros((1, 192, 192, 3), np.float32)})
+    assert list(out) == [t.name for t in backend.outputs]
