@@ -9,7 +9,7 @@ PyTorch needs ``export-tflite`` (litert-torch). Never imported by the runtime.
 from __future__ import annotations
 
 from edgepose_export.api import (PRECISIONS, TARGETS, Artifact, CalibrationSet, ExportResult,
-                                 ParityReport, Tolerance)
+                                 ParityError, ParityReport, Tolerance, export_model)
 
-__all__ = ["PRECISIONS", "TARGETS", "Artifact", "CalibrationSet", "ExportResult",
-           "ParityReport", "Tolerance"]
+__all__ = ["PRECISIONS", "TARGETS", "Artifact", "CalibrationSet", "ExportResult", "ParityError",
+           "ParityReport", "Tolerance", "export_model"]

@@ -1,0 +1,173 @@
+"""``edgepose export``: a trained model to device-ready files, with parity reports.
+
+::
+
+    edgepose export SOURCE --out DIR [--to onnx,openvino,tflite]
+        [--precision fp32,fp16,int8,int8-dynamic] [--calib DIR|VIDEO]
+        [--calib-annotations JSON] [--preset NAME | --card CARD.json]
+        [--parity-images DIR] [--max-keypoint-error PX] [--min-oks X]
+        [--force] [--json OUT] [--quiet]
+
+SOURCE is an ``.onnx`` or ``.tflite`` file, or ``package.module:factory``
+naming a function that returns a ``torch.nn.Module`` (with ``--weights`` a
+state dict to load into it; the card from ``--card``, ``--preset`` or the
+module's ``card()``). Prints the table of artefacts and their parity, writes
+the JSON report (``--json``, default ``DIR/export.json``).
+
+Exit codes: 0 every artefact within its tolerance (or ``--force``), 1 an
+artefact outside its tolerance, 2 a usage error (bad arguments, missing
+files, unsupported combinations, a missing toolchain package).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = ["build_parser", "main"]
+
+EXIT_OK, EXIT_TOLERANCE, EXIT_USAGE = 0, 1, 2
+
+
+def _list(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def build_parser(prog: str = "edgepose export") -> argparse.ArgumentParser:
+    from edgepose_export.api import PRECISIONS, TARGETS, Tolerance
+
+    default = Tolerance()
+    p = argparse.ArgumentParser(
+        prog=prog, description="Export a pose model to ONNX, OpenVINO and TFLite, in FP32, FP16 "
+        "and INT8, each file with its model card and a parity report against the source.",
+        epilog="Exit codes: 0 ok, 1 an artefact outside its tolerance, 2 usage error.")
+    p.add_argument("source", help="an .onnx or .tflite file, or package.module:factory returning "
+                   "a torch.nn.Module")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--to", default="onnx", type=_list,
+                   help=f"targets, comma-separated: {','.join(TARGETS)} (default: onnx)")
+    p.add_argument("--precision", default="fp32", type=_list,
+                   help=f"precisions, comma-separated: {','.join(PRECISIONS)} (default: fp32)")
+    p.add_argument("--calib", help="calibration images: a folder, an image or a video "
+                   "(needed for int8)")
+    p.add_argument("--calib-annotations", help="COCO-style annotations with the person boxes of "
+                   "the calibration (and parity) images, for top-down models")
+    p.add_argument("--max-calib", type=int, default=300,
+                   help="at most this many calibration tensors (default: 300)")
+    p.add_argument("--preset", help="card preset for a model without a card "
+                   "(edgepose.presets.preset_names())")
+    p.add_argument("--card", help="a model card JSON file")
+    p.add_argument("--weights", help="torch sources: a state dict (.pth) to load")
+    p.add_argument("--name", help="file name stem of the artefacts (default: the card's name)")
+    p.add_argument("--parity-images", help="images for the parity reports (default: the "
+                   "calibration images)")
+    p.add_argument("--max-keypoint-error", type=float, default=default.max_keypoint_error_px,
+                   metavar="PX", help="tolerance: mean keypoint error in model-input pixels "
+                   f"(default: {default.max_keypoint_error_px})")
+    p.add_argument("--min-oks", type=float, default=default.min_oks, metavar="X",
+                   help=f"tolerance: mean OKS against the source (default: {default.min_oks})")
+    p.add_argument("--force", action="store_true",
+                   help="exit 0 even when an artefact is outside its tolerance")
+    p.add_argument("--json", help="where to write the JSON report (default: OUT/export.json; "
+                   "- for stdout)")
+    p.add_argument("--latency-runs", type=int, default=20, help="timed runs per latency figure")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    return p
+
+
+def _torch_source(text: str, weights: str | None) -> Any:
+    module_name, _, attr = text.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ValueError(f"Cannot import {module_name!r} for the source {text!r}: {exc}") from None
+    factory = getattr(module, attr, None)
+    if factory is None:
+        raise ValueError(f"{module_name!r} has no {attr!r} (source {text!r}).")
+    model = factory() if callable(factory) and not hasattr(factory, "state_dict") else factory
+    if weights is not None:
+        from edgepose_export.api import require
+
+        torch = require("torch")
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+        if isinstance(state, dict) and "state_dict" in state:
+            state = state["state_dict"]
+        model.load_state_dict(state)
+    return model
+
+
+def _source(args: argparse.Namespace) -> Any:
+    text = args.source
+    if ":" in text and not Path(text).exists():
+        return _torch_source(text, args.weights)
+    if args.weights is not None:
+        raise ValueError("--weights is for torch sources (package.module:factory).")
+    path = Path(text)
+    if not path.exists():
+        raise FileNotFoundError(f"The source {text} does not exist.")
+    return path
+
+
+def _tolerance(args: argparse.Namespace):
+    from edgepose_export.api import Tolerance
+
+    if not args.max_keypoint_error > 0:
+        raise ValueError(f"--max-keypoint-error must be positive, got {args.max_keypoint_error}.")
+    if not 0 <= args.min_oks <= 1:
+        raise ValueError(f"--min-oks must be between 0 and 1, got {args.min_oks}.")
+    return Tolerance(max_keypoint_error_px=args.max_keypoint_error, min_oks=args.min_oks)
+
+
+def run(args: argparse.Namespace) -> int:
+    from edgepose.card import ModelCard
+    from edgepose_export.api import ParityError, export_model
+
+    card = None
+    if args.card is not None:
+        if args.preset is not None:
+            raise ValueError("Pass --card or --preset, not both.")
+        card = ModelCard.from_json(Path(args.card).read_text())
+    source = _source(args)
+    out = Path(args.out)
+    try:
+        result = export_model(
+            source, card=card, preset=args.preset, targets=args.to, precisions=args.precision,
+            calibration=args.calib, out_dir=out, parity_inputs=args.parity_images,
+            tolerance=_tolerance(args), force=args.force, boxes=args.calib_annotations,
+            name=args.name, max_calibration_images=args.max_calib,
+            latency_runs=args.latency_runs, progress=not args.quiet)
+        code = EXIT_OK
+    except ParityError as exc:
+        result, code = exc.result, EXIT_TOLERANCE
+    print(result.table())
+    text = result.to_json(indent=2)
+    if args.json == "-":
+        print(text)
+    else:
+        target = Path(args.json) if args.json else out / "export.json"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text + "\n")
+        print(f"report: {target}", file=sys.stderr)
+    if code == EXIT_TOLERANCE:
+        print(f"error: {len(result.failed)} artefact(s) outside the tolerance (mean keypoint "
+              f"error <= {args.max_keypoint_error} px, OKS >= {args.min_oks}); --force accepts "
+              "them.", file=sys.stderr)
+    return code
+
+
+def main(argv: list[str] | None = None, prog: str = "edgepose export") -> int:
+    try:
+        args = build_parser(prog).parse_args(argv)
+    except SystemExit as exc:  # argparse: 0 for --help, 2 for bad arguments
+        return int(exc.code or 0)
+    try:
+        return run(args)
+    except (FileNotFoundError, ValueError, ImportError, TypeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

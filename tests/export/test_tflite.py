@@ -1,0 +1,325 @@
+"""edgepose_export.tflite: PyTorch to TFLite through litert-torch, FP32 / FP16 / INT8.
+
+Needs the ``export-tflite`` extra (litert-torch 0.10, which brings AI Edge Quantizer);
+the module is skipped, with that reason, where it is not installed.
+
+Measured here (x86-64, 2 shared cores, litert-torch 0.10, ai-edge-litert 2.3, XNNPACK),
+tiny SimCC model (64x48 input) trained briefly on synthetic blobs, against torch:
+
+* FP32: max |diff| 2e-5 on raw logits (|logits| ~ 10), keypoints identical;
+* FP16 weights: max |diff| ~1e-2, mean keypoint error < 0.01 px;
+* dynamic-range INT8: max |diff| ~0.6, mean keypoint error ~0.1 px;
+* static INT8 (int8 I/O): mean keypoint error ~0.6 px; with a 0.2 px tolerance the
+  head (last weighted layer and after) is left in float: ~0.13 px.
+* NCHW vs NHWC input: the NHWC file saves the leading TRANSPOSE, a few percent
+  (0.069 vs 0.072 ms p50 for this tiny model); the faster one is kept.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("litert_torch", reason="needs the export-tflite extra (litert-torch)")
+pytest.importorskip("ai_edge_litert")
+pytest.importorskip("cv2")
+
+from edgepose import Estimator  # noqa: E402
+from edgepose.card import ModelCard, read_card  # noqa: E402
+from edgepose.model import LoadedModel  # noqa: E402
+from edgepose_export.api import CalibrationSet  # noqa: E402
+from edgepose_export.openvino import keypoint_error_px  # noqa: E402
+from edgepose_export.tflite import tflite_head_scope, torch_to_tflite  # noqa: E402
+
+nn = torch.nn
+INPUT_HW = (64, 48)
+K = 17
+
+
+class TinySimCC(nn.Module):
+    """``(N, 3, 64, 48)`` -> ``simcc_x (N, 17, 96)``, ``simcc_y (N, 17, 128)``: a stride-8
+    CNN and an RTMCC-shaped head (as in test_openvino.py)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.backbone = nn.Sequential(
+            nn.Conv2d(3, 16, 3, 2, 1), nn.ReLU(), nn.Conv2d(16, 32, 3, 2, 1), nn.ReLU(),
+            nn.Conv2d(32, 32, 3, 2, 1), nn.ReLU())
+        self.final_layer = nn.Conv2d(32, K, 3, 1, 1)
+        self.mlp = nn.Linear((INPUT_HW[0] // 8) * (INPUT_HW[1] // 8), 64)
+        self.gate = nn.Linear(64, 64)
+        self.cls_x = nn.Linear(64, INPUT_HW[1] * 2)
+        self.cls_y = nn.Linear(64, INPUT_HW[0] * 2)
+
+    def forward(self, x):
+        t = self.mlp(self.final_layer(self.backbone(x)).flatten(2))
+        t = t + torch.relu(self.gate(t))
+        return self.cls_x(t), self.cls_y(t)
+
+
+def tiny_card() -> ModelCard:
+    return ModelCard.from_dict({
+        "edgepose_card": 1, "name": "tiny-simcc", "task": "topdown", "head": "simcc",
+        "keypoints": "coco17",
+        "input": {"name": "input", "size": list(INPUT_HW), "mean": [128.0] * 3,
+                  "std": [64.0] * 3},
+        "head_params": {"split_ratio": 2.0},
+        "outputs": {"simcc_x": "simcc_x", "simcc_y": "simcc_y"},
+        "provenance": {"card": "test"}})
+
+
+_OFFSETS = 6.0 * np.stack([np.cos(np.arange(K) * 2.3), np.sin(np.arange(K) * 2.3)], axis=1)
+
+
+def blobs(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(n, 3, 64, 48)`` tensors with a Gaussian blob; ``(n, 17, 2)`` keypoints at fixed
+    offsets around it."""
+    rng = np.random.default_rng(seed)
+    h, w = INPUT_HW
+    cx, cy = rng.uniform(10, w - 10, n), rng.uniform(10, h - 10, n)
+    yy, xx = np.mgrid[:h, :w]
+    blob = np.exp(-((xx - cx[:, None, None]) ** 2 + (yy - cy[:, None, None]) ** 2) / 18.0)
+    x = blob[:, None] * np.array([1.0, 0.5, -0.5])[None, :, None, None]
+    x = x + 0.1 * rng.standard_normal((n, 3, h, w))
+    kp = np.stack([cx, cy], axis=1)[:, None] + _OFFSETS[None]
+    return x.astype(np.float32), kp.astype(np.float32)
+
+
+def _soft_labels(coords: np.ndarray, bins: int, sigma: float = 2.0) -> np.ndarray:
+    d = np.arange(bins)[None, None] / 2.0 - coords[..., None]
+    p = np.exp(-d ** 2 / (2 * (sigma / 2.0) ** 2))
+    return (p / p.sum(-1, keepdims=True)).astype(np.float32)
+
+
+def train_tiny(steps: int = 100, seed: int = 0) -> TinySimCC:
+    """Adam on soft SimCC labels, batches of 16 fresh blobs (the same in test_openvino.py)."""
+    torch.manual_seed(seed)
+    model = TinySimCC()
+    opt = torch.optim.Adam(model.parameters(), 3e-3)
+    x, kp = blobs(steps * 16, seed + 100)
+    for i in range(steps):
+        xb, kb = torch.from_numpy(x[i * 16:(i + 1) * 16]), kp[i * 16:(i + 1) * 16]
+        lx = torch.from_numpy(_soft_labels(kb[..., 0], INPUT_HW[1] * 2))
+        ly = torch.from_numpy(_soft_labels(kb[..., 1], INPUT_HW[0] * 2))
+        ox, oy = model(xb)
+        loss = -(lx * torch.log_softmax(ox, -1)).sum(-1).mean() \
+            - (ly * torch.log_softmax(oy, -1)).sum(-1).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> TinySimCC:
+    """Trained once per session (~10 s of CPU): test_openvino.py trains the same model and
+    both cache its weights in pytest's base temporary folder."""
+    cache = tmp_path_factory.getbasetemp() / "tiny_simcc_trained.pt"
+    if cache.is_file():
+        model = TinySimCC()
+        model.load_state_dict(torch.load(cache))
+        return model.eval()
+    model = train_tiny()
+    torch.save(model.state_dict(), cache)
+    return model
+
+
+@pytest.fixture(scope="module")
+def converted(tmp_path_factory, trained, calib):
+    """``convert(precision, layout="NHWC", tolerance=3.0)``: each file converted once."""
+    folder = tmp_path_factory.mktemp("tflite")
+    done = {}
+
+    def convert(precision: str, layout: str = "NHWC", tolerance: float = 3.0):
+        key = (precision, layout, tolerance)
+        if key not in done:
+            done[key] = torch_to_tflite(
+                trained, tiny_card(), folder / f"{precision}_{layout}_{tolerance}.tflite",
+                precision, calib if precision == "int8" else None, layout=layout,
+                max_keypoint_error_px=tolerance)
+        return done[key]
+
+    return convert
+
+
+@pytest.fixture(scope="module")
+def calib() -> CalibrationSet:
+    return CalibrationSet(blobs(32, seed=3)[0], "synthetic blobs")
+
+
+@pytest.fixture(scope="module")
+def held_out():
+    return blobs(32, seed=4)
+
+
+def torch_outputs(model, x) -> dict[str, np.ndarray]:
+    with torch.no_grad():
+        sx, sy = model(torch.from_numpy(x))
+    return {"simcc_x": sx.numpy(), "simcc_y": sy.numpy()}
+
+
+def tflite_outputs(path, x) -> dict[str, np.ndarray]:
+    """Runs NCHW tensors through the file as the runtime does (transposed for NHWC)."""
+    model = LoadedModel(path)
+    try:
+        if model.card.input.layout == "NHWC":
+            x = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+        parts = [model.run(x[i:i + 1]) for i in range(len(x))]
+    finally:
+        model.close()
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+# --- precisions -------------------------------------------------------------------------------
+
+def test_fp32_matches_torch_and_the_card_names_the_tflite_tensors(converted, trained, held_out):
+    x, _ = held_out
+    path = converted("fp32", "auto")
+    card = read_card(path)
+    assert card.input.name.startswith("serving_default") and card.input.layout in ("NCHW", "NHWC")
+    assert list(card.outputs) == ["simcc_x", "simcc_y"]
+    prov = card.to_dict()["provenance"]
+    assert prov["card"] == "test" and prov["target"] == "tflite" and prov["precision"] == "fp32"
+    assert set(prov["tools"]) >= {"litert-torch", "torch"}
+    layout = prov["input_layout"]
+    assert set(layout["latency_ms_p50"]) == {"NCHW", "NHWC"}
+    assert layout["chosen"] == card.input.layout == min(layout["latency_ms_p50"],
+                                                        key=layout["latency_ms_p50"].get)
+    ref, got = torch_outputs(trained, x), tflite_outputs(path, x)
+    for role in ref:
+        assert np.abs(ref[role] - got[role]).max() < 1e-4, role
+
+
+def test_it_runs_in_the_estimator_with_no_other_argument(converted):
+    path = converted("fp32", "auto")
+    image = np.full((120, 90, 3), 128, np.uint8)
+    with Estimator(path) as est:   # no preset, no layout: all from the card
+        assert est.card.input.layout == read_card(path).input.layout
+        poses = est(image, boxes=[[10, 10, 70, 90]])
+    assert poses.keypoints.shape == (1, K, 2) and np.isfinite(poses.keypoints).all()
+
+
+@pytest.mark.slow
+def test_a_fixed_nchw_layout_is_kept(converted, trained, held_out):
+    path = converted("fp32", "NCHW")
+    card = read_card(path)
+    assert card.input.layout == "NCHW" and card.provenance["input_layout"]["chosen"] == "NCHW"
+    x, _ = held_out
+    ref, got = torch_outputs(trained, x), tflite_outputs(path, x)
+    assert max(np.abs(ref[r] - got[r]).max() for r in ref) < 1e-4
+
+
+@pytest.mark.parametrize("precision, max_raw, max_kp", [
+    ("fp16", 0.05, 0.1),
+    pytest.param("int8-dynamic", 2.0, 0.5, marks=pytest.mark.slow)])
+def test_fp16_and_dynamic_int8_keep_the_keypoints(converted, trained, held_out, precision,
+                                                  max_raw, max_kp):
+    x, _ = held_out
+    ref = torch_outputs(trained, x)
+    path = converted(precision)
+    assert path.stat().st_size < 0.7 * converted("fp32", "auto").stat().st_size
+    got = tflite_outputs(path, x)
+    assert max(np.abs(ref[r] - got[r]).max() for r in ref) < max_raw
+    assert keypoint_error_px(tiny_card(), ref, got).mean() < max_kp
+    assert read_card(path).provenance["precision"] == precision
+
+
+def test_static_int8_within_tolerance_with_the_decision_in_the_card(converted, trained,
+                                                                    held_out):
+    x, _ = held_out
+    path = converted("int8")
+    prov = read_card(path).to_dict()["provenance"]
+    assert prov["calibration"] == {"images": 32, "source": "synthetic blobs"}
+    decision = prov["int8"]
+    assert decision["within_tolerance"] and decision["head_depth"] == 0
+    assert decision["attempts"][0]["keypoint_error_px_mean"] < 1.5
+    got = tflite_outputs(path, x)
+    assert keypoint_error_px(tiny_card(), torch_outputs(trained, x), got).mean() < 1.5
+
+
+def test_static_int8_keeps_the_head_in_float_when_measurement_says_so(converted, trained,
+                                                                      held_out):
+    x, _ = held_out
+    path = converted("int8", tolerance=0.2)
+    decision = read_card(path).to_dict()["provenance"]["int8"]
+    full = decision["attempts"][0]
+    assert full["head_depth"] == 0 and full["keypoint_error_px_mean"] > 0.2
+    assert decision["head_depth"] >= 1 and "head kept in float" in decision["decision"]
+    chosen = [a for a in decision["attempts"] if a["head_depth"] == decision["head_depth"]][0]
+    assert chosen["keypoint_error_px_mean"] < full["keypoint_error_px_mean"]
+    # the classifiers compute in float: the outputs are float tensors, not int8 codes
+    with _Outputs(path) as outputs:
+        assert all(o.dtype == np.float32 and o.scale is None for o in outputs)
+    got = tflite_outputs(path, x)
+    assert keypoint_error_px(tiny_card(), torch_outputs(trained, x), got).mean() < 0.5
+
+
+class _Outputs:
+    """The TensorInfo of a file's outputs, as the runtime's TFLite backend sees them."""
+
+    def __init__(self, path) -> None:
+        from edgepose.backends import open_backend
+
+        self._backend = open_backend(path)
+
+    def __enter__(self):
+        return self._backend.outputs
+
+    def __exit__(self, *exc):
+        self._backend.close()
+
+
+def test_tflite_head_scope_counts_weighted_operators(converted):
+    path = converted("fp32", "auto")
+    one, two = tflite_head_scope(path, 1), tflite_head_scope(path, 2)
+    assert any("output_0" in n for n in one) and any("output_1" in n for n in one)
+    assert set(one) < set(two) and any("Linear_mlp" in n for n in two)
+    assert not any("backbone" in n for n in two)
+    with pytest.raises(ValueError, match="depth must be at least 1"):
+        tflite_head_scope(path, 0)
+
+
+def test_errors_say_what_to_do(tmp_path, trained):
+    with pytest.raises(ValueError, match="needs calibration tensors"):
+        torch_to_tflite(trained, tiny_card(), tmp_path / "a.tflite", "int8")
+    with pytest.raises(ValueError, match="precision must be one of"):
+        torch_to_tflite(trained, tiny_card(), tmp_path / "a.tflite", "int4")
+    with pytest.raises(ValueError, match="layout must be one of"):
+        torch_to_tflite(trained, tiny_card(), tmp_path / "a.tflite", "fp32", layout="CHW")
+    with pytest.raises(ValueError, match="must end in .tflite"):
+        torch_to_tflite(trained, tiny_card(), tmp_path / "a.onnx", "fp32")
+    with pytest.raises(TypeError, match="must be a torch.nn.Module"):
+        torch_to_tflite("model.onnx", tiny_card(), tmp_path / "a.tflite", "fp32")
+    with pytest.raises(ValueError, match=r"Calibration tensors must have shape \(M, 3, 64, 48\)"):
+        torch_to_tflite(trained, tiny_card(), tmp_path / "a.tflite", "int8",
+                        CalibrationSet(np.zeros((2, 64, 48, 3), np.float32), "x"))
+    one = ModelCard.from_dict({**tiny_card().to_dict(), "outputs": {"simcc_x": "simcc_x"}})
+    with pytest.raises(ValueError, match="forward must return the outputs in the order"):
+        torch_to_tflite(trained, one, tmp_path / "a.tflite", "fp32", layout="NCHW")
+    assert not (tmp_path / "a.tflite").exists()
+
+
+def test_missing_litert_torch_names_the_extra(monkeypatch, tmp_path, trained):
+    monkeypatch.setitem(__import__("sys").modules, "litert_torch", None)  # import fails
+    with pytest.raises(ImportError, match=r"pip install 'edgepose\[export-tflite\]'"):
+        torch_to_tflite(trained, tiny_card(), tmp_path / "a.tflite", "fp32")
+
+
+@pytest.mark.slow
+def test_the_reference_rtmpose_converts_with_relative_parity(tmp_path):
+    """The reference RTMPose (CSPNeXt + RTMCC head with its gated attention unit), narrowed
+    for speed, random weights (MMPose's init: logits ~1e-6, hence relative)."""
+    from edgepose_export.models.rtmpose import rtmpose
+
+    torch.manual_seed(0)
+    model = rtmpose("t", widen_factor=0.125)
+    card = model.card()
+    x = np.random.default_rng(0).standard_normal((2, 3, 256, 192)).astype(np.float32)
+    with torch.no_grad():
+        ref = dict(zip(card.outputs, (o.numpy() for o in model(torch.from_numpy(x)))))
+    path = torch_to_tflite(model, card, tmp_path / "rtmpose.tflite", "fp32", layout="NHWC")
+    got = tflite_outputs(path, x)
+    for role in ref:
+        assert np.abs(ref[role] - got[role]).max() <= 1e-4 * np.abs(ref[role]).max(), role
+    with Estimator(path) as est:
+        assert est.card.input.layout == "NHWC" and est.card.input.size == (256, 192)
