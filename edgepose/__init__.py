@@ -16,13 +16,16 @@ __version__ = "0.1.0"
 # public name -> the module that defines it, imported lazily
 _LAZY = {
     "Estimator": "edgepose.estimator",
+    "PoseTracker": "edgepose.tracking",
+    "OneEuroParams": "edgepose.smoothing",
     "PoseResult": "edgepose.results",
     "ModelCard": "edgepose.card",
     "read_card": "edgepose.card",
     "write_card": "edgepose.card",
 }
 _SUBMODULES = ("ops", "backends", "card", "keypoints", "presets", "transforms", "results",
-               "heads", "detectors", "posenet", "paf", "estimator", "registry", "evaluation")
+               "heads", "detectors", "posenet", "paf", "estimator", "registry", "evaluation",
+               "tracking", "smoothing", "pipeline")
 
 __all__ = ["__version__", *_LAZY, *_SUBMODULES]
 
