@@ -4,7 +4,11 @@
 runs pose estimation on an image, a folder of images, a video file or a
 camera index, writes annotated images (or an annotated video) into ``--out``
 and one JSON line per frame to ``--out/poses.jsonl`` (or stdout with
-``--out -``). M and D are files or registry names.
+``--out -``). M and D are files or registry names. Videos and cameras are
+tracked (:class:`edgepose.PoseTracker`: ``track_id`` per person, the
+detector every ``--detect-every`` frames, ``--smooth`` for One-Euro
+smoothing) and pipelined (:mod:`edgepose.pipeline`); their JSON lines carry
+``timestamp_ms`` and ``--out`` gets ``summary.json`` (fps, stage times).
 
 ``edgepose models list | info NAME | pull NAME... | import PATH [--name N] | verify``
 manages the model registry and cache (:mod:`edgepose.registry`).
@@ -35,11 +39,11 @@ VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
 
 
 class Progress:
-    """A one-line progress bar on stderr (silent when stderr is not a terminal
-    unless forced)."""
+    """A one-line progress bar on stderr (silent when stderr is not a terminal)."""
 
     def __init__(self, total: int | None, label: str, enabled: bool) -> None:
-        self.total, self.label, self.enabled = total, label, enabled
+        self.total, self.label = total, label
+        self.enabled = enabled and sys.stderr.isatty()
         self.count, self.start = 0, time.perf_counter()
 
     def update(self) -> None:
@@ -61,16 +65,11 @@ class Progress:
             sys.stderr.write("\n")
 
 
-def _frames(source: str) -> tuple[Iterator[tuple[str, np.ndarray, float | None]], int | None, str, float]:
-    """(name, image, timestamp_ms) frames of an image, folder, video or camera;
-    the frame count when known; the kind; the frame rate (videos)."""
-    cv2 = import_cv2()
-
+def _source(source: str) -> tuple[str, list[Path] | None]:
+    """What ``edgepose run`` was given: ("images", files) or ("video", None)
+    for a video file or a camera index."""
     if source.isdigit():
-        cap = cv2.VideoCapture(int(source))
-        if not cap.isOpened():
-            raise SystemExit(f"error: camera {source} could not be opened.")
-        return _video_frames(cap), None, "video", cap.get(cv2.CAP_PROP_FPS) or 30.0
+        return "video", None
     path = Path(source)
     if not path.exists():
         raise SystemExit(f"error: {source} does not exist (expected an image, a folder, a video "
@@ -79,14 +78,10 @@ def _frames(source: str) -> tuple[Iterator[tuple[str, np.ndarray, float | None]]
         files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not files:
             raise SystemExit(f"error: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {source}.")
-        return _image_frames(files), len(files), "images", 0.0
+        return "images", files
     if path.suffix.lower() in VIDEO_SUFFIXES:
-        cap = cv2.VideoCapture(str(path))
-        if not cap.isOpened():
-            raise SystemExit(f"error: {source} could not be opened as a video.")
-        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None
-        return _video_frames(cap), count, "video", cap.get(cv2.CAP_PROP_FPS) or 30.0
-    return _image_frames([path]), 1, "images", 0.0
+        return "video", None
+    return "images", [path]
 
 
 def _image_frames(files):
@@ -96,20 +91,25 @@ def _image_frames(files):
         image = cv2.imread(str(f), cv2.IMREAD_COLOR)
         if image is None:
             raise SystemExit(f"error: {f} could not be read as an image.")
-        yield f.name, image, None
+        yield f.name, image
 
 
-def _video_frames(cap):
+def _video_info(source: str) -> tuple[int | None, float]:
+    """The frame count (None for cameras or when the container does not say)
+    and the frame rate of a video file or camera."""
     cv2 = import_cv2()
 
-    index = 0
+    cap = cv2.VideoCapture(int(source) if source.isdigit() else source)
     try:
-        while True:
-            ok, frame = cap.read()
-            if not ok:
-                break
-            yield f"frame_{index:06d}", frame, cap.get(cv2.CAP_PROP_POS_MSEC)
-            index += 1
+        if not cap.isOpened():
+            if source.isdigit():
+                raise SystemExit(f"error: camera {source} could not be opened: check that a "
+                                 "camera is connected at that index and not in use.")
+            raise SystemExit(f"error: {source} could not be opened as a video (OpenCV could "
+                             "not decode it).")
+        count = None if source.isdigit() else int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None
+        fps = cap.get(cv2.CAP_PROP_FPS)
+        return count, fps if fps and fps > 0 and fps == fps else 30.0
     finally:
         cap.release()
 
@@ -167,49 +167,183 @@ def _fetch_named(names: list[str | None], quiet: bool) -> None:
             bar.close()
 
 
-def run(args: argparse.Namespace) -> int:
-    cv2 = import_cv2()
+class _Output:
+    """Where ``edgepose run`` writes: JSON lines (a file in ``--out``, or
+    stdout), and annotated images or an annotated video."""
 
+    def __init__(self, args: argparse.Namespace, fps: float) -> None:
+        self.to_stdout = args.out == "-"
+        self.dir = None if self.to_stdout else Path(args.out)
+        if self.dir is not None:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        self.draw = self.dir is not None and not args.no_draw
+        self.fps = fps
+        self.lines = sys.stdout if self.to_stdout else open(self.dir / "poses.jsonl", "w")
+        self.writer = None
+
+    def write(self, record: dict, result, image: np.ndarray, name: str, video: bool) -> None:
+        self.lines.write(json.dumps(record) + "\n")
+        if not self.draw:
+            return
+        cv2 = import_cv2()
+        drawn = result.draw(image)
+        if not video:
+            cv2.imwrite(str(self.dir / f"{Path(name).stem}_pose.jpg"), drawn)
+            return
+        if self.writer is None:
+            h, w = drawn.shape[:2]
+            self.writer = cv2.VideoWriter(str(self.dir / "annotated.mp4"),
+                                          cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (w, h))
+        self.writer.write(drawn)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.release()
+        if self.to_stdout:
+            self.lines.flush()
+        else:
+            self.lines.close()
+
+
+def run(args: argparse.Namespace) -> int:
+    kind, files = _source(args.input)
+    _fetch_named([args.model, args.detector], args.quiet)
+    if kind == "video":
+        return _run_video(args)
     from edgepose import Estimator
 
-    frames, total, kind, fps = _frames(args.input)
-    _fetch_named([args.model, args.detector], args.quiet)
-    to_stdout = args.out == "-"
-    out_dir = None if to_stdout else Path(args.out)
-    if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    lines = sys.stdout if to_stdout else open(out_dir / "poses.jsonl", "w")
-    writer = None
-    progress = Progress(total, "edgepose run", enabled=not args.quiet and (total or 0) != 1)
+    out = _Output(args, 0.0)
+    progress = Progress(len(files), "edgepose run", enabled=not args.quiet and len(files) != 1)
     try:
         with Estimator(args.model, args.detector, backend=args.backend, threads=args.threads,
                        preset=args.preset, detector_preset=args.detector_preset) as est:
-            for index, (name, image, stamp) in enumerate(frames):
+            for index, (name, image) in enumerate(_image_frames(files)):
                 result = est(image)
-                record = {"frame": index, "source": name, **result.to_dict()}
-                if stamp is not None:
-                    record["timestamp_ms"] = round(float(stamp), 3)
-                lines.write(json.dumps(record) + "\n")
-                if out_dir is not None and not args.no_draw:
-                    drawn = result.draw(image)
-                    if kind == "video":
-                        if writer is None:
-                            h, w = drawn.shape[:2]
-                            writer = cv2.VideoWriter(str(out_dir / "annotated.mp4"),
-                                                     cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
-                        writer.write(drawn)
-                    else:
-                        cv2.imwrite(str(out_dir / f"{Path(name).stem}_pose.jpg"), drawn)
+                out.write({"frame": index, "source": name, **result.to_dict()}, result, image,
+                          name, video=False)
                 progress.update()
     finally:
         progress.close()
-        if writer is not None:
-            writer.release()
-        if not to_stdout:
-            lines.close()
-    if not to_stdout and not args.quiet:
-        print(f"wrote {progress.count} frame(s) to {out_dir}", file=sys.stderr)
+        out.close()
+    if out.dir is not None and not args.quiet:
+        print(f"wrote {progress.count} frame(s) to {out.dir}", file=sys.stderr)
     return 0
+
+
+def _smoothing(args: argparse.Namespace):
+    from edgepose.smoothing import OneEuroParams
+
+    if not args.smooth:
+        return None
+    defaults = OneEuroParams()
+    return OneEuroParams(min_cutoff=defaults.min_cutoff if args.min_cutoff is None else args.min_cutoff,
+                         beta=defaults.beta if args.beta is None else args.beta)
+
+
+def _run_video(args: argparse.Namespace) -> int:
+    """A video file or camera: tracked (ids), pipelined, optionally smoothed."""
+    from edgepose import Estimator
+    from edgepose.detectors import PersonDetector
+    from edgepose.pipeline import FRAME_STAGES, track_frames, video_frames
+    from edgepose.tracking import PoseTracker
+
+    total, fps = _video_info(args.input)
+    if args.max_frames is not None:
+        total = args.max_frames if total is None else min(total, args.max_frames)
+    frames = video_frames(args.input)
+    smoothing = _smoothing(args)
+    parts: list = []
+    try:
+        est = Estimator(args.model, backend=args.backend, threads=args.threads,
+                        preset=args.preset)
+        parts.append(est)
+        det = None
+        if args.detector is not None:
+            det = PersonDetector.from_file(args.detector, preset=args.detector_preset,
+                                           backend=args.backend, threads=args.threads)
+            parts.append(det)
+        tracker = PoseTracker(est, det, detect_every=args.detect_every, metric=args.track_metric,
+                              smoothing=smoothing, fps=fps)
+    except BaseException:
+        frames.close()
+        for part in parts:
+            part.close()
+        raise
+    out = _Output(args, fps)
+    progress = Progress(total, "edgepose run", enabled=not args.quiet)
+    sums = dict.fromkeys(FRAME_STAGES, 0.0)
+    begin = time.perf_counter()
+    stream = track_frames(frames, tracker, pipelined=not args.serial)
+    try:
+        for frame in stream:
+            result = frame.poses
+            record = {"frame": frame.index, "source": f"frame_{frame.index:06d}",
+                      "timestamp_ms": round(float(frame.timestamp_ms), 3),
+                      "detected": tracker.last_detected, **result.to_dict()}
+            out.write(record, result, frame.image, record["source"], video=True)
+            for stage in FRAME_STAGES:
+                sums[stage] += frame.timings_ms[stage]
+            progress.update()
+            if args.max_frames is not None and progress.count >= args.max_frames:
+                break
+    except KeyboardInterrupt:  # a camera runs until interrupted: keep what was written
+        pass
+    finally:
+        stream.close()
+        wall_s = time.perf_counter() - begin
+        progress.close()
+        out.close()
+        for part in parts:
+            part.close()
+    summary = _video_summary(progress.count, wall_s, sums, pipelined=not args.serial,
+                             detect_every=args.detect_every, smoothing=smoothing)
+    if out.dir is not None:
+        (out.dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    if not args.quiet:
+        print(_video_summary_text(summary), file=sys.stderr)
+        if out.dir is not None:
+            print(f"wrote {progress.count} frame(s) to {out.dir}", file=sys.stderr)
+    return 0
+
+
+def _video_summary(frames: int, wall_s: float, sums: dict[str, float], *, pipelined: bool,
+                   detect_every: int, smoothing) -> dict:
+    """Throughput of a video run, and how much its stages overlapped."""
+    per_frame = {stage: (ms / frames if frames else 0.0) for stage, ms in sums.items()}
+    stage_sum = sum(per_frame.values())
+    wall_ms = 1000.0 * wall_s / frames if frames else 0.0
+    return {"frames": frames, "wall_s": round(wall_s, 3),
+            "fps": round(frames / wall_s, 2) if wall_s > 0 and frames else None,
+            "pipelined": pipelined, "detect_every": detect_every,
+            "smoothing": None if smoothing is None else
+            {"min_cutoff": smoothing.min_cutoff, "beta": smoothing.beta,
+             "d_cutoff": smoothing.d_cutoff},
+            "stage_ms_per_frame": {k: round(v, 3) for k, v in per_frame.items()},
+            "wall_ms_per_frame": round(wall_ms, 3),
+            # stages' time over wall time: 1 serially (less the writing), above 1
+            # when reading and detection overlapped the pose model
+            "overlap": round(stage_sum / wall_ms, 3) if wall_ms > 0 else None}
+
+
+def _video_summary_text(s: dict) -> str:
+    stages = ", ".join(f"{k} {v:.1f}" for k, v in s["stage_ms_per_frame"].items())
+    mode = ("pipelined" if s["pipelined"] else "serial")
+    text = (f"{s['frames']} frame(s) in {s['wall_s']:.2f} s ({s['fps'] or 0:.1f} fps, {mode}, "
+            f"detector every {s['detect_every']} frame(s)); per frame: {stages} ms")
+    if s["pipelined"] and s["overlap"]:
+        text += (f"; the stages add up to {s['overlap']:.2f}x the wall time per frame "
+                 "(edgepose-bench --video times serial against pipelined)")
+    return text
+
+
+def _int_at_least_1(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected an int >= 1, got {text!r}")
+    return n
 
 
 # --- edgepose models ---------------------------------------------------------------
@@ -409,6 +543,24 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output folder (default: edgepose_out), or - for JSON lines on stdout")
     p.add_argument("--no-draw", action="store_true", help="write JSON only, no annotated images")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    v = p.add_argument_group("video and camera", "A video or camera is tracked: each person "
+                             "keeps a track_id (edgepose.PoseTracker), frames are read and "
+                             "detected ahead on worker threads, and --out gets summary.json.")
+    v.add_argument("--detect-every", type=_int_at_least_1, default=1, metavar="N",
+                   help="run the detector every N frames; between, boxes follow the poses "
+                        "(default 1)")
+    v.add_argument("--track-metric", choices=["oks", "iou"], default="oks",
+                   help="how people are matched across frames (default oks)")
+    v.add_argument("--smooth", action="store_true",
+                   help="smooth keypoints with the One-Euro filter (per track)")
+    v.add_argument("--min-cutoff", type=float, default=None, metavar="HZ",
+                   help="One-Euro cutoff of a still point (default 1.0; lower: smoother)")
+    v.add_argument("--beta", type=float, default=None,
+                   help="One-Euro speed coefficient (default 0.05; higher: less lag)")
+    v.add_argument("--serial", action="store_true",
+                   help="no worker threads: read, detect and estimate one frame at a time")
+    v.add_argument("--max-frames", type=_int_at_least_1, default=None, metavar="N",
+                   help="stop after N frames (a camera otherwise runs until Ctrl-C)")
     p.set_defaults(func=run)
     _add_models_parser(sub)
     from edgepose.evaluation.cli import add_eval_arguments, run_eval

@@ -28,7 +28,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from time import perf_counter_ns
 from typing import Any, NamedTuple, TypeVar
@@ -39,7 +39,7 @@ from numpy.typing import NDArray
 from edgepose.images import import_cv2
 from edgepose.results import PoseResult
 
-__all__ = ["TrackedFrame", "PipeliningReport", "video_frames", "prefetch", "track_frames",
+__all__ = ["FRAME_STAGES", "TrackedFrame", "PipeliningReport", "video_frames", "prefetch", "track_frames",
            "measure_pipelining"]
 
 T = TypeVar("T")
@@ -54,6 +54,10 @@ class _Failure:
         self.exc = exc
 
 
+#: The stages :attr:`TrackedFrame.timings_ms` reports, in order.
+FRAME_STAGES = ("read", "detect", "pose", "track")
+
+
 class TrackedFrame(NamedTuple):
     """One frame's output of :func:`track_frames`."""
 
@@ -61,6 +65,14 @@ class TrackedFrame(NamedTuple):
     image: NDArray[np.uint8]        #: the BGR frame
     timestamp_ms: float | None      #: as given with the frame
     poses: PoseResult               #: with ``track_ids``
+    #: Milliseconds this frame spent in each of :data:`FRAME_STAGES`, on
+    #: whichever thread ran the stage: ``read`` (producing the frame from
+    #: the input iterable: decoding), ``detect`` (the person detector; 0 on
+    #: frames without detection), ``pose`` and ``track`` (the tracker's own
+    #: :attr:`~edgepose.tracking.PoseTracker.last_timings`). Pipelined, the
+    #: stages of consecutive frames overlap, so their sum exceeds the wall
+    #: time per frame.
+    timings_ms: Mapping[str, float] | None = None
 
 
 # ---------------------------------------------------------------------------
@@ -211,13 +223,36 @@ def _prefetch(items: Iterable[Any], fn: Callable[[Any], Any] | None, size: int,
 # ---------------------------------------------------------------------------
 # Tracking a stream
 
-def _pairs(frames: Iterable[Any]) -> Iterator[tuple[int, NDArray[np.uint8], float | None]]:
-    for index, item in enumerate(frames):
-        if isinstance(item, np.ndarray):
-            yield index, item, None
-        else:
-            image, stamp = item
-            yield index, image, stamp
+def _pairs(frames: Iterable[Any]) -> Iterator[tuple[int, NDArray[np.uint8], float | None, float]]:
+    """``(index, image, timestamp_ms, read_ms)``: read_ms is how long the
+    input iterable took to produce the frame."""
+    iterator = iter(frames)
+    index = 0
+    try:
+        while True:
+            begin = perf_counter_ns()
+            try:
+                item = next(iterator)
+            except StopIteration:
+                return
+            read_ms = (perf_counter_ns() - begin) / 1e6
+            if isinstance(item, np.ndarray):
+                yield index, item, None, read_ms
+            else:
+                image, stamp = item
+                yield index, image, stamp, read_ms
+            index += 1
+    finally:
+        close = getattr(iterator, "close", None)
+        if close is not None:
+            close()
+
+
+def _timings(read_ms: float, detect_ms: float | None, tracker: Any) -> dict[str, float]:
+    laps = getattr(tracker, "last_timings", None) or {}
+    return {"read": read_ms,
+            "detect": laps.get("detect", 0.0) if detect_ms is None else detect_ms,
+            "pose": laps.get("pose", 0.0), "track": laps.get("track", 0.0)}
 
 
 def track_frames(frames: Iterable[tuple[NDArray[np.uint8], float | None] | NDArray[np.uint8]],
@@ -238,32 +273,38 @@ def track_frames(frames: Iterable[tuple[NDArray[np.uint8], float | None] | NDArr
             the scheduled detection frames on a second worker thread.
 
     Yields:
-        :class:`TrackedFrame` ``(index, image, timestamp_ms, poses)``, in
-        input order; identical whether pipelined or not.
+        :class:`TrackedFrame` ``(index, image, timestamp_ms, poses,
+        timings_ms)``, in input order; the poses are identical whether
+        pipelined or not.
 
     Raises:
         whatever reading the frames or the tracker raises, at the frame it
         happened.
     """
     if not pipelined:
-        for index, image, stamp in _pairs(frames):
-            yield TrackedFrame(index, image, stamp, tracker(image, stamp))
+        for index, image, stamp, read_ms in _pairs(frames):
+            poses = tracker(image, stamp)
+            yield TrackedFrame(index, image, stamp, poses, _timings(read_ms, None, tracker))
         return
     start = tracker.frame_count
     stream: Iterator[Any] = prefetch(_pairs(frames), size=queue_size, name="edgepose-read")
     if detect_ahead and tracker.has_detector:
-        def detect(item: tuple[int, NDArray[np.uint8], float | None]):
-            index, image, stamp = item
-            due = tracker.detection_due(start + index)
-            return index, image, stamp, tracker.detect(image) if due else None
+        def detect(item: tuple[int, NDArray[np.uint8], float | None, float]):
+            index, image, stamp, read_ms = item
+            if not tracker.detection_due(start + index):
+                return index, image, stamp, read_ms, None, None
+            begin = perf_counter_ns()
+            detections = tracker.detect(image)
+            return index, image, stamp, read_ms, detections, (perf_counter_ns() - begin) / 1e6
 
         stream = prefetch(stream, detect, size=queue_size, name="edgepose-detect")
     else:
-        stream = ((index, image, stamp, None) for index, image, stamp in stream)
+        stream = ((index, image, stamp, read_ms, None, None)
+                  for index, image, stamp, read_ms in stream)
     try:
-        for index, image, stamp, detections in stream:
+        for index, image, stamp, read_ms, detections, detect_ms in stream:
             poses = tracker(image, stamp, detections=detections)
-            yield TrackedFrame(index, image, stamp, poses)
+            yield TrackedFrame(index, image, stamp, poses, _timings(read_ms, detect_ms, tracker))
     finally:
         close = getattr(stream, "close", None)
         if close is not None:
@@ -287,6 +328,10 @@ class PipeliningReport:
         identical: whether both runs gave the same poses and track ids.
         serial_ms, pipelined_ms: wall time of each repeat.
         queue_size: the queue capacity used.
+        serial_stage_ms, pipelined_stage_ms: mean milliseconds per frame of
+            each of :data:`FRAME_STAGES` (over every repeat). Serially the
+            stages add up to the time per frame; pipelined they overlap, and
+            each may be slower than serially when the threads share cores.
     """
 
     frames: int
@@ -297,12 +342,16 @@ class PipeliningReport:
     serial_ms: tuple[float, ...]
     pipelined_ms: tuple[float, ...]
     queue_size: int
+    serial_stage_ms: Mapping[str, float]
+    pipelined_stage_ms: Mapping[str, float]
 
     def to_dict(self) -> dict[str, Any]:
         """Plain Python types (for JSON)."""
         out = asdict(self)
         out["serial_ms"] = list(self.serial_ms)
         out["pipelined_ms"] = list(self.pipelined_ms)
+        out["serial_stage_ms"] = dict(self.serial_stage_ms)
+        out["pipelined_stage_ms"] = dict(self.pipelined_stage_ms)
         return out
 
 
@@ -356,22 +405,28 @@ def measure_pipelining(source: str | os.PathLike, tracker: Any, *, max_frames: i
             break
         tracker(image, stamp)
     times: dict[bool, list[float]] = {False: [], True: []}
+    stage_ms: dict[bool, dict[str, list[float]]] = {False: {}, True: {}}
     outputs: dict[bool, list[PoseResult]] = {}
     count = 0
     for _ in range(repeats):
         for pipelined in (False, True):
             tracker.reset()
             begin = perf_counter_ns()
-            results = [f.poses for f in track_frames(frames(), tracker, pipelined=pipelined,
-                                                     queue_size=queue_size)]
+            tracked = list(track_frames(frames(), tracker, pipelined=pipelined,
+                                        queue_size=queue_size))
             times[pipelined].append((perf_counter_ns() - begin) / 1e6)
-            outputs.setdefault(pipelined, results)
-            count = len(results)
+            outputs.setdefault(pipelined, [f.poses for f in tracked])
+            for f in tracked:
+                for stage in FRAME_STAGES:
+                    stage_ms[pipelined].setdefault(stage, []).append(f.timings_ms[stage])
+            count = len(tracked)
     if count == 0:
         raise ValueError(f"{source} has no frames to measure.")
     tracker.reset()
     serial = count / (float(np.median(times[False])) / 1000.0)
     piped = count / (float(np.median(times[True])) / 1000.0)
     speedup = float(np.median(np.array(times[False]) / np.array(times[True])))
+    means = {p: {stage: float(np.mean(v)) for stage, v in stage_ms[p].items()} for p in stage_ms}
     return PipeliningReport(count, serial, piped, speedup, _same(outputs[False], outputs[True]),
-                            tuple(times[False]), tuple(times[True]), queue_size)
+                            tuple(times[False]), tuple(times[True]), queue_size,
+                            means[False], means[True])

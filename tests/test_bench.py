@@ -298,12 +298,25 @@ STAGE_KEYS = {"n", "p50", "p90", "p99", "mean", "min", "max"}
 def _check_document(doc):
     assert doc["schema"] == report.SCHEMA
     assert set(doc) == {"schema", "created", "command", "settings", "machine", "models",
-                        "results"}
+                        "results", "video"}
     s = doc["settings"]
     assert {"runs", "warmup", "duration_s", "backends", "threads", "detector",
-            "detector_backend", "opencv_threads", "units", "image"} <= set(s)
+            "detector_backend", "opencv_threads", "units", "image", "video"} <= set(s)
     assert s["units"] == "ms" and isinstance(s["threads"], list)
-    assert {"path", "sha256", "bytes", "width", "height"} == set(s["image"])
+    assert s["image"] is None or {"path", "sha256", "bytes", "width", "height"} == set(s["image"])
+    assert s["video"] is None or {"path", "sha256", "bytes", "width", "height", "frames", "fps",
+                                  "max_frames", "detect_every", "repeats"} == set(s["video"])
+    assert bool(doc["video"]) == (s["video"] is not None)
+    for row in doc["video"]:
+        assert {"status", "reason", "model", "detector", "backend", "detector_backend",
+                "threads", "detect_every"} <= set(row)
+        if row["status"] != "ok":
+            continue
+        assert row["identical"] is True and row["frames"] >= 1
+        assert row["serial_fps"] > 0 and row["pipelined_fps"] > 0 and row["speedup"] > 0
+        assert len(row["serial_ms"]) == len(row["pipelined_ms"]) == s["video"]["repeats"]
+        for stages in (row["serial_stage_ms"], row["pipelined_stage_ms"]):
+            assert list(stages) == ["read", "detect", "pose", "track"]
     assert {"cpu", "board", "os", "memory_mb", "load_avg", "cpufreq", "temperatures", "python",
             "runtimes", "edgepose"} == set(doc["machine"])
     for info in doc["models"].values():
@@ -400,6 +413,60 @@ def test_json_to_stdout_moves_the_table_to_stderr(shared_dir, capsys, isolated_r
     assert code == 0
     _check_document(json.loads(captured.out))
     assert "crop/preprocess" in captured.err
+
+
+@pytest.fixture(scope="module")
+def panning_video(shared_dir, tmp_path_factory):
+    from tests.test_pipeline import _write_video
+    from tests.test_tracking import panning_clip
+
+    clip, _, _ = panning_clip(shared_dir, frames=12)
+    path = tmp_path_factory.mktemp("video") / "pan.mp4"
+    _write_video(path, clip)
+    return path
+
+
+def test_video_serial_against_pipelined(shared_dir, tmp_path, capsys, isolated_registry,
+                                        panning_video):
+    models = shared_dir / "models"
+    out_json, out_md = tmp_path / "v.json", tmp_path / "v.md"
+    code = main([str(models / "movenet/movenet_singlepose_lightning_int8_4.tflite"),
+                 "--detector", str(models / "detectors/yolox_yolox_nano_416x416.onnx"),
+                 "--video", str(panning_video), "--video-frames", "8", "--detect-every", "2",
+                 "--repeats", "1", "--warmup", "1", "--threads", "1", "--json", str(out_json),
+                 "--markdown", str(out_md), "--no-progress"])
+    assert code == 0
+    doc = json.loads(out_json.read_text())
+    _check_document(doc)
+    assert doc["results"] == [] and doc["settings"]["image"] is None   # --video alone
+    (row,) = doc["video"]
+    assert row["status"] == "ok" and row["frames"] == 8 and row["detect_every"] == 2
+    assert row["backend"] == "tflite" and row["detector_backend"] == "onnxruntime"
+    assert row["serial_stage_ms"]["detect"] > 0
+    text = capsys.readouterr().out
+    assert "video: tracked serially, then pipelined" in text
+    assert "serial FPS" in text and "pipelined FPS" in text
+    md = out_md.read_text()
+    assert "### Video: serial vs pipelined tracking" in md and "Latency per frame" not in md
+
+
+def test_video_and_image_together_and_a_bad_video(shared_dir, tmp_path, capsys,
+                                                  isolated_registry, panning_video):
+    model = str(shared_dir / "models/movenet/movenet_singlepose_lightning_int8_4.tflite")
+    out_json = tmp_path / "v.json"
+    code = main([model, "--image", str(shared_dir / "data/coco/000000000785.jpg"), "--runs", "2",
+                 "--warmup", "0", "--video", str(panning_video), "--video-frames", "3",
+                 "--repeats", "2", "--json", str(out_json), "--no-progress"])
+    assert code == 0
+    doc = json.loads(out_json.read_text())
+    _check_document(doc)
+    assert len(doc["results"]) == len(doc["video"]) == 1
+    assert doc["video"][0]["detector"] is None and doc["video"][0]["frames"] == 3
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"not a video")
+    capsys.readouterr()
+    assert main([model, "--video", str(bad)]) == 2
+    assert "cannot read the video" in capsys.readouterr().err
 
 
 def test_without_models_the_message_says_how_to_point_at_them(

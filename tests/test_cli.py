@@ -51,8 +51,83 @@ def test_run_on_a_video(shared_dir, movenet, tmp_path):
     assert main(["run", str(video), "--model", movenet, "--out", str(out), "--quiet"]) == 0
     records = [json.loads(line) for line in (out / "poses.jsonl").read_text().splitlines()]
     assert [r["frame"] for r in records] == [0, 1, 2, 3, 4]
-    assert all("timestamp_ms" in r for r in records)
+    np.testing.assert_allclose([r["timestamp_ms"] for r in records], [0, 100, 200, 300, 400])
+    # one person, tracked: the same id in every frame
+    assert [[p["track_id"] for p in r["people"]] for r in records] == [[0]] * 5
     assert (out / "annotated.mp4").stat().st_size > 0
+
+
+@pytest.fixture(scope="module")
+def panning_video(shared_dir, tmp_path_factory):
+    from tests.test_pipeline import _write_video
+    from tests.test_tracking import panning_clip
+
+    clip, _, _ = panning_clip(shared_dir, frames=24)
+    path = tmp_path_factory.mktemp("video") / "pan.mp4"
+    _write_video(path, clip)
+    return path
+
+
+def _records(out):
+    return [json.loads(line) for line in (out / "poses.jsonl").read_text().splitlines()]
+
+
+def test_run_tracks_a_video_pipelined_exactly_as_serially(shared_dir, movenet, panning_video,
+                                                         tmp_path, capsys):
+    detector = str(shared_dir / "models/detectors/yolox_yolox_nano_416x416.onnx")
+    args = ["run", str(panning_video), "--model", movenet, "--detector", detector,
+            "--detect-every", "3", "--no-draw"]
+    assert main([*args, "--out", str(tmp_path / "piped")]) == 0
+    err = capsys.readouterr().err
+    assert "24 frame(s) in" in err and "pipelined, detector every 3 frame(s)" in err
+    assert main([*args, "--out", str(tmp_path / "serial"), "--serial", "--quiet"]) == 0
+    piped, serial = _records(tmp_path / "piped"), _records(tmp_path / "serial")
+    assert piped == serial
+    assert [r["detected"] for r in piped] == [f % 3 == 0 for f in range(24)]
+    stamps = [r["timestamp_ms"] for r in piped]
+    assert all(b > a for a, b in zip(stamps, stamps[1:]))
+    people = [p for r in piped for p in r["people"]]
+    assert len(people) >= 3 * 24 and all(isinstance(p["track_id"], int) for p in people)
+    assert all(len({p["track_id"] for p in r["people"]}) == len(r["people"]) for r in piped)
+    summary = json.loads((tmp_path / "piped" / "summary.json").read_text())
+    assert summary["frames"] == 24 and summary["pipelined"] and summary["detect_every"] == 3
+    assert set(summary["stage_ms_per_frame"]) == {"read", "detect", "pose", "track"}
+    assert summary["stage_ms_per_frame"]["pose"] > 0 and summary["fps"] > 0
+    assert summary["smoothing"] is None
+    assert json.loads((tmp_path / "serial" / "summary.json").read_text())["pipelined"] is False
+
+
+def test_run_smooths_a_video_and_stops_at_max_frames(shared_dir, movenet, panning_video,
+                                                    tmp_path):
+    detector = str(shared_dir / "models/detectors/yolox_yolox_nano_416x416.onnx")
+    args = ["run", str(panning_video), "--model", movenet, "--detector", detector,
+            "--no-draw", "--quiet", "--max-frames", "10"]
+    assert main([*args, "--out", str(tmp_path / "raw")]) == 0
+    assert main([*args, "--out", str(tmp_path / "smooth"), "--smooth", "--min-cutoff", "0.5",
+                 "--beta", "0.01"]) == 0
+    raw, smooth = _records(tmp_path / "raw"), _records(tmp_path / "smooth")
+    assert len(raw) == len(smooth) == 10
+    # the first frame starts each filter; later frames are filtered, ids unchanged
+    assert raw[0] == smooth[0]
+    assert [[p["track_id"] for p in r["people"]] for r in raw] == \
+        [[p["track_id"] for p in r["people"]] for r in smooth]
+    moved = [np.abs(np.subtract(a["keypoints"], b["keypoints"])).max()
+             for r, q in zip(raw[1:], smooth[1:]) for a, b in zip(r["people"], q["people"])]
+    assert max(moved) > 0.5
+    summary = json.loads((tmp_path / "smooth" / "summary.json").read_text())
+    assert summary["smoothing"] == {"min_cutoff": 0.5, "beta": 0.01, "d_cutoff": 1.0}
+
+
+@pytest.mark.parametrize("flag, value", [("--detect-every", "0"), ("--max-frames", "x")])
+def test_video_options_are_checked(movenet, flag, value, capsys):
+    with pytest.raises(SystemExit):
+        main(["run", "0", "--model", movenet, flag, value])
+    assert "expected an int >= 1" in capsys.readouterr().err
+
+
+def test_a_camera_that_cannot_be_opened_says_so(movenet):
+    with pytest.raises(SystemExit, match="camera 97 could not be opened"):
+        main(["run", "97", "--model", movenet, "--out", "-"])
 
 
 def test_missing_input_exits_with_a_message(tmp_path, movenet):

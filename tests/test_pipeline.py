@@ -11,8 +11,8 @@ import time
 import numpy as np
 import pytest
 
-from edgepose.pipeline import (PipeliningReport, TrackedFrame, measure_pipelining, prefetch,
-                               track_frames, video_frames)
+from edgepose.pipeline import (FRAME_STAGES, PipeliningReport, TrackedFrame, measure_pipelining,
+                               prefetch, track_frames, video_frames)
 from edgepose.tracking import PoseTracker
 from tests.test_tracking import (FakeDetector, FakePose, Scene, crossing, panning_clip,
                                  person_of)
@@ -114,6 +114,39 @@ def test_pipelined_tracking_equals_serial(detect_every):
         assert serial.timestamp_ms == piped.timestamp_ms
         np.testing.assert_array_equal(serial.poses.track_ids, piped.poses.track_ids)
         np.testing.assert_array_equal(serial.poses.keypoints, piped.poses.keypoints)
+
+
+class SlowReader:
+    """Frames that take ``delay_s`` each to produce."""
+
+    def __init__(self, scene, n, delay_s):
+        self.scene, self.n, self.delay_s = scene, n, delay_s
+
+    def __iter__(self):
+        for f in range(self.n):
+            time.sleep(self.delay_s)
+            yield self.scene.frame(f), f * 1000.0 / 30
+
+
+class SlowDetector(FakeDetector):
+    def __call__(self, image):
+        time.sleep(0.01)
+        return super().__call__(image)
+
+
+@pytest.mark.parametrize("pipelined", [False, True])
+def test_frames_carry_the_time_of_each_stage(pipelined):
+    scene = Scene(crossing(0))
+    tracker = PoseTracker(FakePose(scene), SlowDetector(scene), detect_every=3)
+    frames = list(track_frames(SlowReader(scene, 9, 0.005), tracker, pipelined=pipelined))
+    for f in frames:
+        assert tuple(f.timings_ms) == FRAME_STAGES
+        assert all(v >= 0 for v in f.timings_ms.values())
+        assert f.timings_ms["read"] >= 4.0           # the reader's sleep, wherever it ran
+        if f.index % 3 == 0:
+            assert f.timings_ms["detect"] >= 9.0     # the detector's sleep
+        else:
+            assert f.timings_ms["detect"] < 5.0      # no detection on this frame
 
 
 def test_bare_frames_and_no_detect_ahead():
@@ -235,6 +268,12 @@ def test_measure_pipelining_checks_results_first(shared_dir, tmp_path):
     assert report.serial_fps > 0 and report.pipelined_fps > 0
     assert report.speedup == pytest.approx(report.serial_ms[0] / report.pipelined_ms[0])
     assert set(report.to_dict()) == {"frames", "serial_fps", "pipelined_fps", "speedup",
-                                     "identical", "serial_ms", "pipelined_ms", "queue_size"}
+                                     "identical", "serial_ms", "pipelined_ms", "queue_size",
+                                     "serial_stage_ms", "pipelined_stage_ms"}
+    for stages in (report.serial_stage_ms, report.pipelined_stage_ms):
+        assert tuple(stages) == FRAME_STAGES
+        assert stages["pose"] > 0 and stages["detect"] > 0
+    # serially the stages are what a frame costs: they add up to at most its wall time
+    assert sum(report.serial_stage_ms.values()) <= report.serial_ms[0] / report.frames
     with pytest.raises(ValueError, match="repeats must be an int >= 1"):
         measure_pipelining(path, tracker, repeats=0)

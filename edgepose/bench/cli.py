@@ -4,13 +4,16 @@
 
     edgepose-bench [MODEL ...] [--detector D] [--backend onnxruntime,tflite,openvino]
                    [--threads 1,2,4] [--runs N] [--warmup N] [--duration S]
-                   [--image PATH] [--json OUT] [--markdown OUT]
+                   [--image PATH] [--video PATH [--detect-every N] [--repeats N]]
+                   [--json OUT] [--markdown OUT]
 
 For each model x backend x thread count: p50, p90, p99 and mean of every
 stage (decode image, detector, crop/preprocess, inference, postprocess/decode,
 total), FPS, peak RSS, the model file's size, parameters and GFLOPs; a header
-identifying the machine. Models are files or registry names. The table goes
-to stdout, the progress bar to stderr.
+identifying the machine. With ``--video``, also the throughput of tracking
+the video (:class:`edgepose.PoseTracker`) serially and pipelined
+(:mod:`edgepose.pipeline`), run back to back, and the gain. Models are files
+or registry names. The table goes to stdout, the progress bar to stderr.
 
 Exit status: 0 when every configuration ran (or was skipped because a backend
 cannot open a file type), 1 when one failed, 2 for a usage error.
@@ -181,6 +184,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image", type=Path, default=None, metavar="PATH",
                    help=f"the image to time, with people in it (default: ${IMAGE_ENV}; "
                         "edgepose ships no image)")
+    p.add_argument("--video", type=Path, default=None, metavar="PATH",
+                   help="also track this video serially and pipelined (reading and detection "
+                        "on worker threads) and report both throughputs; --image is then "
+                        "optional")
+    p.add_argument("--video-frames", type=_positive_int, default=None, metavar="N",
+                   help="frames of the video per run (default: all)")
+    p.add_argument("--detect-every", type=_positive_int, default=1, metavar="N",
+                   help="with --video: run the detector every N frames (default 1)")
+    p.add_argument("--repeats", type=_positive_int, default=3, metavar="N",
+                   help="with --video: serial/pipelined pairs of runs (default 3)")
     p.add_argument("--json", type=Path, default=None, metavar="OUT",
                    help="write the results as JSON to OUT ('-': stdout, the table then goes "
                         "to stderr)")
@@ -265,6 +278,29 @@ def _image_settings(path: Path) -> tuple[bytes, dict]:
                   "bytes": len(data), "width": int(image.shape[1]), "height": int(image.shape[0])}
 
 
+def _video_settings(path: Path) -> dict:
+    from edgepose.images import import_cv2
+
+    cv2 = import_cv2()
+    if not path.is_file():
+        raise ValueError("no such file")
+    cap = cv2.VideoCapture(str(path))
+    try:
+        ok, frame = cap.read() if cap.isOpened() else (False, None)
+        if not ok:
+            raise ValueError("OpenCV cannot decode a frame of it (mp4, avi, mkv, ...)")
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        return {"path": str(path), "sha256": digest.hexdigest(), "bytes": path.stat().st_size,
+                "width": int(frame.shape[1]), "height": int(frame.shape[0]),
+                "frames": int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None,
+                "fps": float(cap.get(cv2.CAP_PROP_FPS)) or None}
+    finally:
+        cap.release()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Runs ``edgepose-bench``; returns the exit status."""
     parser = build_parser()
@@ -277,15 +313,27 @@ def main(argv: list[str] | None = None) -> int:
     from edgepose.bench.runner import BenchConfig, RunSettings, describe_model, run_config
 
     image_path = args.image or (Path(os.environ[IMAGE_ENV]) if os.environ.get(IMAGE_ENV) else None)
-    if image_path is None:
+    if image_path is None and args.video is None:
         print(f"edgepose-bench: error: {_NO_IMAGE_HELP.format(env=IMAGE_ENV)}", file=sys.stderr)
         return 2
-    try:
-        image_bytes, image_info = _image_settings(image_path)
-    except (OSError, ValueError) as exc:
-        print(f"edgepose-bench: error: cannot read the image {image_path}: {exc}",
-              file=sys.stderr)
-        return 2
+    image_bytes, image_info = None, None
+    if image_path is not None:
+        try:
+            image_bytes, image_info = _image_settings(image_path)
+        except (OSError, ValueError) as exc:
+            print(f"edgepose-bench: error: cannot read the image {image_path}: {exc}",
+                  file=sys.stderr)
+            return 2
+    video_info = None
+    if args.video is not None:
+        try:
+            video_info = _video_settings(args.video)
+        except (OSError, ValueError) as exc:
+            print(f"edgepose-bench: error: cannot read the video {args.video}: {exc}",
+                  file=sys.stderr)
+            return 2
+        video_info |= {"max_frames": args.video_frames, "detect_every": args.detect_every,
+                       "repeats": args.repeats}
 
     models = list(args.models)
     if not models:
@@ -338,10 +386,10 @@ def main(argv: list[str] | None = None) -> int:
                     "backends": args.backend, "threads": threads, "detector": args.detector,
                     "detector_backend": args.detector_backend,
                     "opencv_threads": int(cv2.getNumThreads()), "units": "ms",
-                    "image": image_info}
+                    "image": image_info, "video": video_info}
 
     results = []
-    for i, config in enumerate(configs, 1):
+    for i, config in enumerate(configs if image_bytes is not None else [], 1):
         label = (f"[{i}/{len(configs)}] {Path(config.model).name} "
                  f"{config.backend or 'auto'} threads={config.threads or 'default'}")
 
@@ -360,9 +408,26 @@ def main(argv: list[str] | None = None) -> int:
         bar.done()
         results.append(row)
 
+    video_results = []
+    if args.video is not None:
+        from edgepose.bench.runner import run_video_config
+
+        for i, config in enumerate(configs, 1):
+            bar.draw(f"[{i}/{len(configs)}] {Path(config.model).name} "
+                     f"{config.backend or 'auto'} threads={config.threads or 'default'}: "
+                     f"tracking {args.video.name} serially and pipelined, {args.repeats}x...",
+                     force=True)
+            video_results.append(run_video_config(
+                config, args.video, detect_every=args.detect_every, max_frames=args.video_frames,
+                warmup=args.warmup, repeats=args.repeats,
+                model_path=described[config.model]["path"],
+                detector_path=described[config.detector]["path"] if config.detector else None))
+            bar.done()
+
     doc = report.build_document(
         command="edgepose-bench " + " ".join(shlex.quote(a) for a in argv_list),
-        settings=run_settings, machine=machine, models=described, results=results)
+        settings=run_settings, machine=machine, models=described, results=results,
+        video=video_results)
     out.write(report.to_text(doc))
     out.flush()
     if args.json is not None:
@@ -377,4 +442,4 @@ def main(argv: list[str] | None = None) -> int:
         args.markdown.parent.mkdir(parents=True, exist_ok=True)
         args.markdown.write_text(report.to_markdown(doc))
         print(f"wrote {args.markdown}", file=sys.stderr)
-    return 1 if any(r["status"] == "error" for r in results) else 0
+    return 1 if any(r["status"] == "error" for r in results + video_results) else 0

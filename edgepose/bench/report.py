@@ -8,11 +8,14 @@ The JSON document (``SCHEMA``) is::
       "command": the command line,
       "settings": {"runs", "warmup", "duration_s", "backends", "threads",
                    "detector", "detector_backend", "opencv_threads", "units": "ms",
-                   "image": {"path", "sha256", "bytes", "width", "height"}},
+                   "image": {"path", "sha256", "bytes", "width", "height"} or null,
+                   "video": {"path", "sha256", "bytes", "width", "height", "frames",
+                             "fps", "max_frames", "detect_every", "repeats"} or null},
       "machine": edgepose.bench.probe.probe_machine(),
       "models": {argument: {"name", "role", "path", "format", "size_bytes", "sha256",
                             "registry", "params", "gflops", "graph_count", "card"}},
-      "results": [row, ...]
+      "results": [row, ...],
+      "video": [video row, ...]
     }
 
 A row (one model x backend x threads) has ``status`` ("ok", "skipped",
@@ -24,6 +27,15 @@ for ``decode_image``, ``detector``, ``preprocess``, ``inference``,
 ``decode``, ``other`` and ``total``), ``fps``, ``peak_rss_mb``,
 ``rss_scope``, ``temperature_c`` (``{"start", "end"}``), ``drift`` and
 ``timeline`` (sustained runs only, else null). Every time is milliseconds.
+
+A video row (``--video``: one model x backend x threads tracked through the
+video) has the same identifying keys plus ``detect_every``; rows that ran
+also have the fields of :class:`edgepose.pipeline.PipeliningReport`:
+``frames``, ``serial_fps``, ``pipelined_fps``, ``speedup`` (median of
+serial / pipelined time over back-to-back pairs), ``identical``,
+``serial_ms``, ``pipelined_ms`` (wall time of each run), ``queue_size``,
+``serial_stage_ms`` and ``pipelined_stage_ms`` (mean ms per frame of
+``read``, ``detect``, ``pose``, ``track``).
 """
 from __future__ import annotations
 
@@ -44,8 +56,8 @@ _STAGE_LABELS = {"decode_image": "decode image", "detector": "detector",
 
 
 def build_document(*, command: str, settings: dict[str, Any], machine: dict[str, Any],
-                   models: dict[str, dict[str, Any]], results: list[dict[str, Any]]
-                   ) -> dict[str, Any]:
+                   models: dict[str, dict[str, Any]], results: list[dict[str, Any]],
+                   video: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """The JSON document of one benchmark (see the module docstring)."""
     return {
         "schema": SCHEMA,
@@ -55,6 +67,7 @@ def build_document(*, command: str, settings: dict[str, Any], machine: dict[str,
         "machine": machine,
         "models": models,
         "results": results,
+        "video": list(video or []),
     }
 
 
@@ -158,13 +171,23 @@ def machine_lines(machine: dict[str, Any]) -> list[tuple[str, str]]:
 
 def _settings_lines(doc: dict[str, Any]) -> list[tuple[str, str]]:
     s = doc["settings"]
-    img = s["image"]
-    timing = (f"{s['duration_s']:g} s sustained per configuration" if s.get("duration_s")
-              else f"{s['runs']} timed runs per configuration")
-    return [("image", f"{img['path']} ({img['width']}x{img['height']}, "
-                      f"sha256 {img['sha256'][:12]})"),
-            ("timing", f"{timing}, after {s['warmup']} warm-up runs; OpenCV threads "
-                       f"{s.get('opencv_threads')}; times in ms")]
+    lines = []
+    img = s.get("image")
+    if img:
+        timing = (f"{s['duration_s']:g} s sustained per configuration" if s.get("duration_s")
+                  else f"{s['runs']} timed runs per configuration")
+        lines += [("image", f"{img['path']} ({img['width']}x{img['height']}, "
+                            f"sha256 {img['sha256'][:12]})"),
+                  ("timing", f"{timing}, after {s['warmup']} warm-up runs; OpenCV threads "
+                             f"{s.get('opencv_threads')}; times in ms")]
+    vid = s.get("video")
+    if vid:
+        frames = vid["max_frames"] or vid["frames"] or "all"
+        lines += [("video", f"{vid['path']} ({vid['width']}x{vid['height']}, "
+                            f"sha256 {vid['sha256'][:12]}); {frames} frames per run, "
+                            f"detector every {vid['detect_every']}, {vid['repeats']} serial/"
+                            "pipelined pairs")]
+    return lines
 
 
 def _stage_rows(row: dict[str, Any]) -> list[list[str]]:
@@ -266,7 +289,39 @@ def to_text(doc: dict[str, Any]) -> str:
                          _ms(t["p90"]), _ms(t["p99"]), f"{r['fps']:.1f}",
                          f"{r['peak_rss_mb']:.0f} MB"])
         out += ["  " + line for line in _grid(rows, {3, 4, 5, 6, 7, 8, 9})]
+    out += _video_text(doc)
     return "\n".join(out) + "\n"
+
+
+_FRAME_STAGES = ("read", "detect", "pose", "track")
+
+
+def _video_rows(doc: dict[str, Any]) -> list[list[str]]:
+    rows = [["model", "detector", "backend", "threads", "every", "frames", "serial FPS",
+             "pipelined FPS", "gain", *(f"{s} ms" for s in _FRAME_STAGES)]]
+    for r in doc["video"]:
+        if "speedup" not in r:
+            continue
+        st = r["serial_stage_ms"]
+        rows.append([_model_label(doc, r["model"]), _model_label(doc, r.get("detector")),
+                     r["backend"], _threads(r["threads"]), str(r["detect_every"]),
+                     str(r["frames"]), f"{r['serial_fps']:.1f}", f"{r['pipelined_fps']:.1f}",
+                     f"{r['speedup']:.2f}x", *(_ms(st.get(s)) for s in _FRAME_STAGES)])
+    return rows
+
+
+def _video_text(doc: dict[str, Any]) -> list[str]:
+    if not doc["video"]:
+        return []
+    out = ["", "video: tracked serially, then pipelined (reading and detection on worker "
+               "threads); stage ms per frame of the serial runs"]
+    rows = _video_rows(doc)
+    if len(rows) > 1:
+        out += ["  " + line for line in _grid(rows, set(range(3, len(rows[0]))))]
+    for r in doc["video"]:
+        if r["status"] != "ok":
+            out.append(f"  {_config_title(doc, r)}: {r['status']}: {r['reason']}")
+    return out
 
 
 def _md_escape(text: str) -> str:
@@ -290,11 +345,12 @@ def to_markdown(doc: dict[str, Any]) -> str:
                    f"{_gflops(info['gflops'])} | `{info['sha256'][:16]}` |")
     stage_cols = [s for s in STAGES if any(r["status"] == "ok" and s in r["stages_ms"]
                                              for r in doc["results"])]
-    out += ["", "### Latency per frame (ms; stages p50, total p50 / p90 / p99)", "",
-            "| model | detector | backend | threads | people | "
-            + " | ".join(_STAGE_LABELS[s] for s in stage_cols)
-            + " | total p50 | p90 | p99 | FPS | peak RSS |",
-            "|---|---|---|---:|---:|" + "---:|" * (len(stage_cols) + 6)]
+    if doc["results"]:
+        out += ["", "### Latency per frame (ms; stages p50, total p50 / p90 / p99)", "",
+                "| model | detector | backend | threads | people | "
+                + " | ".join(_STAGE_LABELS[s] for s in stage_cols)
+                + " | total p50 | p90 | p99 | FPS | peak RSS |",
+                "|---|---|---|---:|---:|" + "---:|" * (len(stage_cols) + 6)]
     skipped = []
     for r in doc["results"]:
         if r["status"] != "ok":
@@ -312,6 +368,12 @@ def to_markdown(doc: dict[str, Any]) -> str:
     if drifts:
         out += ["", "### Sustained runs", ""]
         out += [f"- {_md_escape(_config_title(doc, r))}: {d}" for r, d in drifts]
+    rows = _video_rows(doc)
+    if len(rows) > 1:
+        out += ["", "### Video: serial vs pipelined tracking (FPS; stage ms per frame, serial)",
+                "", "| " + " | ".join(rows[0]) + " |", "|---|---|---|" + "---:|" * (len(rows[0]) - 3)]
+        out += ["| " + " | ".join(_md_escape(c) for c in row) + " |" for row in rows[1:]]
+    skipped += [r for r in doc["video"] if r["status"] != "ok"]
     if skipped:
         out += ["", "Not run:", ""]
         out += [f"- {_md_escape(_config_title(doc, r))}: {r['status']}: "

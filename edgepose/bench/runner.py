@@ -45,7 +45,7 @@ from edgepose.bench.probe import read_temperatures
 from edgepose.bench.stats import drift, percentile, summarize
 
 __all__ = ["BenchConfig", "RunSettings", "STAGES", "attribute_stages", "backend_supports",
-           "describe_model", "run_config"]
+           "describe_model", "run_config", "run_video_config"]
 
 #: Stages of a timed run, in order; ``total`` is their sum.
 STAGES = ("decode_image", "detector", "preprocess", "inference", "decode", "other")
@@ -252,6 +252,55 @@ def _skipped(config: BenchConfig, reason: str, status: str = "skipped") -> dict[
             "detector_backend": config.detector_backend, "threads": config.threads}
 
 
+def _config_files(config: BenchConfig, model_path: str | os.PathLike | None,
+                  detector_path: str | os.PathLike | None
+                  ) -> tuple[Path, str, Path | None, str | None] | dict[str, Any]:
+    """``(model path, backend, detector path, detector backend)`` of a
+    configuration, or the row of a configuration that cannot run."""
+    from edgepose.backends import backend_for_path
+    from edgepose.model import locate_model
+
+    try:
+        path = Path(model_path) if model_path else locate_model(config.model)[0]
+        det_path = None
+        if config.detector is not None:
+            det_path = (Path(detector_path) if detector_path
+                        else locate_model(config.detector, "detector")[0])
+    except (FileNotFoundError, ValueError) as exc:
+        return _skipped(config, str(exc), "error")
+    backend = config.backend or backend_for_path(path)
+    if not backend_supports(backend, path):
+        return _skipped(config, f"{backend} cannot open {path.suffix} files")
+    det_backend = None
+    if det_path is not None:
+        det_backend = config.detector_backend or backend_for_path(det_path)
+        if not backend_supports(det_backend, det_path):
+            return _skipped(config, f"{det_backend} cannot open {det_path.suffix} files "
+                                    "(the detector)")
+    return path, backend, det_path, det_backend
+
+
+def _open_models(config: BenchConfig, path: Path, backend: str, det_path: Path | None,
+                 det_backend: str | None):
+    """The configuration's Estimator and PersonDetector (or None)."""
+    from edgepose.estimator import Estimator
+
+    est = Estimator(path, backend=backend, threads=config.threads)
+    if det_path is None:
+        return est, None
+    try:
+        if est.card.task == "bottomup":
+            raise ValueError(f"{path.name} is a bottom-up model: it finds every person "
+                             "itself and takes no detector.")
+        from edgepose.detectors import PersonDetector
+
+        return est, PersonDetector.from_file(det_path, backend=det_backend,
+                                             threads=config.threads)
+    except BaseException:
+        est.close()
+        raise
+
+
 def run_config(config: BenchConfig, image_bytes: bytes, settings: RunSettings, *,
                model_path: str | os.PathLike | None = None,
                detector_path: str | os.PathLike | None = None,
@@ -271,29 +320,13 @@ def run_config(config: BenchConfig, image_bytes: bytes, settings: RunSettings, *
         ``status`` is "ok", "skipped" (the backend cannot open the file) or
         "error" (loading or running failed; ``reason`` says why).
     """
-    from edgepose.backends import backend_for_path
-    from edgepose.estimator import Estimator
     from edgepose.images import import_cv2
-    from edgepose.model import locate_model
 
     cv2 = import_cv2()
-    try:
-        path = Path(model_path) if model_path else locate_model(config.model)[0]
-        det_path = None
-        if config.detector is not None:
-            det_path = (Path(detector_path) if detector_path
-                        else locate_model(config.detector, "detector")[0])
-    except (FileNotFoundError, ValueError) as exc:
-        return _skipped(config, str(exc), "error")
-    backend = config.backend or backend_for_path(path)
-    if not backend_supports(backend, path):
-        return _skipped(config, f"{backend} cannot open {path.suffix} files")
-    det_backend = None
-    if det_path is not None:
-        det_backend = config.detector_backend or backend_for_path(det_path)
-        if not backend_supports(det_backend, det_path):
-            return _skipped(config, f"{det_backend} cannot open {det_path.suffix} files "
-                                    "(the detector)")
+    files = _config_files(config, model_path, detector_path)
+    if isinstance(files, dict):
+        return files
+    path, backend, det_path, det_backend = files
 
     buf = np.frombuffer(image_bytes, np.uint8)
     est = det = None
@@ -301,15 +334,7 @@ def run_config(config: BenchConfig, image_bytes: bytes, settings: RunSettings, *
     reset_ok = _reset_peak_rss()
     load_start = time.perf_counter()
     try:
-        est = Estimator(path, backend=backend, threads=config.threads)
-        if det_path is not None:
-            if est.card.task == "bottomup":
-                raise ValueError(f"{path.name} is a bottom-up model: it finds every person "
-                                 "itself and takes no detector.")
-            from edgepose.detectors import PersonDetector
-
-            det = PersonDetector.from_file(det_path, backend=det_backend,
-                                           threads=config.threads)
+        est, det = _open_models(config, path, backend, det_path, det_backend)
         load_s = time.perf_counter() - load_start
 
         def once() -> tuple[dict[str, float], int]:
@@ -391,3 +416,56 @@ def run_config(config: BenchConfig, image_bytes: bytes, settings: RunSettings, *
         "drift": drift(starts, samples["total"]) if duration else None,
         "timeline": _timeline(starts, samples["total"], temps) if duration else None,
     }
+
+
+def run_video_config(config: BenchConfig, video: str | os.PathLike, *, detect_every: int = 1,
+                     max_frames: int | None = None, warmup: int = 3, repeats: int = 3,
+                     model_path: str | os.PathLike | None = None,
+                     detector_path: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Throughput of one configuration on a video: a
+    :class:`edgepose.PoseTracker` run serially and pipelined, back to back
+    (:func:`edgepose.pipeline.measure_pipelining`).
+
+    Args:
+        config: what to run.
+        video: a video file with people in it.
+        detect_every: the tracker's detector period.
+        max_frames: frames per run (default: the whole video).
+        warmup: frames run first, untimed.
+        repeats: serial/pipelined pairs of runs.
+        model_path, detector_path: the resolved files, as :func:`run_config`.
+
+    Returns:
+        a video row (see :mod:`edgepose.bench.report`); ``status`` "error"
+        also when pipelining changed a result, which it must never do.
+    """
+    from edgepose.pipeline import measure_pipelining
+    from edgepose.tracking import PoseTracker
+
+    files = _config_files(config, model_path, detector_path)
+    if isinstance(files, dict):
+        return files | {"detect_every": detect_every}
+    path, backend, det_path, det_backend = files
+    est = det = None
+    try:
+        est, det = _open_models(config, path, backend, det_path, det_backend)
+        with PoseTracker(est, det, detect_every=detect_every) as tracker:
+            found = measure_pipelining(video, tracker, max_frames=max_frames, warmup=warmup,
+                                       repeats=repeats)
+    except Exception as exc:  # one failing configuration must not end the benchmark
+        detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        return _skipped(config, detail, "error") | {"backend": backend,
+                                                    "detector_backend": det_backend,
+                                                    "detect_every": detect_every}
+    finally:
+        for part in (det, est):
+            if part is not None:
+                part.close()
+    row = {"status": "ok" if found.identical else "error",
+           "reason": None if found.identical else
+           "pipelined tracking gave other poses than serial tracking (a bug: please report it)",
+           "model": config.model, "model_path": str(path), "detector": config.detector,
+           "detector_path": None if det_path is None else str(det_path),
+           "backend": backend, "detector_backend": det_backend, "threads": config.threads,
+           "detect_every": detect_every}
+    return row | found.to_dict()
