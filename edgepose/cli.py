@@ -32,6 +32,7 @@ from typing import Iterator
 
 import numpy as np
 
+from edgepose._argtypes import positive_int
 from edgepose.images import import_cv2
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
@@ -336,16 +337,6 @@ def _video_summary_text(s: dict) -> str:
     return text
 
 
-def _int_at_least_1(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"expected an int >= 1, got {text!r}")
-    return n
-
-
 # --- edgepose models ---------------------------------------------------------------
 
 def _size_text(size: int | None) -> str:
@@ -546,7 +537,7 @@ def build_parser() -> argparse.ArgumentParser:
     v = p.add_argument_group("video and camera", "A video or camera is tracked: each person "
                              "keeps a track_id (edgepose.PoseTracker), frames are read and "
                              "detected ahead on worker threads, and --out gets summary.json.")
-    v.add_argument("--detect-every", type=_int_at_least_1, default=1, metavar="N",
+    v.add_argument("--detect-every", type=positive_int, default=1, metavar="N",
                    help="run the detector every N frames; between, boxes follow the poses "
                         "(default 1)")
     v.add_argument("--track-metric", choices=["oks", "iou"], default="oks",
@@ -559,7 +550,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="One-Euro speed coefficient (default 0.05; higher: less lag)")
     v.add_argument("--serial", action="store_true",
                    help="no worker threads: read, detect and estimate one frame at a time")
-    v.add_argument("--max-frames", type=_int_at_least_1, default=None, metavar="N",
+    v.add_argument("--max-frames", type=positive_int, default=None, metavar="N",
                    help="stop after N frames (a camera otherwise runs until Ctrl-C)")
     p.set_defaults(func=run)
     _add_models_parser(sub)

@@ -415,17 +415,6 @@ def test_json_to_stdout_moves_the_table_to_stderr(shared_dir, capsys, isolated_r
     assert "crop/preprocess" in captured.err
 
 
-@pytest.fixture(scope="module")
-def panning_video(shared_dir, tmp_path_factory):
-    from tests.test_pipeline import _write_video
-    from tests.test_tracking import panning_clip
-
-    clip, _, _ = panning_clip(shared_dir, frames=12)
-    path = tmp_path_factory.mktemp("video") / "pan.mp4"
-    _write_video(path, clip)
-    return path
-
-
 def test_video_serial_against_pipelined(shared_dir, tmp_path, capsys, isolated_registry,
                                         panning_video):
     models = shared_dir / "models"

@@ -57,17 +57,6 @@ def test_run_on_a_video(shared_dir, movenet, tmp_path):
     assert (out / "annotated.mp4").stat().st_size > 0
 
 
-@pytest.fixture(scope="module")
-def panning_video(shared_dir, tmp_path_factory):
-    from tests.test_pipeline import _write_video
-    from tests.test_tracking import panning_clip
-
-    clip, _, _ = panning_clip(shared_dir, frames=24)
-    path = tmp_path_factory.mktemp("video") / "pan.mp4"
-    _write_video(path, clip)
-    return path
-
-
 def _records(out):
     return [json.loads(line) for line in (out / "poses.jsonl").read_text().splitlines()]
 

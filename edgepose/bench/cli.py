@@ -28,6 +28,8 @@ import sys
 import time
 from pathlib import Path
 
+from edgepose._argtypes import non_negative_int, positive_int
+
 __all__ = ["main", "build_parser", "default_models", "IMAGE_ENV"]
 
 #: Environment variable naming the default image when --image is not given.
@@ -118,26 +120,6 @@ def _thread_list(text: str) -> list[int | None]:
     return out
 
 
-def _positive_int(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"expected an int >= 1, got {text!r}")
-    return n
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        n = -1
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"expected an int >= 0, got {text!r}")
-    return n
-
-
 def _seconds(text: str) -> float:
     try:
         s = float(text)
@@ -173,9 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=_thread_list, default=None, metavar="T[,T...]",
                    help="inference threads per model, e.g. 1,2,4, or 'default' for the "
                         f"runtime's own (default: the usable cores, {_usable_cores()})")
-    p.add_argument("--runs", type=_positive_int, default=100, metavar="N",
+    p.add_argument("--runs", type=positive_int, default=100, metavar="N",
                    help="timed runs per configuration (default 100)")
-    p.add_argument("--warmup", type=_non_negative_int, default=10, metavar="N",
+    p.add_argument("--warmup", type=non_negative_int, default=10, metavar="N",
                    help="untimed warm-up runs first (default 10)")
     p.add_argument("--duration", type=_seconds, default=None, metavar="S",
                    help="run each configuration for S seconds instead of --runs, and report "
@@ -188,11 +170,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also track this video serially and pipelined (reading and detection "
                         "on worker threads) and report both throughputs; --image is then "
                         "optional")
-    p.add_argument("--video-frames", type=_positive_int, default=None, metavar="N",
+    p.add_argument("--video-frames", type=positive_int, default=None, metavar="N",
                    help="frames of the video per run (default: all)")
-    p.add_argument("--detect-every", type=_positive_int, default=1, metavar="N",
+    p.add_argument("--detect-every", type=positive_int, default=1, metavar="N",
                    help="with --video: run the detector every N frames (default 1)")
-    p.add_argument("--repeats", type=_positive_int, default=3, metavar="N",
+    p.add_argument("--repeats", type=positive_int, default=3, metavar="N",
                    help="with --video: serial/pipelined pairs of runs (default 3)")
     p.add_argument("--json", type=Path, default=None, metavar="OUT",
                    help="write the results as JSON to OUT ('-': stdout, the table then goes "
