@@ -244,6 +244,7 @@ def _smoothing(args: argparse.Namespace):
 def _run_video(args: argparse.Namespace) -> int:
     """A video file or camera: tracked (ids), pipelined, optionally smoothed."""
     from edgepose import Estimator
+    from edgepose.backends._base import available_cores
     from edgepose.detectors import PersonDetector
     from edgepose.pipeline import FRAME_STAGES, track_frames, video_frames
     from edgepose.tracking import PoseTracker
@@ -253,15 +254,19 @@ def _run_video(args: argparse.Namespace) -> int:
         total = args.max_frames if total is None else min(total, args.max_frames)
     frames = video_frames(args.input)
     smoothing = _smoothing(args)
+    threads = args.threads
+    if threads is None and not args.serial and args.detector is not None:
+        # The detector and the pose model run at the same time: half the cores
+        # each (one full pool each left both slower than serial on 2 cores).
+        threads = max(1, available_cores() // 2)
     parts: list = []
     try:
-        est = Estimator(args.model, backend=args.backend, threads=args.threads,
-                        preset=args.preset)
+        est = Estimator(args.model, backend=args.backend, threads=threads, preset=args.preset)
         parts.append(est)
         det = None
         if args.detector is not None:
             det = PersonDetector.from_file(args.detector, preset=args.detector_preset,
-                                           backend=args.backend, threads=args.threads)
+                                           backend=args.backend, threads=threads)
             parts.append(det)
         tracker = PoseTracker(est, det, detect_every=args.detect_every, metric=args.track_metric,
                               smoothing=smoothing, fps=fps)
@@ -297,7 +302,8 @@ def _run_video(args: argparse.Namespace) -> int:
         for part in parts:
             part.close()
     summary = _video_summary(progress.count, wall_s, sums, pipelined=not args.serial,
-                             detect_every=args.detect_every, smoothing=smoothing)
+                             detect_every=args.detect_every, smoothing=smoothing,
+                             threads=threads)
     if out.dir is not None:
         (out.dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     if not args.quiet:
@@ -308,14 +314,14 @@ def _run_video(args: argparse.Namespace) -> int:
 
 
 def _video_summary(frames: int, wall_s: float, sums: dict[str, float], *, pipelined: bool,
-                   detect_every: int, smoothing) -> dict:
+                   detect_every: int, smoothing, threads: int | None) -> dict:
     """Throughput of a video run, and how much its stages overlapped."""
     per_frame = {stage: (ms / frames if frames else 0.0) for stage, ms in sums.items()}
     stage_sum = sum(per_frame.values())
     wall_ms = 1000.0 * wall_s / frames if frames else 0.0
     return {"frames": frames, "wall_s": round(wall_s, 3),
             "fps": round(frames / wall_s, 2) if wall_s > 0 and frames else None,
-            "pipelined": pipelined, "detect_every": detect_every,
+            "pipelined": pipelined, "detect_every": detect_every, "threads": threads,
             "smoothing": None if smoothing is None else
             {"min_cutoff": smoothing.min_cutoff, "beta": smoothing.beta,
              "d_cutoff": smoothing.d_cutoff},
@@ -529,7 +535,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", help="card preset of the pose model, if it carries no card")
     p.add_argument("--detector-preset", help="card preset of the detector")
     p.add_argument("--backend", choices=["onnxruntime", "tflite", "openvino"])
-    p.add_argument("--threads", type=int, help="inference threads per model")
+    p.add_argument("--threads", type=positive_int,
+                   help="inference threads per model (default: the runtime's own; a pipelined "
+                        "video with a detector: half the cores each)")
     p.add_argument("--out", default="edgepose_out",
                    help="output folder (default: edgepose_out), or - for JSON lines on stdout")
     p.add_argument("--no-draw", action="store_true", help="write JSON only, no annotated images")

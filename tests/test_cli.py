@@ -83,7 +83,11 @@ def test_run_tracks_a_video_pipelined_exactly_as_serially(shared_dir, movenet, p
     assert set(summary["stage_ms_per_frame"]) == {"read", "detect", "pose", "track"}
     assert summary["stage_ms_per_frame"]["pose"] > 0 and summary["fps"] > 0
     assert summary["smoothing"] is None
-    assert json.loads((tmp_path / "serial" / "summary.json").read_text())["pipelined"] is False
+    # detector and pose model run at once: half the cores each, unless --threads says
+    from edgepose.backends._base import available_cores
+    assert summary["threads"] == max(1, available_cores() // 2)
+    serial_summary = json.loads((tmp_path / "serial" / "summary.json").read_text())
+    assert serial_summary["pipelined"] is False and serial_summary["threads"] is None
 
 
 def test_run_smooths_a_video_and_stops_at_max_frames(shared_dir, movenet, panning_video,

@@ -35,7 +35,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["Backend", "TensorInfo", "convert_output", "prepare_feeds"]
+__all__ = ["Backend", "TensorInfo", "available_cores", "convert_output", "prepare_feeds"]
 
 
 @dataclass(frozen=True)
@@ -256,6 +256,14 @@ def check_model_path(path: str | os.PathLike[str], kind: str) -> Path:
     if path.stat().st_size == 0:
         raise ValueError(f"{path} could not be loaded as {kind} model: the file is empty.")
     return path
+
+
+def available_cores() -> int:
+    """The number of cores this process may run on (its CPU affinity)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
 
 
 def check_threads(threads: int | None) -> int | None:

@@ -30,6 +30,7 @@ import numpy as np
 from edgepose.backends._base import (
     BackendBase,
     TensorInfo,
+    available_cores,
     check_model_path,
     check_threads,
     format_shape,
@@ -40,14 +41,6 @@ __all__ = ["TFLiteBackend", "check_tflite_flatbuffer"]
 
 _IMPORT_ERROR = ("Backend 'tflite' needs a TFLite interpreter (ai-edge-litert, tflite-runtime "
                  "or tensorflow): pip install 'edgepose[tflite]'.")
-
-
-def _available_cores() -> int:
-    """The number of cores this process may run on."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
 
 
 def _reference_kernels(package: str):
@@ -261,7 +254,7 @@ class TFLiteBackend(BackendBase):
         Interpreter, self.interpreter_package = _import_interpreter()
         _check_file(self.path)
         if threads is None:
-            threads = _available_cores()
+            threads = available_cores()
         kwargs: dict = {"num_threads": threads}
         self.xnnpack = bool(xnnpack)
         if not self.xnnpack:

@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 from edgepose._argtypes import non_negative_int, positive_int
+from edgepose.backends._base import available_cores
 
 __all__ = ["main", "build_parser", "default_models", "IMAGE_ENV"]
 
@@ -130,12 +131,6 @@ def _seconds(text: str) -> float:
     return s
 
 
-def _usable_cores() -> int:
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="edgepose-bench",
@@ -154,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "each file's type); a backend that cannot open a file type is skipped")
     p.add_argument("--threads", type=_thread_list, default=None, metavar="T[,T...]",
                    help="inference threads per model, e.g. 1,2,4, or 'default' for the "
-                        f"runtime's own (default: the usable cores, {_usable_cores()})")
+                        f"runtime's own (default: the usable cores, {available_cores()})")
     p.add_argument("--runs", type=positive_int, default=100, metavar="N",
                    help="timed runs per configuration (default 100)")
     p.add_argument("--warmup", type=non_negative_int, default=10, metavar="N",
@@ -353,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
                   "and a pose model as MODEL.", file=sys.stderr)
             return 2
 
-    threads = args.threads or [_usable_cores()]
+    threads = args.threads or [available_cores()]
     backends = args.backend or [None]
     configs = [BenchConfig(m, args.detector if described[m]["card"]["task"] != "bottomup"
                            else None, b, args.detector_backend, t)
