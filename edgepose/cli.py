@@ -302,8 +302,8 @@ def _run_video(args: argparse.Namespace) -> int:
         for part in parts:
             part.close()
     summary = _video_summary(progress.count, wall_s, sums, pipelined=not args.serial,
-                             detect_every=args.detect_every, smoothing=smoothing,
-                             threads=threads)
+                             detect_every=args.detect_every if det is not None else None,
+                             smoothing=smoothing, threads=threads)
     if out.dir is not None:
         (out.dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     if not args.quiet:
@@ -314,7 +314,7 @@ def _run_video(args: argparse.Namespace) -> int:
 
 
 def _video_summary(frames: int, wall_s: float, sums: dict[str, float], *, pipelined: bool,
-                   detect_every: int, smoothing, threads: int | None) -> dict:
+                   detect_every: int | None, smoothing, threads: int | None) -> dict:
     """Throughput of a video run, and how much its stages overlapped."""
     per_frame = {stage: (ms / frames if frames else 0.0) for stage, ms in sums.items()}
     stage_sum = sum(per_frame.values())
@@ -335,8 +335,10 @@ def _video_summary(frames: int, wall_s: float, sums: dict[str, float], *, pipeli
 def _video_summary_text(s: dict) -> str:
     stages = ", ".join(f"{k} {v:.1f}" for k, v in s["stage_ms_per_frame"].items())
     mode = ("pipelined" if s["pipelined"] else "serial")
+    every = (f"detector every {s['detect_every']} frame(s)" if s["detect_every"]
+             else "no detector: the pose model finds people on every frame")
     text = (f"{s['frames']} frame(s) in {s['wall_s']:.2f} s ({s['fps'] or 0:.1f} fps, {mode}, "
-            f"detector every {s['detect_every']} frame(s)); per frame: {stages} ms")
+            f"{every}); per frame: {stages} ms")
     if s["pipelined"] and s["overlap"]:
         text += (f"; the stages add up to {s['overlap']:.2f}x the wall time per frame "
                  "(edgepose-bench --video times serial against pipelined)")
@@ -548,8 +550,9 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--detect-every", type=positive_int, default=1, metavar="N",
                    help="run the detector every N frames; between, boxes follow the poses "
                         "(default 1)")
-    v.add_argument("--track-metric", choices=["oks", "iou"], default="oks",
-                   help="how people are matched across frames (default oks)")
+    v.add_argument("--track-metric", choices=["auto", "oks", "iou"], default="auto",
+                   help="how people are matched across frames: OKS, box IoU, or auto (OKS "
+                        "where the keypoints have sigmas, else IoU; the default)")
     v.add_argument("--smooth", action="store_true",
                    help="smooth keypoints with the One-Euro filter (per track)")
     v.add_argument("--min-cutoff", type=float, default=None, metavar="HZ",

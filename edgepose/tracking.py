@@ -33,7 +33,8 @@ One frame, in order:
    First the tracks seen in the previous frame against the poses:
    similarity OKS (``metric="oks"``: the track's keypoints moved by its
    velocity, the track's keypoint-box area, the keypoint set's sigmas) or
-   IoU of the keypoint boxes (``metric="iou"``); pairs below
+   IoU of the keypoint boxes (``metric="iou"``; ``"auto"`` takes OKS when
+   the keypoints have sigmas, else IoU); pairs below
    ``match_threshold`` never match. Then re-identification of the tracks
    left (those just missed, and those lost for at most ``reid_window_s``
    seconds) against the poses left, most recently seen first (a cascade, as
@@ -67,7 +68,7 @@ from edgepose.smoothing import OneEuroParams, one_euro_step
 
 __all__ = ["PoseTracker", "solve_assignment", "match_by_cost"]
 
-_METRICS = ("oks", "iou")
+_METRICS = ("auto", "oks", "iou")
 #: A propagated box is "covered" by a detection at this IoU (no extra crop).
 _COVER_IOU = 0.5
 #: Lost tracks are predicted at most this far ahead (seconds) for re-identification.
@@ -340,7 +341,9 @@ class PoseTracker:
             no track is active); propagate boxes from the poses in between.
             Bottom-up models detect on every frame.
         metric: ``"oks"`` (pose similarity) or ``"iou"`` (keypoint-box IoU)
-            for matching tracks seen in the previous frame.
+            for matching tracks seen in the previous frame; ``"auto"`` (the
+            default): OKS when there are sigmas (``sigmas=`` or the keypoint
+            set's), else IoU (OpenPose's COCO-18, say, defines none).
         match_threshold: the least similarity of a match (OKS or IoU).
         reid_window_s: seconds a lost track waits to be re-identified
             before it is forgotten.
@@ -383,7 +386,7 @@ class PoseTracker:
 
     def __init__(self, model: str | os.PathLike | Callable[..., PoseResult],
                  detector: str | os.PathLike | Callable[..., Any] | None = None, *,
-                 detect_every: int = 1, metric: str = "oks", match_threshold: float = 0.3,
+                 detect_every: int = 1, metric: str = "auto", match_threshold: float = 0.3,
                  reid_window_s: float = 1.0, reid_iou: float = 0.3,
                  smoothing: OneEuroParams | None = None, fps: float = 30.0,
                  keypoint_threshold: float = 0.3, min_keypoints: int = 4,
@@ -707,8 +710,8 @@ class PoseTracker:
         active = [tr for tr in self._tracks if tr.missed == 0]
         if active and len(free):
             shift = np.stack([tr.velocity * (t - tr.last_t) for tr in active])
-            if self.metric == "oks":
-                sigmas = self._oks_sigmas(kp.shape[1])
+            sigmas = self._oks_sigmas(kp.shape[1]) if self.metric != "iou" else None
+            if self.metric == "oks" or sigmas is not None:
                 if sigmas is None:
                     raise ValueError(
                         f"metric='oks' needs OKS sigmas, and keypoint set "

