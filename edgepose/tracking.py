@@ -635,9 +635,8 @@ class PoseTracker:
         kp = np.asarray(result.keypoints, dtype=np.float64)
         sc = np.nan_to_num(np.asarray(result.scores, dtype=np.float64), nan=0.0)
         valid = (sc > self.keypoint_threshold) & np.isfinite(kp).all(axis=-1)
-        if boxes is None:
-            boxes = (np.asarray(result.boxes, dtype=np.float64) if result.boxes is not None
-                     else _keypoint_boxes(kp, valid))
+        if boxes is None and result.boxes is not None:
+            boxes = np.asarray(result.boxes, dtype=np.float64)
         # Collapsed poses, then duplicates (OKS NMS, best pose first).
         alive = np.flatnonzero(valid.sum(axis=1) >= self.min_keypoints)
         kp_boxes = _keypoint_boxes(kp[alive], valid[alive])
@@ -653,7 +652,9 @@ class PoseTracker:
                                    sigmas.astype(np.float32) if sigmas is not None
                                    else np.full(kp.shape[1], 0.08, np.float32)))
             alive, kp_boxes = alive[keep], kp_boxes[keep]
-        ckp, cvalid, crops = kp[alive], valid[alive], boxes[alive]
+        # crop boxes: the boxes the poses were estimated in, else (bottom-up) their keypoints'
+        ckp, cvalid = kp[alive], valid[alive]
+        crops = boxes[alive] if boxes is not None else kp_boxes
 
         matches = self._associate(ckp, cvalid, kp_boxes, crops, t)
         tracks: list[_Track] = []
@@ -679,7 +680,7 @@ class PoseTracker:
         order = np.argsort(out_ids, kind="stable")
         sel = alive[order]
         return PoseResult(out_kp[order].astype(np.float32), result.scores[sel], result.keypoint_set,
-                          boxes=boxes[sel].astype(np.float32),
+                          boxes=crops[order].astype(np.float32),
                           person_scores=result.person_scores[sel], track_ids=out_ids[order])
 
     def _empty_result(self) -> PoseResult:
