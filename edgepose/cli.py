@@ -28,7 +28,6 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
