@@ -33,40 +33,32 @@ arguments or a filter that matches no case.
 """
 from __future__ import annotations
 
-import os
-
-# One thread for every library, set before NumPy and OpenCV start their
-# thread pools. OPENBLAS_CORETYPE is deliberately left as the machine has it.
-_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-for _var in _THREAD_VARS:
-    os.environ[_var] = "1"
-
-import argparse  # noqa: E402
-import datetime  # noqa: E402
-import gc  # noqa: E402
-import hashlib  # noqa: E402
-import itertools  # noqa: E402
-import json  # noqa: E402
-import math  # noqa: E402
-import platform  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-import zlib  # noqa: E402
-from dataclasses import dataclass, field  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any, Callable  # noqa: E402
-
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-
-cv2.setNumThreads(1)
+import sys
+from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-import edgepose  # noqa: E402
+# One thread for every library, set before NumPy and OpenCV start their
+# thread pools. OPENBLAS_CORETYPE is deliberately left as the machine has it.
+from benchmarks._common import use_one_thread  # noqa: E402
+
+use_one_thread()
+
+import argparse  # noqa: E402
+import itertools  # noqa: E402
+import math  # noqa: E402
+import time  # noqa: E402
+import zlib  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
+from typing import Any, Callable  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from benchmarks._common import (  # noqa: E402
+    alternate_samples, check_sampling_args, environment, fmt_time, format_table, sample_stats,
+    utc_now, write_json)
 from edgepose import ops  # noqa: E402
 from tests import references as ref  # noqa: E402
 
@@ -419,180 +411,18 @@ def check(case: Case) -> str | None:
 # Timing
 # --------------------------------------------------------------------------
 
-def _run(fn: Callable[[], Any], loops: int) -> int:
-    t0 = time.perf_counter_ns()
-    for _ in itertools.repeat(None, loops):
-        fn()
-    return time.perf_counter_ns() - t0
-
-
-def calibrate(fn: Callable[[], Any], min_sample_ns: int, warmup_ns: int) -> int:
-    """Warms fn up for warmup_ns (and at least 3 calls); returns calls per sample."""
-    calls, spent = 0, 0
-    while calls < 3 or spent < warmup_ns:
-        spent += _run(fn, 1)
-        calls += 1
-    loops = 1
-    while True:
-        elapsed = _run(fn, loops)
-        if elapsed >= min_sample_ns:
-            return loops
-        # Aim 20% above the minimum, at least doubling.
-        loops = max(2 * loops, math.ceil(loops * 1.2 * min_sample_ns / max(elapsed, 1)))
-
-
 def time_case(case: Case, repeat: int, min_sample_ns: int, warmup_ns: int) -> None:
     sides = {"edgepose": case.cycling("edgepose"), "reference": case.cycling("reference")}
-    loops = {name: calibrate(fn, min_sample_ns, warmup_ns) for name, fn in sides.items()}
-    samples: dict[str, list[float]] = {name: [] for name in sides}
-    order = list(sides)
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        for i in range(repeat):
-            # Alternate which side goes first so drift affects both alike.
-            for name in (order if i % 2 == 0 else order[::-1]):
-                samples[name].append(_run(sides[name], loops[name]) / loops[name])
-    finally:
-        if gc_was_enabled:
-            gc.enable()
+    samples, loops = alternate_samples(sides, repeat, min_sample_ns, warmup_ns)
     for name in sides:
-        ns = np.array(samples[name])
-        case.results[name] = {
-            "p50_us": float(np.percentile(ns, 50)) / 1e3,
-            "p90_us": float(np.percentile(ns, 90)) / 1e3,
-            "min_us": float(ns.min()) / 1e3,
-            "calls_per_sample": loops[name],
-            "samples": len(ns),
-        }
+        case.results[name] = {**sample_stats(samples[name], 1e3, "us"),
+                              "calls_per_sample": loops[name], "samples": len(samples[name])}
     case.results["speedup"] = case.results["reference"]["p50_us"] / case.results["edgepose"]["p50_us"]
 
 
 # --------------------------------------------------------------------------
 # Environment and report
 # --------------------------------------------------------------------------
-
-def cpu_model() -> str:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.processor() or "unknown"
-    fields = {}
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        fields.setdefault(key.strip(), value.strip())
-    for key in ("model name", "Model", "Hardware", "cpu model", "Processor"):
-        if fields.get(key):
-            return fields[key]
-    if fields.get("CPU part"):  # aarch64 without a model name
-        return f"CPU implementer {fields.get('CPU implementer', '?')} part {fields['CPU part']}"
-    return platform.processor() or "unknown"
-
-
-def cpu_simd_flags() -> list[str]:
-    """The SIMD extensions /proc/cpuinfo lists (edgepose picks AVX2 at run time)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return []
-    flags: set[str] = set()
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() in ("flags", "Features"):
-            flags.update(value.split())
-            break
-    known = ("sse2", "sse4_1", "sse4_2", "avx", "avx2", "fma", "avx512f", "asimd", "sve")
-    return [f for f in known if f in flags]
-
-
-def git_revision() -> str | None:
-    try:
-        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True,
-                             text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=REPO_ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return f"{rev}{'-dirty' if dirty else ''}" if rev else None
-
-
-def blas_info() -> Any:
-    """The thread pools threadpoolctl sees, else NumPy's build-time BLAS."""
-    try:
-        import threadpoolctl
-        return [{k: info.get(k) for k in ("internal_api", "version", "num_threads", "architecture")}
-                for info in threadpoolctl.threadpool_info()]
-    except ImportError:
-        pass
-    try:
-        return np.show_config(mode="dicts")["Build Dependencies"]["blas"]
-    except Exception:
-        return None
-
-
-def core_build() -> dict[str, Any]:
-    """Which compiled C core was timed (it can be older than csrc/)."""
-    from edgepose import _core
-    path = Path(_core.__file__)
-    built = path.stat().st_mtime
-    newer = sorted(p.name for p in (REPO_ROOT / "csrc").glob("*.[ch]")
-                   if p.stat().st_mtime > built)
-    return {
-        "file": str(path),
-        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
-        "modified": datetime.datetime.fromtimestamp(
-            built, datetime.timezone.utc).isoformat(timespec="seconds"),
-        "sources_newer_than_build": newer,
-    }
-
-
-def environment() -> dict[str, Any]:
-    try:
-        affinity = len(os.sched_getaffinity(0))
-    except AttributeError:
-        affinity = None
-    return {
-        "python": platform.python_version(),
-        "python_implementation": platform.python_implementation(),
-        "numpy": np.__version__,
-        "opencv": cv2.__version__,
-        "edgepose": getattr(edgepose, "__version__", None) or _dist_version("edgepose"),
-        "edgepose_git": git_revision(),
-        "edgepose_core": core_build(),
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "cpu_model": cpu_model(),
-        "cpu_simd": cpu_simd_flags(),
-        "cpu_count": os.cpu_count(),
-        "cpu_affinity": affinity,
-        "threads": {
-            **{var: os.environ.get(var) for var in _THREAD_VARS},
-            "cv2_num_threads": cv2.getNumThreads(),
-            "edgepose": "single-threaded C kernels, called from one Python thread",
-            "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE"),
-            "OPENBLAS_L2_SIZE": os.environ.get("OPENBLAS_L2_SIZE"),
-            "blas": blas_info(),
-        },
-    }
-
-
-def _dist_version(name: str) -> str | None:
-    try:
-        from importlib.metadata import version
-        return version(name)
-    except Exception:
-        return None
-
-
-def fmt_time(us: float) -> str:
-    if us >= 1e3:
-        return f"{us / 1e3:.2f} ms"
-    if us >= 100:
-        return f"{us:.0f} us"
-    if us >= 10:
-        return f"{us:.1f} us"
-    return f"{us:.2f} us"
-
 
 def table(cases: list[Case]) -> str:
     header = ["case", "edgepose p50", "p90", "reference p50", "p90", "speedup", "target", "met",
@@ -605,14 +435,7 @@ def table(cases: list[Case]) -> str:
                      fmt_time(r["p50_us"]), fmt_time(r["p90_us"]),
                      f"{c.results['speedup']:.1f}x",
                      "-" if c.target is None else f">= {c.target:g}x", met, c.note])
-    widths = [max(len(str(row[i])) for row in rows + [header]) for i in range(len(header))]
-    right = {1, 2, 3, 4, 5, 6}
-
-    def line(cells):
-        return "  ".join((str(v).rjust(w) if i in right else str(v).ljust(w))
-                         for i, (v, w) in enumerate(zip(cells, widths))).rstrip()
-
-    return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
+    return format_table(header, rows, right={1, 2, 3, 4, 5, 6})
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -632,14 +455,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--json", type=Path, default=None, metavar="PATH",
                    help="also write the rows and the environment as JSON to PATH")
     args = p.parse_args(argv)
-    if args.repeat is None:
-        args.repeat = 7 if args.quick else 101
-    if args.repeat < 1:
-        p.error(f"--repeat must be >= 1, got {args.repeat}")
-    if args.input_sets < 1:
-        p.error(f"--input-sets must be >= 1, got {args.input_sets}")
-    if args.min_sample_ms <= 0:
-        p.error(f"--min-sample-ms must be > 0, got {args.min_sample_ms}")
+    check_sampling_args(p, args, quick_repeat=7, repeat=101)
     return args
 
 
@@ -703,7 +519,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         doc = {
             "benchmark": "edgepose kernels vs NumPy references (benchmarks/bench_core.py)",
-            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "created": utc_now(),
             "settings": {"repeat": args.repeat, "min_sample_ms": args.min_sample_ms,
                          "quick": args.quick, "filter": args.filter, "seed": args.seed,
                          "input_sets": args.input_sets,
@@ -719,9 +535,7 @@ def main(argv: list[str] | None = None) -> int:
             } for c in cases],
             "elapsed_s": elapsed,
         }
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(doc, indent=2) + "\n")
-        print(f"wrote {args.json}")
+        write_json(args.json, doc)
     return 0
 
 

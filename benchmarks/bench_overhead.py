@@ -36,10 +36,7 @@ Usage (from the repository root)::
 from __future__ import annotations
 
 import argparse
-import datetime
 import gc
-import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -47,6 +44,10 @@ from pathlib import Path
 import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from benchmarks._common import p50, p90, shared_dir, usable_cores, utc_now, write_json  # noqa: E402
 
 IMAGE = "data/coco/000000197388.jpg"
 IMAGE_X0 = 150                        # the crop with exactly three people
@@ -56,25 +57,8 @@ PEOPLE = 3
 TARGET_PCT = 10.0
 
 
-def shared_dir() -> Path:
-    env = os.environ.get("EDGEPOSE_SHARED")
-    root = Path(env) if env else REPO_ROOT.parent / "shared"
-    if not (root / "models").is_dir():
-        sys.exit(f"error: the real models were not found in {root}/models; set EDGEPOSE_SHARED "
-                 "to the folder that holds models/ and data/.")
-    return root
-
-
-def p(values, q):
-    return float(np.percentile(np.asarray(values, dtype=np.float64), q))
-
-
 def ms(ns: int) -> float:
     return ns / 1e6
-
-
-def usable_cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
 def parse_args(argv):
@@ -228,7 +212,7 @@ def main(argv=None) -> int:
         for block in blocks[k:] + blocks[:k]:
             block()
 
-    est_p50, bare_p50 = p(samples["edgepose"], 50), p(samples["bare"], 50)
+    est_p50, bare_p50 = p50(samples["edgepose"]), p50(samples["bare"])
     overhead = est_p50 - bare_p50
     pct = 100.0 * overhead / bare_p50
     paired = [100.0 * (e - r) / r for e, r in zip(samples["edgepose"], samples["bare"])]
@@ -239,8 +223,8 @@ def main(argv=None) -> int:
           f"{ort.__version__}, {package} {machine['runtimes'].get('ai-edge-litert', '')}")
     print(f"image: {IMAGE} x >= {IMAGE_X0} ({image.shape[1]}x{image.shape[0]}), {PEOPLE} people; "
           f"{args.runs} interleaved runs after {args.warmup} warm-up; p50 / p90 ms\n")
-    rows = [(n, p(samples[n], 50), p(samples[n], 90)) for n in names]
-    rows += [(f"Estimator stage: {s}", p(v, 50), p(v, 90)) for s, v in stages.items() if v]
+    rows = [(n, p50(samples[n]), p90(samples[n])) for n in names]
+    rows += [(f"Estimator stage: {s}", p50(v), p90(v)) for s, v in stages.items() if v]
     width = max(len(r[0]) for r in rows)
     for n, a, b in rows:
         print(f"  {n:<{width}}  {a:8.2f}  {b:8.2f}")
@@ -253,7 +237,7 @@ def main(argv=None) -> int:
           f"target <= {TARGET_PCT:g}%: {'met' if pct <= TARGET_PCT else 'NOT met'}")
     print(f"edgepose's backend wrappers alone (feed checks, output copies) vs the bare calls: "
           f"{wrapper:+.2f} ms per frame (median of per-run differences)")
-    own = (sum(p(samples[n], 50) for n in parts) + p(stages["decode"], 50))
+    own = (sum(p50(samples[n]) for n in parts) + p50(stages["decode"]))
     print(f"edgepose's own pre/post work timed part by part (detector letterbox + decode + NMS, "
           f"crops + tensor, pose decode; p50s): {own:.2f} ms = {100 * own / bare_p50:.1f}% of "
           "inference")
@@ -261,7 +245,7 @@ def main(argv=None) -> int:
     if args.json:
         doc = {
             "benchmark": "edgepose overhead over the bare runtime (benchmarks/bench_overhead.py)",
-            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "created": utc_now(),
             "settings": {"threads": threads, "runs": args.runs, "warmup": args.warmup,
                          "image": f"{IMAGE}[:, {IMAGE_X0}:]", "people": PEOPLE,
                          "pose": POSE, "detector": DETECTOR, "units": "ms"},
@@ -272,9 +256,7 @@ def main(argv=None) -> int:
             "wrapper_ms": wrapper, "own_parts_ms": own,
             "own_parts_pct_of_inference": 100 * own / bare_p50,
         }
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(doc, indent=2) + "\n")
-        print(f"wrote {args.json}")
+        write_json(args.json, doc)
     for closable in (est, det, pose, ep_det, ep_pose):
         closable.close()
     return 0

@@ -38,34 +38,29 @@ arguments or missing model/data.
 """
 from __future__ import annotations
 
-import os
-
-_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-for _var in _THREAD_VARS:
-    os.environ[_var] = "1"
-
-import argparse  # noqa: E402
-import datetime  # noqa: E402
-import gc  # noqa: E402
-import hashlib  # noqa: E402
-import itertools  # noqa: E402
-import json  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from dataclasses import dataclass, field  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any, Callable  # noqa: E402
-
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-
-cv2.setNumThreads(1)
+import sys
+from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from benchmarks.bench_core import calibrate, environment, fmt_time  # noqa: E402
+from benchmarks._common import use_one_thread  # noqa: E402
+
+use_one_thread()
+
+import argparse  # noqa: E402
+import itertools  # noqa: E402
+import time  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
+from typing import Any, Callable  # noqa: E402
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+from benchmarks._common import (  # noqa: E402
+    alternate_samples, check_sampling_args, environment, fmt_time, format_table, sample_stats,
+    sha256, shared_path, utc_now, write_json)
 from edgepose import ops  # noqa: E402
 from tests.paf_reference import (  # noqa: E402
     COCO18_LIMBS,
@@ -90,11 +85,6 @@ TFPOSE = {"heatmap_threshold": 0.05, "min_paf_score": 0.05, "min_good_ratio": 0.
 TARGET_SPEEDUP = 30.0
 TARGET_REAL_MS = 2.0
 KP_ATOL, SCORE_ATOL = 1e-4, 1e-5
-
-
-def shared_path() -> Path:
-    env = os.environ.get("EDGEPOSE_SHARED")
-    return Path(env) if env else REPO_ROOT.parent / "shared"
 
 
 # --------------------------------------------------------------------------
@@ -125,7 +115,7 @@ def real_maps(shared: Path) -> tuple[list[tuple[str, np.ndarray]], str]:
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)
         out = session.run(None, {name: letterbox(image)})[0][0]
         maps.append((path.name, out))
-    return maps, hashlib.sha256(model.read_bytes()).hexdigest()
+    return maps, sha256(model)
 
 
 def synthetic_maps(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -221,36 +211,12 @@ def check(case: Case) -> list[str]:
 # Timing and report
 # --------------------------------------------------------------------------
 
-def _run(fn: Callable[[], Any], loops: int) -> int:
-    t0 = time.perf_counter_ns()
-    for _ in itertools.repeat(None, loops):
-        fn()
-    return time.perf_counter_ns() - t0
-
-
 def time_case(case: Case, repeat: int, min_sample_ns: int, warmup_ns: int) -> None:
     sides = {"edgepose": case.side(ops.group_paf), "reference": case.side(group_paf_ref)}
-    loops = {name: calibrate(fn, min_sample_ns, warmup_ns) for name, fn in sides.items()}
-    samples: dict[str, list[float]] = {name: [] for name in sides}
-    order = list(sides)
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        for i in range(repeat):
-            for name in (order if i % 2 == 0 else order[::-1]):
-                samples[name].append(_run(sides[name], loops[name]) / loops[name])
-    finally:
-        if gc_was_enabled:
-            gc.enable()
+    samples, loops = alternate_samples(sides, repeat, min_sample_ns, warmup_ns)
     for name in sides:
-        ns = np.array(samples[name])
-        case.results[name] = {
-            "p50_ms": float(np.percentile(ns, 50)) / 1e6,
-            "p90_ms": float(np.percentile(ns, 90)) / 1e6,
-            "min_ms": float(ns.min()) / 1e6,
-            "calls_per_sample": loops[name],
-            "samples": len(ns),
-        }
+        case.results[name] = {**sample_stats(samples[name], 1e6, "ms"),
+                              "calls_per_sample": loops[name], "samples": len(samples[name])}
     e, r = case.results["edgepose"]["p50_ms"], case.results["reference"]["p50_ms"]
     case.results["speedup"] = r / e
     case.results["speedup_met"] = case.results["speedup"] >= TARGET_SPEEDUP
@@ -270,14 +236,7 @@ def table(cases: list[Case]) -> str:
                      fmt_time(e["p50_ms"] * 1e3), fmt_time(e["p90_ms"] * 1e3),
                      fmt_time(r["p50_ms"] * 1e3), fmt_time(r["p90_ms"] * 1e3),
                      f"{c.results['speedup']:.0f}x", ", ".join(met)])
-    widths = [max(len(str(row[i])) for row in rows + [header]) for i in range(len(header))]
-    right = {2, 3, 4, 5, 6}
-
-    def line(cells):
-        return "  ".join((str(v).rjust(w) if i in right else str(v).ljust(w))
-                         for i, (v, w) in enumerate(zip(cells, widths))).rstrip()
-
-    return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
+    return format_table(header, rows, right={2, 3, 4, 5, 6})
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -296,14 +255,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--json", type=Path, default=None, metavar="PATH",
                    help="also write the rows and the environment as JSON to PATH")
     args = p.parse_args(argv)
-    if args.repeat is None:
-        args.repeat = 5 if args.quick else 51
-    if args.repeat < 1:
-        p.error(f"--repeat must be >= 1, got {args.repeat}")
-    if args.input_sets < 1:
-        p.error(f"--input-sets must be >= 1, got {args.input_sets}")
-    if args.min_sample_ms <= 0:
-        p.error(f"--min-sample-ms must be > 0, got {args.min_sample_ms}")
+    check_sampling_args(p, args, quick_repeat=5, repeat=51)
     return args
 
 
@@ -355,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         doc = {
             "benchmark": "group_paf vs NumPy reference (benchmarks/bench_paf.py)",
-            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "created": utc_now(),
             "settings": {"repeat": args.repeat, "min_sample_ms": args.min_sample_ms,
                          "quick": args.quick, "seed": args.seed, "input_sets": args.input_sets,
                          "units": "milliseconds per frame",
@@ -369,9 +321,7 @@ def main(argv: list[str] | None = None) -> int:
                       "persons": c.persons, **c.results} for c in cases],
             "elapsed_s": elapsed,
         }
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(doc, indent=2) + "\n")
-        print(f"wrote {args.json}")
+        write_json(args.json, doc)
     return 1 if errors else 0
 
 

@@ -69,35 +69,31 @@ serial results differ, 2 for bad arguments or missing models/data.
 """
 from __future__ import annotations
 
-import os
-
-# One thread for NumPy's and OpenCV's pools, set before they start; the
-# models get --threads each.
-_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-for _var in _THREAD_VARS:
-    os.environ[_var] = "1"
-
-import argparse  # noqa: E402
-import datetime  # noqa: E402
-import hashlib  # noqa: E402
-import json  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
-
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-
-cv2.setNumThreads(1)
+import sys
+from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
-from benchmarks.bench_core import environment as core_environment  # noqa: E402
+# One thread for NumPy's and OpenCV's pools, set before they start; the
+# models get --threads each.
+from benchmarks._common import use_one_thread  # noqa: E402
+
+use_one_thread()
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from typing import Any  # noqa: E402
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+
+from benchmarks._common import (dist_version, environment, format_table, sha256,  # noqa: E402
+                                shared_dir, utc_now, write_json)
 
 POSE = "models/movenet/movenet_singlepose_lightning_int8_4.tflite"
 DETECTOR = "models/detectors/yolox_yolox_nano_416x416.onnx"
@@ -113,15 +109,6 @@ KEYPOINT_THRESHOLD = 0.3                  # the tracker's; jitter counts keypoin
 DETECTION_THRESHOLD = 0.3                 # PoseTracker's default for a detector file
 DETECT_EVERY = (1, 3, 5)
 QUEUE_SIZE = 4
-
-
-def shared_dir() -> Path:
-    env = os.environ.get("EDGEPOSE_SHARED")
-    root = Path(env) if env else REPO_ROOT.parent / "shared"
-    if not (root / "models").is_dir():
-        sys.exit(f"error: the real models were not found in {root}/models; set EDGEPOSE_SHARED "
-                 "to the folder that holds models/ and data/.")
-    return root
 
 
 # --------------------------------------------------------------------------
@@ -323,24 +310,12 @@ def run_once(config: Config, video: Path, pipelined: bool) -> tuple[float, list,
     return (time.perf_counter_ns() - begin) / 1e6, poses, stages
 
 
-def environment(threads: int) -> dict[str, Any]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    env = core_environment()
-    runtimes = {}
-    for name in ("onnxruntime", "ai-edge-litert", "tflite-runtime", "tensorflow"):
-        try:
-            runtimes[name] = version(name)
-        except PackageNotFoundError:
-            pass
-    env["runtimes"] = runtimes
-    env["threads"]["edgepose"] = (f"{threads} inference thread(s) per model; pipelined runs add "
-                                  "a reading and a detection thread")
+def video_environment(threads: int) -> dict[str, Any]:
+    env = environment(f"{threads} inference thread(s) per model; pipelined runs add a reading "
+                      "and a detection thread")
+    env["runtimes"] = {name: v for name in ("onnxruntime", "ai-edge-litert", "tflite-runtime",
+                                            "tensorflow") if (v := dist_version(name))}
     return env
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def table(rows: list[dict]) -> str:
@@ -357,14 +332,7 @@ def table(rows: list[dict]) -> str:
             str(r["id_switches"]), f"{r['coverage']:.2f}",
             "-" if r["jitter_px"] is None else f"{r['jitter_px']:.2f}",
             "yes" if r["identical_to_serial"] else "NO"])
-    widths = [max(len(x[i]) for x in lines + [header]) for i in range(len(header))]
-    right = {3, 4, 5, 6, 8, 9, 10}
-
-    def line(cells):
-        return "  ".join(c.rjust(w) if i in right else c.ljust(w)
-                         for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
-
-    return "\n".join([line(header), line(["-" * w for w in widths])] + [line(x) for x in lines])
+    return format_table(header, lines, right={3, 4, 5, 6, 8, 9, 10})
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -410,7 +378,7 @@ def main(argv: list[str] | None = None) -> int:
     from edgepose.smoothing import OneEuroParams
     from edgepose.tracking import PoseTracker
 
-    env = environment(args.threads)
+    env = video_environment(args.threads)
     print(f"edgepose {env['edgepose']} ({env['edgepose_git']}), numpy {env['numpy']}, opencv "
           f"{env['opencv']}, " + ", ".join(f"{k} {v}" for k, v in env["runtimes"].items()))
     print(f"CPU: {env['cpu_model']} ({env['cpu_count']} logical, {env['cpu_affinity']} usable); "
@@ -501,7 +469,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         doc = {
             "benchmark": "PoseTracker on a real panning clip (benchmarks/bench_video.py)",
-            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "created": utc_now(),
             "environment": env,
             "settings": {
                 "quick": args.quick, "frames": args.frames, "repeat": args.repeat,
@@ -524,9 +492,7 @@ def main(argv: list[str] | None = None) -> int:
             "rows": ordered,
             "elapsed_s": elapsed,
         }
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(doc, indent=2) + "\n")
-        print(f"wrote {args.json}")
+        write_json(args.json, doc)
     return 0
 
 

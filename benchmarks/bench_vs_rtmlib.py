@@ -49,11 +49,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime
 import gc
 import io
-import json
-import os
 import sys
 import tempfile
 import time
@@ -65,6 +62,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+from benchmarks._common import p50, p90, shared_dir, usable_cores, utc_now, write_json  # noqa: E402
+
 IMAGE = "data/coco/000000197388.jpg"
 IMAGE_X0 = 150                      # the crop in which YOLOX-nano finds three people
 DETECTOR = "models/detectors/yolox_yolox_nano_416x416.onnx"
@@ -72,27 +71,6 @@ SCORE_THR, NMS_THR = 0.3, 0.45
 SPLIT = 2.0
 TARGET = 0.8
 SEED = 20240531
-
-
-def shared_dir() -> Path:
-    env = os.environ.get("EDGEPOSE_SHARED")
-    root = Path(env) if env else REPO_ROOT.parent / "shared"
-    if not (root / "models").is_dir():
-        sys.exit(f"error: the real models were not found in {root}/models; set EDGEPOSE_SHARED "
-                 "to the folder that holds models/ and data/.")
-    return root
-
-
-def usable_cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-
-
-def p50(values) -> float:
-    return float(np.percentile(np.asarray(values, np.float64), 50))
-
-
-def p90(values) -> float:
-    return float(np.percentile(np.asarray(values, np.float64), 90))
 
 
 # --- micro-benchmarks -------------------------------------------------------------------
@@ -488,16 +466,13 @@ def main(argv=None) -> int:
 
     if args.json:
         doc = {"benchmark": "edgepose vs rtmlib (benchmarks/bench_vs_rtmlib.py)",
-               "created": datetime.datetime.now(datetime.timezone.utc).isoformat(
-                   timespec="seconds"),
+               "created": utc_now(),
                "settings": {"threads": args.threads, "runs": args.runs, "warmup": args.warmup,
                             "samples": args.samples, "image": f"{IMAGE}[:, {IMAGE_X0}:]",
                             "score_threshold": SCORE_THR, "nms_iou": NMS_THR,
                             "rtmlib": version("rtmlib"), "target_ratio": TARGET},
                "machine": machine, "kernels": micro, "pipelines": rows, "checks": info}
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(doc, indent=2) + "\n")
-        print(f"wrote {args.json}")
+        write_json(args.json, doc)
     return 0
 
 
