@@ -38,7 +38,8 @@ Per configuration:
   tracked poses, each frame one image, against the shifted ground truth.
 * **identity**: each pose is given to the ground-truth person whose box
   (full image) holds the centre of the pose's box (as ``person_of`` in the
-  tests); per person the number of distinct track ids they got, and id
+  tests; poses on nobody, on two boxes at once or on someone never scored
+  are left out); per person the number of distinct track ids they got, and id
   switches (a person's id changing from one frame they are matched in to
   the next), summed. **coverage**: the share of scored (frame, person)
   pairs with a pose.
@@ -163,12 +164,20 @@ def make_clip(root: Path, frames: int) -> Clip:
 
 
 def coco_ground_truth(clip: Clip) -> dict[str, Any]:
-    """The clip's ground truth as a COCO keypoint dict, frame f as image f + 1."""
+    """The clip's ground truth as a COCO keypoint dict, frame f as image f + 1.
+
+    Scored people carry their shifted keypoints; the others still in view
+    carry none (``num_keypoints = 0``: COCO evaluation ignores them, and the
+    poses matched to them). Boxes are clipped to the crop; ``area`` stays the
+    annotation's (the person's scale for OKS, not the visible part's).
+    """
+    from edgepose.keypoints import COCO17
+
     images, annotations = [], []
     for f, (x, y) in enumerate(clip.offsets.tolist()):
         images.append({"id": f + 1, "file_name": f"frame_{f:04d}", "width": CROP_W,
                        "height": CROP_H})
-        for p, ann_id in enumerate(clip.ann_ids.tolist()):
+        for p in range(len(clip.ann_ids)):
             x1, y1, x2, y2 = clip.boxes[p] - [x, y, x, y]
             x1, x2 = np.clip([x1, x2], 0, CROP_W)
             y1, y2 = np.clip([y1, y2], 0, CROP_H)
@@ -182,11 +191,8 @@ def coco_ground_truth(clip: Clip) -> dict[str, Any]:
                 "bbox": [float(x1), float(y1), float(x2 - x1), float(y2 - y1)],
                 "area": float(clip.areas[p]),
             })
-    names = ["nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder",
-             "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
-             "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle"]
     return {"images": images, "annotations": annotations,
-            "categories": [{"id": 1, "name": "person", "keypoints": names}]}
+            "categories": [{"id": 1, "name": "person", "keypoints": list(COCO17.names)}]}
 
 
 def write_video(path: Path, frames: list[np.ndarray], fps: float = FPS) -> None:
