@@ -39,11 +39,10 @@ VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
 
 
 class Progress:
-    """A one-line progress bar on stderr (silent when stderr is not a terminal)."""
+    """A one-line progress bar on stderr, redrawn in place (when enabled)."""
 
     def __init__(self, total: int | None, label: str, enabled: bool) -> None:
-        self.total, self.label = total, label
-        self.enabled = enabled and sys.stderr.isatty()
+        self.total, self.label, self.enabled = total, label, enabled
         self.count, self.start = 0, time.perf_counter()
 
     def update(self) -> None:
