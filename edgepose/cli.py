@@ -277,7 +277,10 @@ def _run_video(args: argparse.Namespace) -> int:
     progress = Progress(total, "edgepose run", enabled=not args.quiet)
     sums = dict.fromkeys(FRAME_STAGES, 0.0)
     begin = time.perf_counter()
-    stream = track_frames(frames, tracker, pipelined=not args.serial)
+    # a camera is live: track the newest frame, drop those that came meanwhile
+    live = args.input.isdigit() and not args.serial and not args.all_frames
+    stream = track_frames(frames, tracker, pipelined=not args.serial, live=live)
+    last_index = -1
     try:
         for frame in stream:
             result = frame.poses
@@ -287,6 +290,7 @@ def _run_video(args: argparse.Namespace) -> int:
             out.write(record, result, frame.image, record["source"], video=True)
             for stage in FRAME_STAGES:
                 sums[stage] += frame.timings_ms[stage]
+            last_index = frame.index
             progress.update()
             if args.max_frames is not None and progress.count >= args.max_frames:
                 break
@@ -301,7 +305,8 @@ def _run_video(args: argparse.Namespace) -> int:
             part.close()
     summary = _video_summary(progress.count, wall_s, sums, pipelined=not args.serial,
                              detect_every=args.detect_every if det is not None else None,
-                             smoothing=smoothing, threads=threads)
+                             smoothing=smoothing, threads=threads,
+                             dropped=last_index + 1 - progress.count if live else None)
     if out.dir is not None:
         (out.dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     if not args.quiet:
@@ -312,7 +317,8 @@ def _run_video(args: argparse.Namespace) -> int:
 
 
 def _video_summary(frames: int, wall_s: float, sums: dict[str, float], *, pipelined: bool,
-                   detect_every: int | None, smoothing, threads: int | None) -> dict:
+                   detect_every: int | None, smoothing, threads: int | None,
+                   dropped: int | None) -> dict:
     """Throughput of a video run, and how much its stages overlapped."""
     per_frame = {stage: (ms / frames if frames else 0.0) for stage, ms in sums.items()}
     stage_sum = sum(per_frame.values())
@@ -320,6 +326,8 @@ def _video_summary(frames: int, wall_s: float, sums: dict[str, float], *, pipeli
     return {"frames": frames, "wall_s": round(wall_s, 3),
             "fps": round(frames / wall_s, 2) if wall_s > 0 and frames else None,
             "pipelined": pipelined, "detect_every": detect_every, "threads": threads,
+            # live (camera): frames read but not tracked, the tracker being busy
+            "dropped": dropped,
             "smoothing": None if smoothing is None else
             {"min_cutoff": smoothing.min_cutoff, "beta": smoothing.beta,
              "d_cutoff": smoothing.d_cutoff},
@@ -337,6 +345,8 @@ def _video_summary_text(s: dict) -> str:
              else "no detector: the pose model finds people on every frame")
     text = (f"{s['frames']} frame(s) in {s['wall_s']:.2f} s ({s['fps'] or 0:.1f} fps, {mode}, "
             f"{every}); per frame: {stages} ms")
+    if s["dropped"]:
+        text += f"; {s['dropped']} camera frame(s) dropped while busy (--all-frames keeps them)"
     if s["pipelined"] and s["overlap"]:
         text += (f"; the stages add up to {s['overlap']:.2f}x the wall time per frame "
                  "(edgepose-bench --video times serial against pipelined)")
@@ -559,6 +569,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="One-Euro speed coefficient (default 0.05; higher: less lag)")
     v.add_argument("--serial", action="store_true",
                    help="no worker threads: read, detect and estimate one frame at a time")
+    v.add_argument("--all-frames", action="store_true",
+                   help="a camera: track every frame, however late (default: the newest "
+                        "frame whenever the tracker is free, dropping the ones between)")
     v.add_argument("--max-frames", type=positive_int, default=None, metavar="N",
                    help="stop after N frames (a camera otherwise runs until Ctrl-C)")
     p.set_defaults(func=run)

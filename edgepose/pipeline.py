@@ -39,8 +39,8 @@ from numpy.typing import NDArray
 from edgepose.images import import_cv2
 from edgepose.results import PoseResult
 
-__all__ = ["FRAME_STAGES", "TrackedFrame", "PipeliningReport", "video_frames", "prefetch", "track_frames",
-           "measure_pipelining"]
+__all__ = ["FRAME_STAGES", "TrackedFrame", "PipeliningReport", "video_frames", "prefetch",
+           "latest", "track_frames", "measure_pipelining"]
 
 T = TypeVar("T")
 U = TypeVar("U")
@@ -220,6 +220,73 @@ def _prefetch(items: Iterable[Any], fn: Callable[[Any], Any] | None, size: int,
         thread.join()
 
 
+def latest(items: Iterable[T], *, name: str = "edgepose-latest") -> Iterator[T]:
+    """Iterates ``items`` on a worker thread that never waits for the
+    consumer: each step yields the newest item produced since the previous
+    one, and drops the items in between.
+
+    For live sources (cameras, streams): the reader keeps draining the
+    source, so the consumer always works on the most recent frame instead
+    of one that waited in the driver's and the pipeline's buffers. The last
+    item of a finite iterable is always delivered. An exception in the
+    worker is raised in the consumer after the item before it. Closing the
+    returned generator stops the worker and closes ``items`` if it is a
+    generator.
+
+    Args:
+        items: any iterable; only the worker thread iterates it.
+        name: the worker thread's name.
+
+    Returns:
+        a generator of items, in production order, with gaps.
+    """
+    return _latest(items, name)
+
+
+def _latest(items: Iterable[Any], name: str) -> Iterator[Any]:
+    cond = threading.Condition()
+    slot: list[Any] = []            # at most the newest item
+    ended: list[Any] = []           # _END or a _Failure, once the worker stops
+    stop = threading.Event()
+
+    def work() -> None:
+        iterator = iter(items)
+        outcome: Any = _END
+        try:
+            for item in iterator:
+                with cond:
+                    slot[:] = [item]
+                    cond.notify()
+                if stop.is_set():
+                    return
+        except BaseException as exc:  # handed to the consumer
+            outcome = _Failure(exc)
+        finally:
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                close()
+            with cond:
+                ended.append(outcome)
+                cond.notify()
+
+    thread = threading.Thread(target=work, name=name, daemon=True)
+    thread.start()
+    try:
+        while True:
+            with cond:
+                while not slot and not ended:
+                    cond.wait()
+                item = slot.pop() if slot else ended[0]
+            if item is _END:
+                return
+            if isinstance(item, _Failure):
+                raise item.exc
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+
+
 # ---------------------------------------------------------------------------
 # Tracking a stream
 
@@ -257,7 +324,7 @@ def _timings(read_ms: float, detect_ms: float | None, tracker: Any) -> dict[str,
 
 def track_frames(frames: Iterable[tuple[NDArray[np.uint8], float | None] | NDArray[np.uint8]],
                  tracker: Any, *, pipelined: bool = True, queue_size: int = 4,
-                 detect_ahead: bool = True) -> Iterator[TrackedFrame]:
+                 detect_ahead: bool = True, live: bool = False) -> Iterator[TrackedFrame]:
     """Runs a :class:`edgepose.tracking.PoseTracker` over a stream of frames.
 
     Args:
@@ -271,6 +338,12 @@ def track_frames(frames: Iterable[tuple[NDArray[np.uint8], float | None] | NDArr
         queue_size: frames each worker may run ahead.
         detect_ahead: with a tracker that has a separate detector, run it on
             the scheduled detection frames on a second worker thread.
+        live: for cameras and streams: read continuously and track only the
+            newest frame each time the tracker is free (:func:`latest`),
+            dropping the frames in between, so results lag the scene by
+            about one frame instead of by every frame waiting in the
+            buffers. The yielded ``index`` keeps its position in the input,
+            so gaps count the dropped frames. Needs ``pipelined``.
 
     Yields:
         :class:`TrackedFrame` ``(index, image, timestamp_ms, poses,
@@ -278,26 +351,36 @@ def track_frames(frames: Iterable[tuple[NDArray[np.uint8], float | None] | NDArr
         pipelined or not.
 
     Raises:
+        ValueError: ``live`` without ``pipelined``.
         whatever reading the frames or the tracker raises, at the frame it
         happened.
     """
+    if live and not pipelined:
+        raise ValueError("live=True drops frames while the tracker is busy, which needs a "
+                         "reader thread: pass pipelined=True.")
     if not pipelined:
         for index, image, stamp, read_ms in _pairs(frames):
             poses = tracker(image, stamp)
             yield TrackedFrame(index, image, stamp, poses, _timings(read_ms, None, tracker))
         return
     start = tracker.frame_count
-    stream: Iterator[Any] = prefetch(_pairs(frames), size=queue_size, name="edgepose-read")
+    stream: Iterator[Any] = (latest(_pairs(frames), name="edgepose-read") if live else
+                             prefetch(_pairs(frames), size=queue_size, name="edgepose-read"))
     if detect_ahead and tracker.has_detector:
+        # the tracker's call count of each frame: its input index, less the
+        # frames dropped before it (live)
+        calls = iter(range(start, 2**63))
+
         def detect(item: tuple[int, NDArray[np.uint8], float | None, float]):
             index, image, stamp, read_ms = item
-            if not tracker.detection_due(start + index):
+            if not tracker.detection_due(next(calls)):
                 return index, image, stamp, read_ms, None, None
             begin = perf_counter_ns()
             detections = tracker.detect(image)
             return index, image, stamp, read_ms, detections, (perf_counter_ns() - begin) / 1e6
 
-        stream = prefetch(stream, detect, size=queue_size, name="edgepose-detect")
+        # live: one detection ahead at most, so nothing waits long
+        stream = prefetch(stream, detect, size=1 if live else queue_size, name="edgepose-detect")
     else:
         stream = ((index, image, stamp, read_ms, None, None)
                   for index, image, stamp, read_ms in stream)

@@ -134,6 +134,40 @@ def test_video_options_are_checked(movenet, flag, value, capsys):
     assert "expected an int >= 1" in capsys.readouterr().err
 
 
+def test_a_camera_is_tracked_live_dropping_frames_while_busy(shared_dir, movenet,
+                                                            panning_video, tmp_path,
+                                                            monkeypatch):
+    import time
+
+    import edgepose.cli
+    import edgepose.pipeline
+
+    frames = list(edgepose.pipeline.video_frames(panning_video))
+
+    def camera(source, fps=None):          # 24 frames, one every 2 ms: faster than the models
+        assert source == "0"
+        for frame, _ in frames:
+            time.sleep(0.002)
+            yield frame, time.monotonic() * 1000.0
+
+    monkeypatch.setattr(edgepose.pipeline, "video_frames", camera)
+    monkeypatch.setattr(edgepose.cli, "_video_info", lambda source: (None, 30.0))
+    detector = str(shared_dir / "models/detectors/yolox_yolox_nano_416x416.onnx")
+    out = tmp_path / "live"
+    assert main(["run", "0", "--model", movenet, "--detector", detector, "--out", str(out),
+                 "--no-draw", "--quiet"]) == 0
+    records = _records(out)
+    index = [r["frame"] for r in records]
+    assert index[-1] == 23 and all(b > a for a, b in zip(index, index[1:]))
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["dropped"] == 24 - len(records) > 0
+    out = tmp_path / "all"
+    assert main(["run", "0", "--model", movenet, "--detector", detector, "--out", str(out),
+                 "--no-draw", "--quiet", "--all-frames"]) == 0
+    assert [r["frame"] for r in _records(out)] == list(range(24))
+    assert json.loads((out / "summary.json").read_text())["dropped"] is None
+
+
 def test_a_camera_that_cannot_be_opened_says_so(movenet):
     with pytest.raises(SystemExit, match="camera 97 could not be opened"):
         main(["run", "97", "--model", movenet, "--out", "-"])

@@ -11,8 +11,8 @@ import time
 import numpy as np
 import pytest
 
-from edgepose.pipeline import (FRAME_STAGES, PipeliningReport, TrackedFrame, measure_pipelining,
-                               prefetch, track_frames, video_frames)
+from edgepose.pipeline import (FRAME_STAGES, PipeliningReport, TrackedFrame, latest,
+                               measure_pipelining, prefetch, track_frames, video_frames)
 from edgepose.tracking import PoseTracker
 from tests.test_tracking import (FakeDetector, FakePose, Scene, crossing, panning_clip,
                                  person_of)
@@ -76,6 +76,63 @@ def test_closing_stops_the_worker_and_closes_the_source():
 def test_prefetch_size_is_checked(size):
     with pytest.raises(ValueError, match="size must be an int >= 1"):
         prefetch([1], size=size)
+
+
+# --- latest -------------------------------------------------------------------------------------
+
+def test_latest_drops_what_a_slow_consumer_misses_and_keeps_the_last():
+    got = []
+    for x in latest(range(2000)):
+        got.append(x)
+        time.sleep(0.002)
+    assert got[-1] == 1999 and len(got) < 2000
+    assert all(b > a for a, b in zip(got, got[1:]))
+
+
+def test_latest_with_a_fast_consumer_gets_everything():
+    taken = threading.Semaphore(0)
+
+    def waits_for_the_consumer():
+        for x in range(20):
+            yield x
+            assert taken.acquire(timeout=5.0)
+
+    got = []
+    for x in latest(waits_for_the_consumer()):
+        got.append(x)
+        taken.release()
+    assert got == list(range(20))
+
+
+def test_latest_raises_the_workers_error_after_the_item_before_it():
+    def items():
+        yield 1
+        raise OSError("camera unplugged")
+
+    got = []
+    with pytest.raises(OSError, match="camera unplugged"):
+        for x in latest(items()):
+            got.append(x)
+    assert got == [1]
+
+
+def test_closing_latest_stops_the_worker_and_closes_the_source():
+    baseline = threading.active_count()
+    closed = threading.Event()
+
+    def endless():
+        try:
+            n = 0
+            while True:
+                yield n
+                n += 1
+        finally:
+            closed.set()
+
+    for x in latest(endless()):
+        if x > 100:
+            break
+    assert closed.wait(5.0) and _threads_settle(baseline)
 
 
 # --- tracking a stream, synthetic -----------------------------------------------------------------
@@ -147,6 +204,47 @@ def test_frames_carry_the_time_of_each_stage(pipelined):
             assert f.timings_ms["detect"] >= 9.0     # the detector's sleep
         else:
             assert f.timings_ms["detect"] < 5.0      # no detection on this frame
+
+
+class SlowPose(FakePose):
+    def __call__(self, image, boxes=None):
+        time.sleep(0.01)
+        return super().__call__(image, boxes)
+
+
+@pytest.mark.parametrize("detect_every", [1, 3])
+def test_live_tracking_takes_the_newest_frame_and_equals_serial_on_those_frames(detect_every):
+    scene = Scene(crossing(0))
+    frames = list(_frames(scene, 60))
+
+    def fast_camera():      # a frame every 1 ms: faster than the tracker
+        for item in frames:
+            time.sleep(0.001)
+            yield item
+
+    tracker = PoseTracker(SlowPose(scene, seed=4), FakeDetector(scene), detect_every=detect_every)
+    live, detected = [], []
+    for f in track_frames(fast_camera(), tracker, live=True):
+        live.append(f)
+        detected.append(tracker.last_detected)
+    index = [f.index for f in live]
+    assert index[-1] == 59 and len(index) < 60                   # frames were dropped
+    assert all(b > a for a, b in zip(index, index[1:]))
+    assert detected[::detect_every] == [True] * len(detected[::detect_every])
+    # the same tracker, serially, on exactly the frames live tracking took
+    again = PoseTracker(SlowPose(scene, seed=4), FakeDetector(scene), detect_every=detect_every)
+    serial = list(track_frames([frames[i] for i in index], again, pipelined=False))
+    for a, b in zip(live, serial):
+        assert a.timestamp_ms == b.timestamp_ms
+        np.testing.assert_array_equal(a.poses.track_ids, b.poses.track_ids)
+        np.testing.assert_array_equal(a.poses.keypoints, b.poses.keypoints)
+
+
+def test_live_needs_the_reader_thread():
+    scene = Scene(crossing(0))
+    tracker = PoseTracker(FakePose(scene), FakeDetector(scene))
+    with pytest.raises(ValueError, match="live=True drops frames .* pass pipelined=True"):
+        next(track_frames(_frames(scene, 3), tracker, pipelined=False, live=True))
 
 
 def test_bare_frames_and_no_detect_ahead():
