@@ -29,6 +29,18 @@ def test_submodules_load_on_first_use():
         edgepose.Estimatr  # noqa: B018
 
 
+@pytest.mark.arm64
+@pytest.mark.skipif(sys.implementation.name != "cpython" or sys.version_info < (3, 11)
+                    or sys.platform == "win32",
+                    reason="the stable-ABI build is for CPython 3.11+ (3.10 builds per version)")
+def test_extension_is_built_for_the_stable_abi():
+    """setup.py builds the C core against the limited API on CPython 3.11+, so
+    one cp311-abi3 wheel per architecture serves Python 3.11 and later."""
+    import edgepose._core
+
+    assert edgepose._core.__file__.endswith(".abi3.so"), edgepose._core.__file__
+
+
 def test_version_matches_metadata():
     from importlib.metadata import version
     assert edgepose.__version__ == version("edgepose")
