@@ -29,7 +29,8 @@ def test_c_core_under_sanitizers(tmp_path):
 
 @pytest.mark.skipif(
     shutil.which("aarch64-linux-gnu-gcc") is None or shutil.which("qemu-aarch64-static") is None,
-    reason="needs Debian's gcc-aarch64-linux-gnu, libc6-dev-arm64-cross and qemu-user-static")
+    reason="needs Debian's gcc-aarch64-linux-gnu, libc6-dev-arm64-cross and qemu-user-static "
+           "(.ci/arm64.sh installs them)")
 def test_c_core_on_aarch64_under_qemu(tmp_path):
     """The same C, cross-compiled for aarch64 (NEON argmax path), run under qemu."""
     result = subprocess.run(

@@ -13,6 +13,9 @@ import pytest
 from edgepose import ops
 from tests.references import decode_heatmap_ref, gaussian_blur
 
+# Also run by .ci/arm64.sh in the emulated aarch64 rootfs (NEON argmax path).
+pytestmark = pytest.mark.arm64
+
 TOL_PX = 1e-3
 H, W = 32, 24
 

@@ -15,6 +15,9 @@ from tests.references import (
     soft_oks_nms_ref,
 )
 
+# Also run by .ci/arm64.sh in the emulated aarch64 rootfs.
+pytestmark = pytest.mark.arm64
+
 
 def _boxes(rng, m, n_clusters=4, size=(10.0, 60.0)):
     """Clustered xyxy boxes (float32) so that suppression happens."""

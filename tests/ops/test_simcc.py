@@ -10,6 +10,9 @@ from hypothesis.extra import numpy as hnp
 from edgepose import ops
 from tests.references import decode_simcc_ref
 
+# Also run by .ci/arm64.sh in the emulated aarch64 rootfs (NEON argmax path).
+pytestmark = pytest.mark.arm64
+
 WX, WY = 384, 512  # RTMPose 256x192 input, split ratio 2
 
 
