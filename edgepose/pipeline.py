@@ -49,6 +49,13 @@ _END = object()
 _POLL_S = 0.05
 
 
+def _close(iterator: Any) -> None:
+    """Closes a generator (or anything with ``close``); other iterables pass."""
+    close = getattr(iterator, "close", None)
+    if close is not None:
+        close()
+
+
 class _Failure:
     def __init__(self, exc: BaseException) -> None:
         self.exc = exc
@@ -196,9 +203,7 @@ def _prefetch(items: Iterable[Any], fn: Callable[[Any], Any] | None, size: int,
         except BaseException as exc:  # handed to the consumer
             _offer(q, _Failure(exc), stop)
         finally:
-            close = getattr(iterator, "close", None)
-            if close is not None:
-                close()
+            _close(iterator)
 
     thread = threading.Thread(target=work, name=name, daemon=True)
     thread.start()
@@ -262,9 +267,7 @@ def _latest(items: Iterable[Any], name: str) -> Iterator[Any]:
         except BaseException as exc:  # handed to the consumer
             outcome = _Failure(exc)
         finally:
-            close = getattr(iterator, "close", None)
-            if close is not None:
-                close()
+            _close(iterator)
             with cond:
                 ended.append(outcome)
                 cond.notify()
@@ -310,9 +313,7 @@ def _pairs(frames: Iterable[Any]) -> Iterator[tuple[int, NDArray[np.uint8], floa
                 yield index, image, stamp, read_ms
             index += 1
     finally:
-        close = getattr(iterator, "close", None)
-        if close is not None:
-            close()
+        _close(iterator)
 
 
 def _timings(read_ms: float, detect_ms: float | None, tracker: Any) -> dict[str, float]:
@@ -389,9 +390,7 @@ def track_frames(frames: Iterable[tuple[NDArray[np.uint8], float | None] | NDArr
             poses = tracker(image, stamp, detections=detections)
             yield TrackedFrame(index, image, stamp, poses, _timings(read_ms, detect_ms, tracker))
     finally:
-        close = getattr(stream, "close", None)
-        if close is not None:
-            close()
+        _close(stream)
 
 
 # ---------------------------------------------------------------------------
