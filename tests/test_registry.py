@@ -149,8 +149,11 @@ def test_pinned_entries_match_the_real_files(shared_dir):
         actual = (_sha(path.read_bytes()), path.stat().st_size)
         assert actual == (entry.sha256, entry.size), entry.name
         assert entry.license == "Apache-2.0"
-    # every real model file is in the registry
-    assert {e.file for e in pinned} == set(files)
+    # every real model file is in the registry, but for the one-stage multi-person models,
+    # which no decoder of this edgepose reads yet (they join with their head)
+    one_stage = {"yolo11n-pose.onnx", "yolo11n-pose-dynamic.onnx", "yolo11n-pose.tflite",
+                 "movenet_multipose_lightning_fp16.tflite"}
+    assert {e.file for e in pinned} == set(files) - one_stage
 
 
 def test_entries_agree_with_the_presets_and_known_files():
