@@ -292,12 +292,14 @@ def evaluate_model(
     Raises:
         FileNotFoundError: the annotation file, the image folder or an
             annotated image is missing.
-        ValueError: MPII without ``gt_boxes``, keypoints that cannot be
-            matched to the dataset, a model that returns the wrong number of
-            poses for the boxes.
+        ValueError: annotations with nothing to evaluate (no person with a
+            labelled keypoint), MPII without ``gt_boxes``, keypoints that
+            cannot be matched to the dataset, a model that returns the wrong
+            number of poses for the boxes.
     """
     ann = annotations if isinstance(annotations, (CocoKeypoints, MpiiAnnotations)) \
         else load_annotations(annotations)
+    _check_not_empty(ann)
     folder = Path(images)
     if isinstance(ann, MpiiAnnotations):
         if not gt_boxes:
@@ -306,6 +308,22 @@ def evaluate_model(
         return _evaluate_mpii(model, ann, folder, per_keypoint, progress)
     return _evaluate_coco_files(model, ann, folder, gt_boxes, keypoint_set, sigmas, area_source,
                                 pck_alphas, per_keypoint, progress)
+
+
+def _check_not_empty(ann: CocoKeypoints | MpiiAnnotations) -> None:
+    """Every metric needs one annotated person: refuses annotations without
+    (all metrics would be n/a)."""
+    if isinstance(ann, MpiiAnnotations):
+        if len(ann) == 0:
+            raise ValueError(f"nothing to evaluate: {ann.source} has no annotated person.")
+        return
+    evaluable = (~ann.iscrowd & (ann.num_keypoints > 0)
+                 & np.isin(ann.category_ids, ann.categories))
+    if not evaluable.any():
+        raise ValueError(
+            f"nothing to evaluate: {ann.source} has {ann.num_images} images and {len(ann)} "
+            "annotations, none of them a person with a labelled keypoint (not crowd, "
+            "num_keypoints > 0): every metric would be n/a.")
 
 
 def _evaluate_coco_files(model, ann: CocoKeypoints, folder: Path, gt_boxes: bool, keypoint_set,
