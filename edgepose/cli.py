@@ -224,11 +224,11 @@ def run(args: argparse.Namespace) -> int:
         return _run_video(args)
     from edgepose import Estimator
 
+    if len(files) == 1:  # one image: its error is the command's, before any work
+        _read_image(files[0])
     with Estimator(args.model, args.detector, backend=args.backend, threads=args.threads,
                    preset=args.preset, detector_preset=args.detector_preset) as est:
-        if len(files) == 1:  # one image: its error is the command's error
-            return _run_images(args, est, files, skip_bad=False)
-        return _run_images(args, est, files, skip_bad=True)
+        return _run_images(args, est, files, skip_bad=len(files) > 1)
 
 
 def _run_images(args: argparse.Namespace, est, files: list[Path], skip_bad: bool) -> int:

@@ -251,7 +251,12 @@ def load_coco_keypoints(source: str | Path | Mapping) -> CocoKeypoints:
             keypoints of different lengths, or repeated annotation ids.
     """
     data = load_json(source, "annotation")
-    where = str(source) if isinstance(source, (str, Path)) else "<dict>"
+    return coco_from_data(data, str(source) if isinstance(source, (str, Path)) else "<dict>")
+
+
+def coco_from_data(data: Any, where: str) -> CocoKeypoints:
+    """:func:`load_coco_keypoints` of parsed JSON ``data`` that came from
+    ``where`` (named in the errors)."""
     if not isinstance(data, Mapping) or "annotations" not in data or "images" not in data:
         raise ValueError(
             f"{where} is not a COCO-format annotation file: expected a JSON object with "

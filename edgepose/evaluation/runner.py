@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from edgepose.evaluation.annotations import (CocoKeypoints, KeypointDetections,
-                                             load_coco_keypoints, load_json, match_keypoint_set)
+                                             coco_from_data, load_json, match_keypoint_set)
 from edgepose.evaluation.coco import CocoMetrics, evaluate_coco
 from edgepose.evaluation.mpii import MpiiAnnotations, MpiiPCKh, evaluate_pckh, load_mpii
 from edgepose.evaluation.pck import KeypointErrors, PCKResult, bbox_size, keypoint_errors, pck
@@ -189,7 +189,11 @@ class _Bar:
 def load_annotations(source: str | Path) -> CocoKeypoints | MpiiAnnotations:
     """A COCO-format (object) or MPII (list) annotation file, by its content."""
     data = load_json(source, "annotation")
-    ann = load_mpii(data) if isinstance(data, list) else load_coco_keypoints(data)
+    if not isinstance(data, list):
+        return coco_from_data(data, str(source) if isinstance(source, (str, Path)) else "<dict>")
+    ann = load_mpii(data)
+    if not isinstance(source, (str, Path)):  # parsed content: "<list>"
+        return ann
     return dataclasses.replace(ann, source=str(source))
 
 
