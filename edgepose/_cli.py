@@ -12,6 +12,9 @@ Exit codes, the same in every command:
   failed (each reported, the rest processed), an export past its tolerance.
 * 130: interrupted (Ctrl-C).
 
+A reader that closes stdout early (``edgepose run DIR --out - | head -1``)
+ends the command quietly with 1 (the rest was not written).
+
 A user mistake is reported as one line, ``<prog>: error: <message>``, on
 stderr, the message saying what to do; ``--debug`` adds the traceback. An
 unexpected exception (a bug) gets a short line asking for ``--debug``.
@@ -19,14 +22,16 @@ unexpected exception (a bug) gets a short line asking for ``--debug``.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 __all__ = ["EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "EXIT_INTERRUPTED", "UsageError",
            "add_debug_flag", "run_command", "error_line", "check_output_dir",
-           "check_output_file", "check_model_arg"]
+           "check_output_file", "check_model_arg", "stdout_to_stderr"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -87,6 +92,9 @@ def run_command(body: Callable[[list[str]], int], argv: Sequence[str] | None,
     debug = "--debug" in argv
     try:
         return body(argv)
+    except BrokenPipeError:
+        _stdout_to_devnull()
+        return EXIT_FAILED
     except KeyboardInterrupt:
         if debug:
             traceback.print_exc()
@@ -102,6 +110,46 @@ def run_command(body: Callable[[list[str]], int], argv: Sequence[str] | None,
             return EXIT_FAILED
         error_line(prog, _message(exc))
         return code
+
+
+@contextlib.contextmanager
+def stdout_to_stderr() -> Iterator[None]:
+    """Sends everything written to stdout to stderr for the duration: Python's
+    ``sys.stdout`` and file descriptor 1 (what C/C++ libraries such as NNCF,
+    OpenVINO or torch print), restored afterwards. For a command whose stdout
+    carries JSON, around the work that may print."""
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+    try:
+        saved: int | None = os.dup(1)
+    except OSError:
+        saved = None
+    if saved is not None:
+        try:
+            os.dup2(2, 1)
+        except OSError:
+            os.close(saved)
+            saved = None
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        if saved is not None:
+            with contextlib.suppress(Exception):
+                sys.stderr.flush()
+            os.dup2(saved, 1)
+            os.close(saved)
+
+
+def _stdout_to_devnull() -> None:
+    """After a broken pipe: points fd 1 at /dev/null so that the interpreter's
+    final flush of stdout does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # no real fd (captured stdout)
+        pass
 
 
 def check_output_dir(path: str | Path, flag: str) -> Path:

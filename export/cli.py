@@ -26,13 +26,15 @@ traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import sys
 from pathlib import Path
 from typing import Any
 
 from edgepose._cli import (EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError, add_debug_flag,
-                           check_output_dir, check_output_file, error_line, run_command)
+                           check_output_dir, check_output_file, error_line, run_command,
+                           stdout_to_stderr)
 
 __all__ = ["build_parser", "main"]
 
@@ -146,13 +148,15 @@ def run(args: argparse.Namespace) -> int:
     out = check_output_dir(args.out, "--out")
     if args.json not in (None, "-"):
         check_output_file(args.json, "--json")
+    quiet_stdout = stdout_to_stderr() if args.json == "-" else contextlib.nullcontext()
     try:
-        result = export_model(
-            source, card=card, preset=args.preset, targets=args.to, precisions=args.precision,
-            calibration=args.calib, out_dir=out, parity_inputs=args.parity_images,
-            tolerance=_tolerance(args), force=args.force, boxes=args.calib_annotations,
-            name=args.name, max_calibration_images=args.max_calib,
-            latency_runs=args.latency_runs, progress=not args.quiet)
+        with quiet_stdout:  # stdout carries only the JSON report: toolchains' chatter to stderr
+            result = export_model(
+                source, card=card, preset=args.preset, targets=args.to, precisions=args.precision,
+                calibration=args.calib, out_dir=out, parity_inputs=args.parity_images,
+                tolerance=_tolerance(args), force=args.force, boxes=args.calib_annotations,
+                name=args.name, max_calibration_images=args.max_calib,
+                latency_runs=args.latency_runs, progress=not args.quiet)
         code = EXIT_OK
     except ParityError as exc:
         result, code = exc.result, EXIT_TOLERANCE

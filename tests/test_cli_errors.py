@@ -16,7 +16,7 @@ import sys
 import pytest
 
 from edgepose._cli import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, UsageError,
-                           check_output_dir, check_output_file, run_command)
+                           check_output_dir, check_output_file, run_command, stdout_to_stderr)
 from edgepose.registry import ModelNotFoundError
 from tests.conftest import REPO_ROOT
 
@@ -79,6 +79,23 @@ def test_debug_prints_the_traceback_then_the_same_line(capsys):
     err = capsys.readouterr().err
     assert err.startswith("Traceback (most recent call last):")
     assert err.endswith("ValueError: bad card\nprog: error: bad card\n")
+
+
+def test_a_closed_stdout_ends_quietly(capsys):
+    assert run_command(_raises(BrokenPipeError(32, "Broken pipe")), [], "prog") == EXIT_FAILED
+    assert capsys.readouterr() == ("", "")
+
+
+def test_stdout_to_stderr_moves_python_and_c_level_writes(capfd):
+    import os
+
+    print("before", flush=True)
+    with stdout_to_stderr():
+        print("python chatter", flush=True)
+        os.write(1, b"fd-1 chatter\n")  # as a C/C++ library writes
+    print("after", flush=True)
+    out, err = capfd.readouterr()
+    assert out == "before\nafter\n" and err == "python chatter\nfd-1 chatter\n"
 
 
 def test_argparse_errors_and_help_pass_through():

@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from edgepose._argtypes import positive_int
 from edgepose._cli import (UsageError, add_debug_flag, check_model_arg, check_output_file,
                            run_command)
 
@@ -46,7 +47,7 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
     parser.add_argument("--preset", help="card preset of the pose model, if it carries no card")
     parser.add_argument("--detector-preset", help="card preset of the detector")
     parser.add_argument("--backend", choices=["onnxruntime", "tflite", "openvino"])
-    parser.add_argument("--threads", type=int, help="inference threads per model")
+    parser.add_argument("--threads", type=positive_int, help="inference threads per model")
     parser.add_argument("--keypoint-set",
                         help="the dataset's keypoint set, if its names are not recognised "
                              "(e.g. coco17, crowdpose14, aic14)")
