@@ -20,6 +20,15 @@ scores a model with COCO OKS AP/AR (identical to pycocotools) and PCK
 ``edgepose export SOURCE --out DIR [--to ...] [--precision ...] ...`` converts
 and quantizes a model with the export stage (``edgepose_export.cli``, imported
 only for this command; it needs ``pip install 'edgepose[export]'``).
+
+Every command reports a mistake as one line ``edgepose: error: ...`` on stderr
+(``--debug`` adds the traceback) and exits 0 ok, 1 failed work (a model, card,
+annotation or image file that cannot be used, a runtime failure, failed
+inputs), 2 usage error (bad arguments, a path or model name that names
+nothing), 130 interrupted (:mod:`edgepose._cli`). ``edgepose run`` on a folder
+reports an image it cannot read or estimate, skips it, processes the others and
+ends with ``edgepose: error: N of M inputs failed`` (exit 1). With ``--out -``
+stdout carries only the JSON lines.
 """
 from __future__ import annotations
 
