@@ -542,8 +542,8 @@ def models_verify(args: argparse.Namespace) -> int:
         else:
             print(f"unknown   {'-':<34} {r.path.name}: not a registry file")
     if bad and not args.remove_bad:
-        print(f"{bad} bad file(s): `edgepose models verify --remove-bad` removes them.",
-              file=sys.stderr)
+        error_line("edgepose", f"{bad} bad file(s): `edgepose models verify --remove-bad` "
+                   "removes them.")
     return 1 if bad and not args.remove_bad else 0
 
 
