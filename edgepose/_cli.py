@@ -31,7 +31,7 @@ from pathlib import Path
 
 __all__ = ["EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "EXIT_INTERRUPTED", "UsageError",
            "add_debug_flag", "run_command", "error_line", "check_output_dir",
-           "check_output_file", "check_model_arg", "stdout_to_stderr"]
+           "check_output_file", "check_model_arg", "stdout_to_stderr", "one_line"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
