@@ -27,6 +27,18 @@ typedef ptrdiff_t ep_index;
 #define EP_OK 0
 #define EP_EINVAL (-1) /* an argument is out of its documented range */
 #define EP_ENOMEM (-2) /* a workspace allocation failed */
+#define EP_EOVERFLOW (-3) /* a size computed from the arguments overflows */
+
+/*
+ * *out = a * b as a size_t, for sizing buffers and checking that a product of
+ * dimensions fits. Returns EP_EINVAL when a or b is negative (*out = 0) and
+ * EP_EOVERFLOW when the product exceeds PTRDIFF_MAX (*out = 0), so a size
+ * that passes also fits ep_index and a byte count of one-byte elements.
+ */
+int ep_mul_size(ep_index a, ep_index b, size_t *out);
+
+/* *out = a * b * c, with the same checks as ep_mul_size. */
+int ep_mul3_size(ep_index a, ep_index b, ep_index c, size_t *out);
 
 /* Refinement methods for ep_decode_heatmap. */
 #define EP_REFINE_NONE 0
@@ -172,21 +184,27 @@ typedef struct {
     ep_index sc, sh, sw;
 } ep_maps;
 
+/* Largest accepted number of field samples per candidate limb. */
+#define EP_MAX_PAF_SAMPLES 1000
+
 /* Parameters of ep_group_paf (defaults: the OpenVINO model zoo's decoder).
- * Thresholds compared with double-precision quantities are doubles, so that
- * e.g. 8 good samples of 10 meet a ratio of exactly 0.8. */
+ * Thresholds are doubles compared with double-precision quantities (a
+ * float32 map value is widened, never the threshold narrowed), so e.g. a peak
+ * of float32(0.1) exceeds a threshold of 0.1 and 8 good samples of 10 meet a
+ * ratio of exactly 0.8. Counts are ep_index: peak_radius and max_peaks larger
+ * than the map are legal and mean "the whole map" / "every peak". */
 typedef struct {
-    float heatmap_threshold;  /* a peak's (float32) value must exceed this (0.1) */
-    int peak_radius;          /* local-maximum window radius (1: 3 x 3) */
+    double heatmap_threshold; /* a peak's value must be > this (0.1) */
+    ep_index peak_radius;     /* local-maximum window radius (1: 3 x 3), >= 0 */
     double min_peak_distance; /* thin peaks of a part closer than this, map px (0: off) */
     int refine;               /* sub-pixel peaks by a parabola through 3 x 3 (1) */
-    int max_peaks;            /* per part, the highest (100) */
-    int samples;              /* field samples along a candidate limb, >= 2 (10) */
-    double min_paf_score;     /* a sample is good above this (0.05) */
-    double min_good_ratio;    /* fraction of good samples required (0.9: 9 of 10) */
+    ep_index max_peaks;       /* per part, the highest (100), >= 1 */
+    int samples;              /* field samples along a candidate limb, 2..EP_MAX_PAF_SAMPLES (10) */
+    double min_paf_score;     /* a sample is good when > this (0.05) */
+    double min_good_ratio;    /* good / samples must be >= this (0.9: 9 of 10) */
     double distance_prior;    /* > 0: add min(0, prior * h / length - 1) to a limb (0: off) */
-    int min_parts;            /* persons with fewer parts are dropped (3) */
-    double min_person_score;  /* persons whose score / parts is lower are dropped (0) */
+    ep_index min_parts;       /* persons with fewer parts are dropped (3), >= 0 */
+    double min_person_score;  /* persons whose score / parts is < this are dropped (0) */
     double stride, offset;    /* output = map position * stride + offset */
 } ep_paf_params;
 
@@ -202,9 +220,13 @@ typedef struct {
  * persons: max_persons * K * 3 floats (x, y, score); a missing part is
  * (-1, -1, 0). scores: max_persons floats, the person's (sum of part and
  * limb scores) / parts. Persons come in descending score. *n_persons gets
- * the count (at most max_persons; K * max_peaks / 2 always suffices).
+ * the number of persons found, which may exceed max_persons: then only the
+ * first max_persons are written, and the caller may call again with room
+ * for *n_persons (the result is deterministic). Workspaces are sized by
+ * the peaks and candidate limbs actually found, never by max_peaks.
  * Returns EP_EINVAL for inconsistent sizes, out-of-range part or channel
- * ids, or parameters out of range; EP_ENOMEM if the workspace fails.
+ * ids, or parameters out of range; EP_EOVERFLOW when h * w overflows;
+ * EP_ENOMEM if a workspace fails.
  */
 int ep_group_paf(ep_maps heatmaps, ep_maps pafs, const ep_index *limbs,
                  const ep_index *paf_channels, ep_index n_limbs,

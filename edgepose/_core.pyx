@@ -8,7 +8,7 @@ and maps the C status code to an exception once the GIL is back.
 
 cdef extern from "ep_core.h" nogil:
     ctypedef Py_ssize_t ep_index
-    int EP_OK, EP_EINVAL, EP_ENOMEM
+    int EP_OK, EP_EINVAL, EP_ENOMEM, EP_EOVERFLOW
 
     ctypedef struct ep_view3:
         const float *data
@@ -40,16 +40,16 @@ cdef extern from "ep_core.h" nogil:
         ep_index sc, sh, sw
 
     ctypedef struct ep_paf_params:
-        float heatmap_threshold
-        int peak_radius
+        double heatmap_threshold
+        ep_index peak_radius
         double min_peak_distance
         int refine
-        int max_peaks
+        ep_index max_peaks
         int samples
         double min_paf_score
         double min_good_ratio
         double distance_prior
-        int min_parts
+        ep_index min_parts
         double min_person_score
         double stride, offset
 
@@ -69,6 +69,9 @@ cdef int _check(int status, str what) except -1:
         return 0
     if status == EP_ENOMEM:
         raise MemoryError(f"{what}: the C core could not allocate its workspace.")
+    if status == EP_EOVERFLOW:
+        raise ValueError(f"{what}: the input sizes overflow the address space "
+                         "(a product of dimensions exceeds PTRDIFF_MAX).")
     raise ValueError(f"{what}: the C core rejected its arguments (status {status}).")
 
 
@@ -194,7 +197,8 @@ def group_paf(const float[:, :, :] heatmaps, const float[:, :, :] pafs,
               const ep_index[:, ::1] limbs, const ep_index[:, ::1] paf_channels,
               dict params, float[:, :, ::1] persons, float[::1] scores):
     """heatmaps (K, h, w) and pafs (C, h, w) as strided views; returns the
-    number of persons written. Requires non-empty maps (the facade checks)."""
+    number of persons found, which may exceed len(persons): then only the
+    first len(persons) were written. Requires non-empty maps (the facade checks)."""
     cdef ep_paf_params p
     cdef ep_index n_persons = 0
     cdef ep_index n_limbs = limbs.shape[0]

@@ -366,6 +366,43 @@ def nms_oks_soft(
 
 
 _PAF_LAYOUTS = ("CHW", "HWC")
+#: The C core's EP_MAX_PAF_SAMPLES.
+_MAX_PAF_SAMPLES = 1000
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _int_param(name: str, value, minimum: int, maximum: int | None = None) -> int:
+    """An integer parameter (an int, a NumPy integer or an integral float such
+    as 3.0 from a JSON card) within [minimum, maximum], else ValueError."""
+    if isinstance(value, (bool, np.bool_)):
+        number = None
+    elif isinstance(value, (int, np.integer)):
+        number = int(value)
+    elif isinstance(value, (float, np.floating)) and float(value).is_integer():
+        number = int(value)
+    else:
+        number = None
+    allowed = f"an integer >= {minimum}" if maximum is None else (
+        f"an integer from {minimum} to {maximum}")
+    if number is None or number < minimum or (maximum is not None and number > maximum):
+        raise ValueError(f"{name} must be {allowed}, got {value!r}.")
+    return number
+
+
+def _finite(name: str, value, *, minimum: float | None = None,
+            maximum: float | None = None) -> float:
+    """A finite float parameter within [minimum, maximum], else ValueError."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a finite number, got {value!r}.") from None
+    low = -np.inf if minimum is None else minimum
+    high = np.inf if maximum is None else maximum
+    if not (np.isfinite(number) and low <= number <= high):
+        where = ("" if minimum is None and maximum is None else
+                 f" >= {minimum}" if maximum is None else f" in [{low}, {high}]")
+        raise ValueError(f"{name} must be a finite number{where}, got {value!r}.")
+    return number
 
 
 def _index_table(name: str, value: ArrayLike, shape_text: str) -> NDArray[np.intp]:
@@ -470,30 +507,37 @@ def group_paf(
         raise ValueError(f"paf_channels name field channels 0..{pf.shape[0] - 1}, got "
                          f"{ct.min()}..{ct.max()}.")
     params = {
-        "heatmap_threshold": float(heatmap_threshold), "peak_radius": int(peak_radius),
-        "min_peak_distance": float(min_peak_distance), "refine": int(bool(refine)),
-        "max_peaks": int(max_peaks), "samples": int(samples),
-        "min_paf_score": float(min_paf_score), "min_good_ratio": float(min_good_ratio),
-        "distance_prior": float(distance_prior), "min_parts": int(min_parts),
-        "min_person_score": float(min_person_score), "stride": float(stride),
-        "offset": float(offset),
+        "heatmap_threshold": _finite("heatmap_threshold", heatmap_threshold),
+        # A window wider than the map covers the whole map, and a part cannot
+        # have more peaks than pixels: larger values mean the same, clamped.
+        "peak_radius": min(_int_param("peak_radius", peak_radius, 0), max(h, w)),
+        "min_peak_distance": _finite("min_peak_distance", min_peak_distance, minimum=0.0),
+        "refine": int(bool(refine)),
+        "max_peaks": min(_int_param("max_peaks", max_peaks, 1), h * w),
+        "samples": _int_param("samples", samples, 2, _MAX_PAF_SAMPLES),
+        "min_paf_score": _finite("min_paf_score", min_paf_score),
+        "min_good_ratio": _finite("min_good_ratio", min_good_ratio, minimum=0.0, maximum=1.0),
+        "distance_prior": _finite("distance_prior", distance_prior, minimum=0.0),
+        # More parts than K is unreachable: every person is dropped either way.
+        "min_parts": min(_int_param("min_parts", min_parts, 0), k + 1),
+        "min_person_score": _finite("min_person_score", min_person_score),
+        "stride": _finite("stride", stride),
+        "offset": _finite("offset", offset),
     }
-    for name in ("heatmap_threshold", "min_paf_score", "min_person_score", "stride", "offset"):
-        if not np.isfinite(params[name]):
-            raise ValueError(f"{name} must be finite, got {params[name]}.")
-    if params["peak_radius"] < 0 or params["max_peaks"] < 1 or params["samples"] < 2:
+    reach = (max(h, w) + 1.0) * abs(params["stride"]) + abs(params["offset"])
+    if not reach < _FLOAT32_MAX:
         raise ValueError(
-            "peak_radius must be >= 0, max_peaks >= 1 and samples >= 2, got "
-            f"{peak_radius}, {max_peaks} and {samples}.")
-    if not 0.0 <= params["min_good_ratio"] <= 1.0:
-        raise ValueError(f"min_good_ratio must lie in [0, 1], got {min_good_ratio}.")
-    if params["min_parts"] < 0:
-        raise ValueError(f"min_parts must be >= 0, got {min_parts}.")
-    for name in ("min_peak_distance", "distance_prior"):
-        if not (np.isfinite(params[name]) and params[name] >= 0):
-            raise ValueError(f"{name} must be a finite number >= 0, got {params[name]}.")
-    capacity = max(1, (k * params["max_peaks"]) // 2 + 1)
-    persons = np.empty((capacity, k, 3), dtype=np.float32)
-    scores = np.empty(capacity, dtype=np.float32)
-    count = _core.group_paf(hm, pf, lt, ct, params, persons, scores)
+            f"stride and offset map the {h} x {w} maps beyond float32 coordinates "
+            f"(|stride| * {max(h, w) + 1} + |offset| = {reach:g} >= {_FLOAT32_MAX:g}); got "
+            f"stride={params['stride']} and offset={params['offset']}.")
+    # Room for the usual case; the C core reports how many it found, and a
+    # second call fills a larger buffer in the rare case that is not enough.
+    capacity = min(64, k * params["max_peaks"] // 2 + 1)
+    for _ in range(2):
+        persons = np.empty((capacity, k, 3), dtype=np.float32)
+        scores = np.empty(capacity, dtype=np.float32)
+        count = _core.group_paf(hm, pf, lt, ct, params, persons, scores)
+        if count <= capacity:
+            break
+        capacity = count
     return persons[:count].copy(), scores[:count].copy()
