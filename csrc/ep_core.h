@@ -131,7 +131,7 @@ int ep_gaussian_kernel(int size, float *out);
  * Returns EP_EINVAL on m < 0, EP_ENOMEM if the sort workspace fails.
  */
 int ep_nms_boxes(const float *boxes, const float *scores, const ep_index *groups,
-                 ep_index m, float iou_threshold, ep_index max_keep,
+                 ep_index m, double iou_threshold, ep_index max_keep,
                  ep_index *keep, ep_index *n_keep);
 
 /*
@@ -156,7 +156,7 @@ double ep_oks(const float *a, const float *b, const float *sigmas, ep_index k,
  */
 int ep_nms_oks(const float *keypoints, const float *scores, const float *areas,
                const ep_index *groups, ep_index m, ep_index k,
-               const float *sigmas, float threshold, ep_index *keep,
+               const float *sigmas, double threshold, ep_index *keep,
                ep_index *n_keep);
 
 /*
@@ -173,7 +173,7 @@ int ep_nms_oks(const float *keypoints, const float *scores, const float *areas,
  */
 int ep_nms_oks_soft(const float *keypoints, const float *scores,
                     const float *areas, const ep_index *groups, ep_index m,
-                    ep_index k, const float *sigmas, float threshold,
+                    ep_index k, const float *sigmas, double threshold,
                     int method, ep_index max_keep, ep_index *keep,
                     float *new_scores, ep_index *n_keep);
 

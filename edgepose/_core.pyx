@@ -26,13 +26,13 @@ cdef extern from "ep_core.h" nogil:
                           float *keypoints, float *scores)
     int ep_gaussian_kernel(int size, float *out)
     int ep_nms_boxes(const float *boxes, const float *scores, const ep_index *groups,
-                     ep_index m, float iou_threshold, ep_index max_keep,
+                     ep_index m, double iou_threshold, ep_index max_keep,
                      ep_index *keep, ep_index *n_keep)
     double ep_oks(const float *a, const float *b, const float *sigmas, ep_index k,
                   double area_a, double area_b)
     int ep_nms_oks(const float *keypoints, const float *scores, const float *areas,
                    const ep_index *groups, ep_index m, ep_index k,
-                   const float *sigmas, float threshold, ep_index *keep,
+                   const float *sigmas, double threshold, ep_index *keep,
                    ep_index *n_keep)
     ctypedef struct ep_maps:
         const float *data
@@ -59,7 +59,7 @@ cdef extern from "ep_core.h" nogil:
                      ep_index max_persons, ep_index *n_persons)
     int ep_nms_oks_soft(const float *keypoints, const float *scores,
                         const float *areas, const ep_index *groups, ep_index m,
-                        ep_index k, const float *sigmas, float threshold,
+                        ep_index k, const float *sigmas, double threshold,
                         int method, ep_index max_keep, ep_index *keep,
                         float *new_scores, ep_index *n_keep)
 
@@ -129,7 +129,7 @@ cdef const ep_index *_groups_ptr(const ep_index[::1] groups):
 
 
 def nms_boxes(const float[:, ::1] boxes, const float[::1] scores,
-              const ep_index[::1] groups, float iou_threshold, ep_index max_keep,
+              const ep_index[::1] groups, double iou_threshold, ep_index max_keep,
               ep_index[::1] keep):
     """Requires M > 0; returns the number of kept boxes written to keep."""
     cdef ep_index n_keep = 0
@@ -150,7 +150,7 @@ def oks(const float[:, ::1] a, const float[:, ::1] b, const float[::1] sigmas,
 
 def nms_oks(const float[:, :, ::1] keypoints, const float[::1] scores,
             const float[::1] areas, const ep_index[::1] groups,
-            const float[::1] sigmas, float threshold, ep_index[::1] keep):
+            const float[::1] sigmas, double threshold, ep_index[::1] keep):
     """Requires M > 0 and K > 0; returns the number of kept poses."""
     cdef ep_index n_keep = 0
     cdef const ep_index *g = _groups_ptr(groups)
@@ -165,7 +165,7 @@ def nms_oks(const float[:, :, ::1] keypoints, const float[::1] scores,
 
 def nms_oks_soft(const float[:, :, ::1] keypoints, const float[::1] scores,
                  const float[::1] areas, const ep_index[::1] groups,
-                 const float[::1] sigmas, float threshold, int method,
+                 const float[::1] sigmas, double threshold, int method,
                  ep_index max_keep, ep_index[::1] keep, float[::1] new_scores):
     """Requires M > 0 and K > 0; returns the number of kept poses."""
     cdef ep_index n_keep = 0

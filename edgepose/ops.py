@@ -180,7 +180,7 @@ def _max_keep(max_keep: int | None) -> int:
 
 
 def _scores_array(scores: ArrayLike, m: int) -> NDArray[np.float32]:
-    s = _float_array("scores", scores, 1, "(M,)")
+    s = _float_array("scores", scores, 1, "(M,)", integers=True)
     if s.shape[0] != m:
         raise ValueError(f"scores must have shape ({m},), one per candidate, got {s.shape}.")
     if np.isnan(s).any():
@@ -220,7 +220,7 @@ def nms_boxes(
         ValueError: wrong shapes, NaN scores, non-finite boxes, or a
             non-finite threshold.
     """
-    b = _float_array("boxes", boxes, 2, "(M, 4)")
+    b = _float_array("boxes", boxes, 2, "(M, 4)", integers=True)
     if b.shape[1] != 4:
         raise ValueError(f"boxes must have shape (M, 4) as x1, y1, x2, y2, got {b.shape}.")
     m = b.shape[0]
@@ -238,7 +238,7 @@ def nms_boxes(
 
 
 def _pose_inputs(keypoints, scores, areas, sigmas, threshold):
-    kp = _float_array("keypoints", keypoints, 3, "(M, K, 2) or (M, K, 3)")
+    kp = _float_array("keypoints", keypoints, 3, "(M, K, 2) or (M, K, 3)", integers=True)
     if kp.shape[2] not in (2, 3):
         raise ValueError(f"keypoints must have shape (M, K, 2) or (M, K, 3), got {kp.shape}.")
     m, k = kp.shape[:2]
@@ -247,7 +247,7 @@ def _pose_inputs(keypoints, scores, areas, sigmas, threshold):
     kp = np.ascontiguousarray(kp[:, :, :2])
     _check_finite("keypoints", kp)
     s = _scores_array(scores, m)
-    a = _float_array("areas", areas, 1, "(M,)")
+    a = _float_array("areas", areas, 1, "(M,)", integers=True)
     if a.shape[0] != m:
         raise ValueError(f"areas must have shape ({m},), one per pose, got {a.shape}.")
     _check_finite("areas", a)
@@ -260,7 +260,7 @@ def _pose_inputs(keypoints, scores, areas, sigmas, threshold):
                 "default for K=17. Pass the per-keypoint OKS sigmas of your keypoint set.")
         sg = COCO17_SIGMAS
     else:
-        sg = _float_array("sigmas", sigmas, 1, "(K,)")
+        sg = _float_array("sigmas", sigmas, 1, "(K,)", integers=True)
         if sg.shape[0] != k:
             raise ValueError(f"sigmas must have shape ({k},), one per keypoint, got {sg.shape}.")
         if not (np.isfinite(sg).all() and (sg > 0).all()):
