@@ -100,13 +100,16 @@ int ep_decode_simcc(ep_view3 x, ep_view3 y, float split_ratio,
  * A refinement whose neighbourhood or result is not finite is skipped.
  * The heatmaps are never modified.
  *
- * keypoints: n*k*2 floats, scores: n*k floats.
+ * keypoints: n*k*2 doubles (exact integer positions on maps of any width;
+ * a refined position is kept only where it is finite as a float), scores:
+ * n*k floats.
  * Returns EP_EINVAL on negative sizes, h or w equal to 0, an unknown refine
  * value, or an even or out-of-range blur_kernel (only checked when refining);
- * EP_ENOMEM if the workspace for an exact full-map blur cannot be allocated.
+ * EP_EOVERFLOW when h * w or n * k overflows the address space; EP_ENOMEM
+ * if the workspace for an exact full-map blur cannot be allocated.
  */
 int ep_decode_heatmap(ep_heatmaps hm, int refine, int blur_kernel,
-                      float *keypoints, float *scores);
+                      double *keypoints, float *scores);
 
 /*
  * The 1-D Gaussian kernel cv2.getGaussianKernel(size, 0, CV_32F) returns:

@@ -139,7 +139,8 @@ static void test_heatmap(void)
     enum { K = 3, H = 32, W = 24 };
     static float hm[K * H * W], hwk[H * W * K];
     const double cx[K] = {10.3, 1.0, 17.75}, cy[K] = {12.6, 20.0, 3.4};
-    float kp[2 * K], sc[K], kp2[2 * K], sc2[K];
+    double kp[2 * K], kp2[2 * K];
+    float sc[K], sc2[K];
     ep_heatmaps v;
     int k, y, x, refine;
 
@@ -330,13 +331,18 @@ static int same_float(float a, float b)
     return (a != a && b != b) || memcmp(&a, &b, sizeof a) == 0;
 }
 
+static int same_double(double a, double b)
+{
+    return (a != a && b != b) || memcmp(&a, &b, sizeof a) == 0;
+}
+
 /* The strided view decodes exactly as a contiguous (n, k, h, w) copy of it. */
-static void same_as_contiguous(ep_heatmaps hm, int refine, int kernel, const float *kp,
+static void same_as_contiguous(ep_heatmaps hm, int refine, int kernel, const double *kp,
                                const float *sc)
 {
     ep_index count = hm.n * hm.k * hm.h * hm.w, i, n, k, y, x;
     float *copy = (float *)malloc((size_t)(count > 0 ? count : 1) * sizeof(float));
-    float *kp2 = (float *)malloc((size_t)(2 * hm.n * hm.k + 1) * sizeof(float));
+    double *kp2 = (double *)malloc((size_t)(2 * hm.n * hm.k + 1) * sizeof(double));
     float *sc2 = (float *)malloc((size_t)(hm.n * hm.k + 1) * sizeof(float));
     for (n = 0; n < hm.n; ++n)
         for (k = 0; k < hm.k; ++k)
@@ -347,7 +353,7 @@ static void same_as_contiguous(ep_heatmaps hm, int refine, int kernel, const flo
     CHECK(ep_decode_heatmap(nchw(copy, hm.n, hm.k, hm.h, hm.w), refine, kernel, kp2, sc2) == EP_OK);
     for (i = 0; i < hm.n * hm.k; ++i) {
         CHECK(same_float(sc[i], sc2[i]));
-        CHECK(same_float(kp[2 * i], kp2[2 * i]) && same_float(kp[2 * i + 1], kp2[2 * i + 1]));
+        CHECK(same_double(kp[2 * i], kp2[2 * i]) && same_double(kp[2 * i + 1], kp2[2 * i + 1]));
     }
     free(copy);
     free(kp2);
@@ -360,8 +366,10 @@ static void fuzz_once(void)
     ep_index dims[4], strides[4];
     ep_index n = rng_int(0, 3), k = rng_int(0, 5);
     float *kp, *sc;
+    double *hkp;
 
     kp = (float *)malloc((size_t)(n * k * 2 + 1) * sizeof(float));
+    hkp = (double *)malloc((size_t)(n * k * 2 + 1) * sizeof(double));
     sc = (float *)malloc((size_t)(n * k + 1) * sizeof(float));
 
     { /* SimCC */
@@ -389,17 +397,17 @@ static void fuzz_once(void)
         hm.data = random_view(4, dims, strides, &base_a);
         hm.n = n; hm.k = k; hm.h = dims[2]; hm.w = dims[3];
         hm.sn = strides[0]; hm.sk = strides[1]; hm.sh = strides[2]; hm.sw = strides[3];
-        CHECK(ep_decode_heatmap(hm, refine, kernel, kp, sc) == EP_OK);
-        same_as_contiguous(hm, refine, kernel, kp, sc);
+        CHECK(ep_decode_heatmap(hm, refine, kernel, hkp, sc) == EP_OK);
+        same_as_contiguous(hm, refine, kernel, hkp, sc);
         for (ep_index i = 0; i < n * k; ++i) {
             if (sc[i] > 0.0f) {
                 /* Refined keypoints are finite; unrefined ones lie on the map. */
-                CHECK(isfinite(kp[2 * i]) && isfinite(kp[2 * i + 1]));
+                CHECK(isfinite(hkp[2 * i]) && isfinite(hkp[2 * i + 1]));
                 if (refine == EP_REFINE_NONE)
-                    CHECK(kp[2 * i] >= 0 && kp[2 * i] < hm.w && kp[2 * i + 1] >= 0 &&
-                          kp[2 * i + 1] < hm.h);
+                    CHECK(hkp[2 * i] >= 0 && hkp[2 * i] < hm.w && hkp[2 * i + 1] >= 0 &&
+                          hkp[2 * i + 1] < hm.h);
             } else {
-                CHECK(kp[2 * i] == -1.0f && kp[2 * i + 1] == -1.0f);
+                CHECK(hkp[2 * i] == -1.0 && hkp[2 * i + 1] == -1.0);
             }
         }
         free(base_a);
@@ -492,6 +500,7 @@ static void fuzz_once(void)
         free(base_p);
     }
     free(kp);
+    free(hkp);
     free(sc);
 }
 

@@ -23,7 +23,7 @@ cdef extern from "ep_core.h" nogil:
     int ep_decode_simcc(ep_view3 x, ep_view3 y, float split_ratio,
                         float *keypoints, float *scores)
     int ep_decode_heatmap(ep_heatmaps hm, int refine, int blur_kernel,
-                          float *keypoints, float *scores)
+                          double *keypoints, float *scores)
     int ep_gaussian_kernel(int size, float *out)
     int ep_nms_boxes(const float *boxes, const float *scores, const ep_index *groups,
                      ep_index m, double iou_threshold, ep_index max_keep,
@@ -99,8 +99,9 @@ def decode_simcc(const float[:, :, :] simcc_x, const float[:, :, :] simcc_y,
 
 
 def decode_heatmap(const float[:, :, :, :] heatmaps, int refine, int blur_kernel,
-                   float[:, :, ::1] keypoints, float[:, ::1] scores):
-    """heatmaps seen as (N, K, H, W) through its strides; requires N * K > 0."""
+                   double[:, :, ::1] keypoints, float[:, ::1] scores):
+    """heatmaps seen as (N, K, H, W) through its strides; requires N * K > 0.
+    keypoints are float64 so that positions on maps wider than 2^24 are exact."""
     cdef ep_heatmaps hm
     cdef int status
     hm.data = &heatmaps[0, 0, 0, 0]

@@ -40,8 +40,31 @@ COCO17_SIGMAS = np.array(
 COCO17_SIGMAS.setflags(write=False)
 
 _REFINE = {"none": 0, "dark": 1, "dark_udp": 2}
+#: Integers up to 2^24 are exact in float32; heatmap positions beyond are not.
+_FLOAT32_EXACT = 2**24
 _LAYOUTS = ("NCHW", "NHWC")
 _SOFT_METHODS = {"gaussian": 0, "linear": 1}
+
+
+def _check_split_ratio(split_ratio, bins: int) -> None:
+    """The ratio is applied in float32 (as MMPose): it must be a positive
+    float32 by which every location, -1 to bins - 1, divides to a finite value."""
+    try:
+        ratio = float(split_ratio)
+    except (TypeError, ValueError):
+        raise ValueError(f"split_ratio must be a positive finite number, got {split_ratio!r}.") \
+            from None
+    if not (np.isfinite(ratio) and ratio > 0):
+        raise ValueError(f"split_ratio must be a positive finite number, got {split_ratio!r}.")
+    largest = np.float32(max(1, bins - 1))
+    with np.errstate(over="ignore", divide="ignore"):
+        ok = np.isfinite(np.float32(ratio)) and np.isfinite(largest / np.float32(ratio))
+    if not ok:
+        low = float(largest) / float(np.finfo(np.float32).max)
+        raise ValueError(
+            f"split_ratio must lie in float32 range for {bins} bins: from {low:.3g} to "
+            f"{float(np.finfo(np.float32).max):.3g} (bins / split_ratio must be a finite "
+            f"float32), got {split_ratio!r}. RTMPose uses 2.0.")
 
 
 def decode_simcc(
@@ -77,9 +100,8 @@ def decode_simcc(
     if x.shape[2] == 0 or y.shape[2] == 0:
         raise ValueError(
             f"simcc_x and simcc_y need at least one bin, got {x.shape} and {y.shape}.")
+    _check_split_ratio(split_ratio, max(x.shape[2], y.shape[2]))
     split_ratio = float(split_ratio)
-    if not (np.isfinite(split_ratio) and split_ratio > 0):
-        raise ValueError(f"split_ratio must be a positive finite number, got {split_ratio}.")
     n, k = x.shape[:2]
     keypoints = np.empty((n, k, 2), dtype=np.float32)
     scores = np.empty((n, k), dtype=np.float32)
@@ -153,10 +175,12 @@ def decode_heatmap(
             raise TypeError(f"blur_kernel must be an int, got {type(blur_kernel).__name__}.")
         if blur_kernel < 1 or blur_kernel > 101 or blur_kernel % 2 == 0:
             raise ValueError(f"blur_kernel must be an odd integer from 1 to 101, got {blur_kernel}.")
-    keypoints = np.empty((n, k, 2), dtype=np.float32)
+    keypoints = np.empty((n, k, 2), dtype=np.float64)
     scores = np.empty((n, k), dtype=np.float32)
     if n * k:
         _core.decode_heatmap(hm, _REFINE[refine], int(blur_kernel), keypoints, scores)
+    if max(h, w) <= _FLOAT32_EXACT:
+        return keypoints.astype(np.float32), scores
     return keypoints, scores
 
 
