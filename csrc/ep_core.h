@@ -78,7 +78,7 @@ typedef struct {
  *
  * keypoints: n*k*2 floats, row-major (n, k, 2). scores: n*k floats.
  * Returns EP_EINVAL if a size is negative, wx or wy is 0, or split_ratio is not
- * a positive finite number.
+ * a positive finite number; EP_EOVERFLOW when n * k overflows.
  */
 int ep_decode_simcc(ep_view3 x, ep_view3 y, float split_ratio,
                     float *keypoints, float *scores);
@@ -131,7 +131,9 @@ int ep_gaussian_kernel(int size, float *out);
  * boxes: m*4 floats, row-major. scores: m floats. groups: m ints or NULL
  * (NULL: one group). keep: room for m indices; *n_keep receives the count,
  * at most max_keep when max_keep >= 0.
- * Returns EP_EINVAL on m < 0, EP_ENOMEM if the sort workspace fails.
+ * Areas, intersections and IoU are computed in double from the float boxes.
+ * Returns EP_EINVAL on m < 0, EP_EOVERFLOW when m overflows the workspace
+ * sizes, EP_ENOMEM if the sort workspace fails.
  */
 int ep_nms_boxes(const float *boxes, const float *scores, const ep_index *groups,
                  ep_index m, double iou_threshold, ep_index max_keep,
@@ -155,7 +157,9 @@ double ep_oks(const float *a, const float *b, const float *sigmas, ep_index k,
  *
  * keypoints: m*k*2 floats (x, y), row-major. scores, areas: m floats.
  * sigmas: k floats. groups: m ints or NULL. keep: room for m indices.
- * Returns EP_EINVAL on m < 0 or k < 1, EP_ENOMEM if the workspace fails.
+ * OKS and threshold are compared in double (OKS exactly at threshold is kept).
+ * Returns EP_EINVAL on m < 0 or k < 1, EP_EOVERFLOW when m * k overflows,
+ * EP_ENOMEM if the workspace fails.
  */
 int ep_nms_oks(const float *keypoints, const float *scores, const float *areas,
                const ep_index *groups, ep_index m, ep_index k,
@@ -172,7 +176,7 @@ int ep_nms_oks(const float *keypoints, const float *scores, const float *areas,
  * keep: room for m indices; new_scores (may be NULL): m floats receiving each
  * pose's score at the time it was kept, in keep order.
  * Returns EP_EINVAL on m < 0, k < 1, an unknown method, or a gaussian
- * threshold <= 0; EP_ENOMEM if the workspace fails.
+ * threshold <= 0; EP_EOVERFLOW when m * k overflows; EP_ENOMEM if the workspace fails.
  */
 int ep_nms_oks_soft(const float *keypoints, const float *scores,
                     const float *areas, const ep_index *groups, ep_index m,

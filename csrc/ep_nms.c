@@ -120,7 +120,8 @@ int ep_nms_boxes(const float *boxes, const float *scores, const ep_index *groups
     *n_keep = 0;
     if (m < 0) return EP_EINVAL;
     if (m == 0 || limit == 0) return EP_OK;
-    if (m > PTRDIFF_MAX / (ep_index)(5 * sizeof(double))) return EP_EOVERFLOW;
+    if (m > PTRDIFF_MAX / (ep_index)(5 * sizeof(double)) || m > PTRDIFF_MAX / 16)
+        return EP_EOVERFLOW;
     order = rank_scores(scores, m);
     columns = (double *)malloc((size_t)m * 5 * sizeof(double));
     dropped = (unsigned char *)calloc((size_t)m, 1);
@@ -163,6 +164,15 @@ int ep_nms_boxes(const float *boxes, const float *scores, const ep_index *groups
     free(columns);
     free(dropped);
     return EP_OK;
+}
+
+/* Whether the keypoints (m * k * 2 floats) and the per-pose (m) and
+ * per-keypoint (k) workspaces of at most 16 bytes an element are addressable. */
+static int sizes_fit(ep_index m, ep_index k)
+{
+    size_t size;
+    return ep_mul3_size(m, k, 2 * (ep_index)sizeof(float), &size) == EP_OK &&
+           ep_mul_size(m, 16, &size) == EP_OK && ep_mul_size(k, 16, &size) == EP_OK;
 }
 
 /* 1 / (2 sigma)^2 per keypoint, the weights of the OKS exponent. */
@@ -241,6 +251,7 @@ int ep_nms_oks(const float *keypoints, const float *scores, const float *areas,
 
     *n_keep = 0;
     if (m < 0 || k < 1) return EP_EINVAL;
+    if (!sizes_fit(m, k)) return EP_EOVERFLOW;
     if (m == 0) return EP_OK;
     order = rank_scores(scores, m);
     w = oks_weights(sigmas, k);
@@ -285,6 +296,7 @@ int ep_nms_oks_soft(const float *keypoints, const float *scores,
     if (m < 0 || k < 1) return EP_EINVAL;
     if (method != EP_SOFT_GAUSSIAN && method != EP_SOFT_LINEAR) return EP_EINVAL;
     if (method == EP_SOFT_GAUSSIAN && !(threshold > 0.0)) return EP_EINVAL;
+    if (!sizes_fit(m, k)) return EP_EOVERFLOW;
     if (m == 0) return EP_OK;
     w = oks_weights(sigmas, k);
     current = (double *)malloc((size_t)m * sizeof(double));

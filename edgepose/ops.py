@@ -200,7 +200,8 @@ def _max_keep(max_keep: int | None) -> int:
         return -1
     if isinstance(max_keep, bool) or not isinstance(max_keep, (int, np.integer)) or max_keep < 0:
         raise ValueError(f"max_keep must be None or a non-negative int, got {max_keep!r}.")
-    return int(max_keep)
+    # more than the candidates means all of them (and must fit the C ep_index)
+    return min(int(max_keep), np.iinfo(np.intp).max)
 
 
 def _scores_array(scores: ArrayLike, m: int) -> NDArray[np.float32]:
