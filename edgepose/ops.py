@@ -178,10 +178,24 @@ def decode_heatmap(
     keypoints = np.empty((n, k, 2), dtype=np.float64)
     scores = np.empty((n, k), dtype=np.float32)
     if n * k:
-        _core.decode_heatmap(hm, _REFINE[refine], int(blur_kernel), keypoints, scores)
+        # blur_kernel is ignored (and may be anything) when nothing is refined
+        kernel = 0 if refine == "none" else int(blur_kernel)
+        _core.decode_heatmap(hm, _REFINE[refine], kernel, keypoints, scores)
     if max(h, w) <= _FLOAT32_EXACT:
         return keypoints.astype(np.float32), scores
     return keypoints, scores
+
+
+def _threshold(name: str, value) -> float:
+    """A finite threshold as a Python float (compared in double by the C core;
+    values beyond float32, such as 1e39, are legal)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a finite number, got {value!r}.") from None
+    if not np.isfinite(number):
+        raise ValueError(f"{name} must be finite, got {number}.")
+    return number
 
 
 def _groups_array(groups: ArrayLike | None, m: int) -> NDArray[np.intp] | None:
@@ -251,9 +265,7 @@ def nms_boxes(
     m = b.shape[0]
     s = _scores_array(scores, m)
     _check_finite("boxes", b)
-    iou_threshold = float(iou_threshold)
-    if not np.isfinite(iou_threshold):
-        raise ValueError(f"iou_threshold must be finite, got {iou_threshold}.")
+    iou_threshold = _threshold("iou_threshold", iou_threshold)
     g = _groups_array(groups, m)
     keep = np.empty(m, dtype=np.intp)
     if m == 0:
@@ -290,9 +302,7 @@ def _pose_inputs(keypoints, scores, areas, sigmas, threshold):
             raise ValueError(f"sigmas must have shape ({k},), one per keypoint, got {sg.shape}.")
         if not (np.isfinite(sg).all() and (sg > 0).all()):
             raise ValueError("sigmas must be positive and finite.")
-    threshold = float(threshold)
-    if not np.isfinite(threshold):
-        raise ValueError(f"threshold must be finite, got {threshold}.")
+    threshold = _threshold("threshold", threshold)
     return kp, s, np.ascontiguousarray(a), np.ascontiguousarray(sg), threshold
 
 
