@@ -166,10 +166,13 @@ static ep_index find_peaks(ep_maps hm, ep_index k, const ep_paf_params *p, ep_in
     for (i = 0; i < n; ++i) {
         int far_enough = 1;
         if (p->min_peak_distance > 0.0) {
-            double min_d2 = p->min_peak_distance * p->min_peak_distance;
             for (j = 0; j < kept; ++j) {
                 double dx = (double)(cand[i].x - cand[j].x), dy = (double)(cand[i].y - cand[j].y);
-                if (dx * dx + dy * dy < min_d2) {
+                /* The distance itself against the threshold, as the
+                 * reference's hypot(dx, dy) < d: squaring d would round
+                 * (sqrt(2)^2 > 2 in double) and drop a peak at exactly d.
+                 * dx^2 + dy^2 is exact (integers), its sqrt correctly rounded. */
+                if (sqrt(dx * dx + dy * dy) < p->min_peak_distance) {
                     far_enough = 0;
                     break;
                 }

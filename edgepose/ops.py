@@ -4,7 +4,18 @@ Every function here validates and coerces its inputs, allocates the outputs
 and calls the C core (``csrc/``) with the GIL released, so several threads can
 decode at once. Inputs may be non-contiguous or read-only; they are never
 modified. Floating inputs of any precision are accepted and computed in
-float32; integer (quantized) tensors must be dequantized first.
+float32. Integer model outputs (SimCC logits, heatmaps, fields) are
+quantized tensors and must be dequantized first; integer user data (boxes,
+scores, areas, keypoints, sigmas of the NMS functions) is converted to
+float32.
+
+Thresholds: every threshold is a Python float compared in double precision
+with the quantity it bounds (a float32 map value is widened, the threshold is
+never narrowed), so a value exactly at a threshold falls on the side the
+published algorithm puts it, as stated in each docstring and pinned by the
+boundary tests in ``tests/ops/test_thresholds.py``. Finite thresholds beyond
+float32's range (e.g. 1e39, "above everything") are legal. Counts and radii
+larger than the map mean "the whole map" and are clamped.
 
 Functions:
     decode_simcc: SimCC (RTMPose) x/y logits to keypoints.
@@ -77,10 +88,15 @@ def decode_simcc(
     ``min(max(simcc_x), max(simcc_y))``, location -1 where the score is <= 0
     (so invalid keypoints come out as ``-1 / split_ratio``). No +0.5 shift.
 
+    Threshold: a keypoint is valid when its score is > 0; a score of
+    exactly 0 is invalid (MMPose: ``locs[vals <= 0.] = -1``).
+
     Args:
         simcc_x: ``(N, K, Wx)`` x-axis logits.
         simcc_y: ``(N, K, Wy)`` y-axis logits.
-        split_ratio: bins per input pixel (RTMPose: 2.0).
+        split_ratio: bins per input pixel (RTMPose: 2.0). Applied in float32
+            as MMPose does, so it must be a positive float32 by which every
+            bin index divides to a finite value (about 3e-38 * bins to 3.4e38).
 
     Returns:
         keypoints ``(N, K, 2)`` float32, (x, y) in model-input pixels, and
@@ -90,7 +106,8 @@ def decode_simcc(
     Raises:
         TypeError: non-floating inputs.
         ValueError: wrong ranks, mismatched N or K, an empty axis, or a
-            split_ratio that is not a positive finite number.
+            split_ratio that is not a positive finite number or is outside
+            float32's range for the number of bins.
     """
     x = _float_array("simcc_x", simcc_x, 3, "(N, K, Wx)")
     y = _float_array("simcc_y", simcc_y, 3, "(N, K, Wy)")
@@ -120,7 +137,9 @@ def decode_heatmap(
     """Finds the peak of each heatmap, optionally refined to sub-pixel.
 
     The argmax is the first maximum in row-major order; the score is the raw
-    peak value; a peak <= 0 gives location (-1, -1) and is never refined.
+    peak value; a peak <= 0 gives location (-1, -1) and is never refined
+    (threshold: valid when > 0, as MMPose ``get_heatmap_maximum``'s
+    ``locs[vals <= 0.] = -1``).
 
     ``refine``:
         * ``"none"``: integer argmax (MMPose ``get_heatmap_maximum``).
@@ -142,7 +161,9 @@ def decode_heatmap(
         heatmaps: ``(N, K, H, W)`` for ``layout="NCHW"`` or ``(N, H, W, K)``
             for ``layout="NHWC"`` (TFLite models). NHWC is read in place.
         refine: ``"none"``, ``"dark"`` or ``"dark_udp"``.
-        blur_kernel: odd Gaussian kernel size, 1 to 101 (11 for sigma-2
+        blur_kernel: odd Gaussian kernel size, 1 to 101, ignored when
+            ``refine="none"``; a kernel larger than the map is legal (zero
+            padding, as MMPose's blur) (11 for sigma-2
             training targets, 17 for sigma 3). The kernel is OpenCV 4's
             ``getGaussianKernel(size, 0)``, which MMPose's results were made
             with: fixed tables for sizes 1-7, the sigma formula above. (OpenCV
@@ -150,13 +171,15 @@ def decode_heatmap(
         layout: ``"NCHW"`` or ``"NHWC"``.
 
     Returns:
-        keypoints ``(N, K, 2)`` float32, (x, y) in heatmap pixels, and
-        scores ``(N, K)`` float32.
+        keypoints ``(N, K, 2)`` (x, y) in heatmap pixels, and scores
+        ``(N, K)`` float32. Keypoints are float32, or float64 when H or W
+        exceeds 2^24 (float32 cannot hold every index there: x = 2^24 + 3
+        would round to 2^24 + 4); positions are exact and always < W, < H.
 
     Raises:
         TypeError: non-floating heatmaps.
         ValueError: a wrong rank, an empty map, an unknown refine or layout,
-            or an invalid blur_kernel.
+            an invalid blur_kernel, or H * W too large to address.
         MemoryError: the workspace for an exact whole-map blur failed.
     """
     if refine not in _REFINE:
@@ -243,9 +266,17 @@ def nms_boxes(
     with no +1 (as torchvision and ONNX; MMPose and rtmlib add 1 pixel);
     degenerate boxes have area 0 and IoU 0 with everything.
 
+    Threshold: suppressed when IoU > ``iou_threshold``, kept when IoU <=
+    it (torchvision ``nms``: "discards all overlapping boxes with IoU >
+    iou_threshold"; MMPose ``nms`` keeps ``ovr <= thr``). Areas,
+    intersections and IoU are computed in double, so boxes with extents up
+    to float32's maximum do not overflow. Any finite threshold is legal:
+    >= 1 keeps every box, < 0 keeps one box per group.
+
     Args:
         boxes: ``(M, 4)`` x1, y1, x2, y2 in pixels; must be finite.
-        scores: ``(M,)``; +/-inf allowed, NaN not.
+            Integer arrays are accepted.
+        scores: ``(M,)``; +/-inf allowed, NaN not; integers accepted.
         iou_threshold: suppression threshold on IoU.
         groups: optional ``(M,)`` integer ids (class or image): boxes of
             different groups never suppress each other.
@@ -255,7 +286,7 @@ def nms_boxes(
         ``(M',)`` intp indices of the kept boxes in descending score order.
 
     Raises:
-        TypeError: non-floating boxes or scores, non-integer groups.
+        TypeError: non-numeric boxes or scores, non-integer groups.
         ValueError: wrong shapes, NaN scores, non-finite boxes, or a
             non-finite threshold.
     """
@@ -322,12 +353,18 @@ def nms_oks(
     similarity with it is greater than ``threshold``. OKS uses the mean of
     the two areas and ignores keypoint visibility, as MMPose does.
 
+    Threshold: suppressed when OKS > ``threshold``, kept when OKS <= it
+    (MMPose ``oks_nms``: ``inds = np.where(oks_ovr <= thr)[0]``), compared
+    in double: a pose at exactly OKS 0.9 survives ``threshold=0.9``. Any
+    finite threshold is legal (>= 1 keeps all, < 0 keeps one per group).
+
     Args:
         keypoints: ``(M, K, 2)`` or ``(M, K, 3)`` (the third column is
-            ignored), in pixels; must be finite.
+            ignored), in pixels; must be finite. Integer arrays, and
+            integer scores, areas and sigmas, are accepted.
         scores: ``(M,)`` pose scores.
         areas: ``(M,)`` pose areas in pixels^2 (e.g. box area).
-        threshold: OKS above which a pose is suppressed.
+        threshold: OKS above which a pose is suppressed (strictly above).
         sigmas: ``(K,)`` OKS sigmas; defaults to the COCO sigmas when K == 17
             and is required otherwise.
         groups: optional ``(M,)`` integer ids; poses of different groups
@@ -368,10 +405,16 @@ def nms_oks_soft(
     ``gaussian``: ``s * exp(-o**2 / threshold)``; ``linear``: ``s * (1 - o)``
     where ``o >= threshold``.
 
+    Threshold: for ``linear``, a pose at exactly ``o == threshold`` is
+    rescored (MMPose ``soft_oks_nms``: ``inds = np.where(oks >= thr)``);
+    for ``gaussian`` it is the width, any positive finite double (1e-50
+    included; scores are rescored in double). No pose is ever dropped by a
+    threshold: ``max_keep`` bounds the output.
+
     Args:
         keypoints, scores, areas, sigmas, groups: as for :func:`nms_oks`.
         threshold: the Gaussian's width (must be > 0), or the linear
-            method's OKS threshold.
+            method's OKS threshold (rescored when OKS >= threshold).
         max_keep: keep at most this many poses (MMPose: 20); None for all.
         method: ``"gaussian"`` or ``"linear"``.
 
@@ -499,7 +542,27 @@ def group_paf(
         paf_channels: ``(L, 2)`` field channels (x, y) of each limb's vector
             from part a to part b.
         stride, offset: output coordinates are ``map position * stride +
-            offset`` (e.g. model-input pixels).
+            offset`` (e.g. model-input pixels); they must keep the map's
+            positions within float32.
+
+    Thresholds (all compared in double; OpenPose / OpenVINO model zoo
+    semantics, pinned by ``tests/paf_reference.py``):
+        * ``heatmap_threshold``: a peak's value must be > it (``map >
+          thre1``); a float32 value equal to float32(0.1) exceeds 0.1.
+        * ``peak_radius``: a peak is >= every value of its window (ties are
+          all peaks, NaN never suppresses); a radius >= max(H, W) already
+          covers the whole map, and larger values are clamped to it.
+        * ``max_peaks``: the highest per part; values above H * W mean all
+          peaks and are clamped (memory follows the peaks found).
+        * ``min_peak_distance``: a peak closer than it (``<``) to a kept one
+          is dropped; one exactly at the distance stays.
+        * ``min_paf_score``: a sample is good when > it (``score_mid >
+          thre2``); ``min_good_ratio``: a limb needs good / samples >= it.
+        * ``min_parts``: people with fewer parts (``<``) are dropped; values
+          above K drop everyone and are clamped to K + 1.
+        * ``min_person_score``: people whose score / parts is < it are
+          dropped; exactly equal is kept.
+        * ``samples``: 2 to 1000 field samples per candidate limb.
 
     Returns:
         persons ``(P, K, 3)`` float32 (x, y, score), a missing part being
@@ -510,7 +573,10 @@ def group_paf(
     Raises:
         TypeError: non-floating maps, non-integer tables.
         ValueError: wrong ranks, maps of different sizes, empty maps, a limb
-            naming a part >= K or a channel >= C, or a parameter out of range.
+            naming a part >= K or a channel >= C, a parameter out of range
+            or of the wrong type (the message names it), or H * W too large
+            to address.
+        MemoryError: a workspace for the peaks or candidate limbs failed.
     """
     if layout not in _PAF_LAYOUTS:
         raise ValueError(f"layout must be 'CHW' or 'HWC', got {layout!r}.")

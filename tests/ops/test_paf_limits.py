@@ -168,3 +168,21 @@ def test_integral_floats_and_numpy_integers_accepted():
     b = ops.group_paf(hm, pf, CHAIN_LIMBS, CHAIN_CHANNELS, min_parts=2)
     np.testing.assert_array_equal(a[0], b[0])
     np.testing.assert_array_equal(a[1], b[1])
+
+
+@pytest.mark.parametrize("distance, kept", [(2.0, 2), (np.nextafter(2.0, 3), 1),
+                                             (np.sqrt(2.0), 2), (np.nextafter(np.sqrt(2.0), 2), 1)])
+def test_min_peak_distance_boundary(distance, kept):
+    """A peak closer than min_peak_distance (<) to a kept one is dropped; one
+    at exactly the distance stays (sqrt(2) squared rounds above 2 in double,
+    which dropped the diagonal neighbour). Each kept peak of part 0 pairs
+    with one of part 1's two far-apart peaks: persons == peaks kept."""
+    hm = np.zeros((2, 9, 12), np.float32)
+    dy, dx = (0, 2) if distance >= 2 else (1, 1)
+    hm[0, 4, 3], hm[0, 4 + dy, 3 + dx] = 1.0, 0.9  # two peaks of part 0
+    hm[1, 0, 10] = hm[1, 8, 10] = 1.0
+    pf = np.ones((2, 9, 12), np.float32)
+    persons, _ = both(hm, pf, [(0, 1)], [(0, 1)], min_parts=2, peak_radius=0, refine=False,
+                      min_peak_distance=float(distance), min_paf_score=-2.0,
+                      min_good_ratio=0.0)
+    assert len(persons) == kept
