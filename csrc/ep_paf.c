@@ -19,6 +19,7 @@
  */
 #include "ep_core.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -104,6 +105,22 @@ static int reserve(void **buf, ep_index *cap, ep_index need, size_t elem)
     return EP_OK;
 }
 
+/*
+ * The largest float f <= t (FLT_MAX above it, -inf below -FLT_MAX). No float
+ * lies strictly between f and t, so for every float v: v > t (compared in
+ * double) exactly when v > f -- the double threshold's semantics at float
+ * speed in the scan over every pixel.
+ */
+static float float_at_or_below(double t)
+{
+    float f;
+    if (t >= FLT_MAX) return FLT_MAX;
+    if (t < -FLT_MAX) return -INFINITY;
+    f = (float)t;
+    if ((double)f > t) f = nextafterf(f, -INFINITY);
+    return f;
+}
+
 /* Largest non-NaN value of row y of part k over columns x0..x1 (-inf if none). */
 static float row_max(ep_maps hm, ep_index k, ep_index y, ep_index x0, ep_index x1)
 {
@@ -129,6 +146,7 @@ static ep_index find_peaks(ep_maps hm, ep_index k, const ep_paf_params *p, ep_in
 {
     ep_index y, x, n = 0, kept = 0, i, j;
     const int separable = r > 2;
+    const float threshold = float_at_or_below(p->heatmap_threshold);
 
     if (separable) {
         for (y = 0; y < hm.h; ++y)
@@ -142,9 +160,9 @@ static ep_index find_peaks(ep_maps hm, ep_index k, const ep_paf_params *p, ep_in
             float v = at(hm, k, y, x);
             ep_index yy;
             int is_peak = 1;
-            /* Widened to double: a float32 value equal to float32(t) is
-             * compared with t itself, as the NumPy reference does. */
-            if (!((double)v > p->heatmap_threshold)) continue; /* NaN is never a peak */
+            /* As (double)v > heatmap_threshold: a value equal to
+             * float32(0.1) exceeds 0.1, as in the NumPy reference. */
+            if (!(v > threshold)) continue; /* NaN is never a peak */
             if (separable) {
                 for (yy = y0; yy <= y1 && is_peak; ++yy)
                     if (rowmax[yy * hm.w + x] > v) is_peak = 0;

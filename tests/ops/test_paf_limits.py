@@ -186,3 +186,21 @@ def test_min_peak_distance_boundary(distance, kept):
                       min_peak_distance=float(distance), min_paf_score=-2.0,
                       min_good_ratio=0.0)
     assert len(persons) == kept
+
+
+@pytest.mark.parametrize("value", [0.1, 0.3, 1e-30, 3e38, -0.7])
+@pytest.mark.parametrize("where", ["at", "ulp below", "ulp above", "between floats"])
+def test_heatmap_threshold_around_float32_values(value, where):
+    """A double threshold near a float32 peak value: kept exactly when the
+    value exceeds it in double, as in the reference."""
+    v = np.float32(value)
+    t = {"at": float(v), "ulp below": np.nextafter(float(v), -np.inf),
+         "ulp above": np.nextafter(float(v), np.inf),
+         "between floats": (float(v) + float(np.nextafter(v, np.float32(np.inf)))) / 2}[where]
+    hm = np.full((2, 7, 12), -np.inf, np.float32)
+    hm[0, 3, 2] = hm[1, 3, 9] = v
+    pf = np.zeros((2, 7, 12), np.float32)
+    pf[0, 3, :] = 1.0
+    persons, _ = both(hm, pf, [(0, 1)], [(0, 1)], heatmap_threshold=t, min_parts=2,
+                      refine=False, min_person_score=-1e39)
+    assert len(persons) == int(float(v) > t)
