@@ -441,7 +441,8 @@ int ep_decode_heatmap(ep_heatmaps hm, int refine, int blur_kernel,
             float peak = scores[n * hm.k + k];
             ep_index px = (ep_index)kp[0], py = (ep_index)kp[1];
             map2d m;
-            double logv[BLOCK_MAX * BLOCK_MAX];
+            /* every cell read is set; zeroed so gcc -O2 -Werror cannot doubt it */
+            double logv[BLOCK_MAX * BLOCK_MAX] = {0.0};
             double ox = 0.0, oy = 0.0;
             int ok;
 
