@@ -553,7 +553,8 @@ def group_paf(
           all peaks, NaN never suppresses); a radius >= max(H, W) already
           covers the whole map, and larger values are clamped to it.
         * ``max_peaks``: the highest per part; values above H * W mean all
-          peaks and are clamped (memory follows the peaks found).
+          peaks and are clamped (memory follows the peaks and valid limbs
+          found; time grows with the product of two parts' peak counts).
         * ``min_peak_distance``: a peak closer than it (``<``) to a kept one
           is dropped; one exactly at the distance stays.
         * ``min_paf_score``: a sample is good when > it (``score_mid >
