@@ -640,7 +640,7 @@ static ep_index pick(const ep_index *values, int count)
  */
 static void fuzz_paf_limits(void)
 {
-    ep_index c = rng_int(2, 4), cf = rng_int(1, 4), h = rng_int(1, 12), w = rng_int(1, 12);
+    ep_index c = rng_int(2, 4), cf = rng_int(1, 4), h = rng_int(1, 9), w = rng_int(1, 9);
     ep_index limbs[8], channels[8], n_limbs = rng_int(1, 4), l, n_out = 0, n_ref = 0;
     const ep_index radii[] = {0, 1, 2, 3, h - 1, w, h + w, 1000, INT_MAX, PTRDIFF_MAX};
     const ep_index counts[] = {1, 2, h * w > 1 ? h * w - 1 : 1, h * w, h * w + 1, 46341,
@@ -795,7 +795,7 @@ int main(int argc, char **argv)
     for (i = 0; i < iterations && failures < 20; ++i) {
         fuzz_argmax(impls_run);
         fuzz_once();
-        if (i % 4 == 0) {
+        if (i % 6 == 0) {
             fuzz_paf_limits();
             fuzz_nms_limits();
         }
