@@ -27,6 +27,18 @@ typedef ptrdiff_t ep_index;
 #define EP_OK 0
 #define EP_EINVAL (-1) /* an argument is out of its documented range */
 #define EP_ENOMEM (-2) /* a workspace allocation failed */
+#define EP_EOVERFLOW (-3) /* a size computed from the arguments overflows */
+
+/*
+ * *out = a * b as a size_t, for sizing buffers and checking that a product of
+ * dimensions fits. Returns EP_EINVAL when a or b is negative (*out = 0) and
+ * EP_EOVERFLOW when the product exceeds PTRDIFF_MAX (*out = 0), so a size
+ * that passes also fits ep_index and a byte count of one-byte elements.
+ */
+int ep_mul_size(ep_index a, ep_index b, size_t *out);
+
+/* *out = a * b * c, with the same checks as ep_mul_size. */
+int ep_mul3_size(ep_index a, ep_index b, ep_index c, size_t *out);
 
 /* Refinement methods for ep_decode_heatmap. */
 #define EP_REFINE_NONE 0
@@ -66,7 +78,7 @@ typedef struct {
  *
  * keypoints: n*k*2 floats, row-major (n, k, 2). scores: n*k floats.
  * Returns EP_EINVAL if a size is negative, wx or wy is 0, or split_ratio is not
- * a positive finite number.
+ * a positive finite number; EP_EOVERFLOW when n * k overflows.
  */
 int ep_decode_simcc(ep_view3 x, ep_view3 y, float split_ratio,
                     float *keypoints, float *scores);
@@ -88,13 +100,16 @@ int ep_decode_simcc(ep_view3 x, ep_view3 y, float split_ratio,
  * A refinement whose neighbourhood or result is not finite is skipped.
  * The heatmaps are never modified.
  *
- * keypoints: n*k*2 floats, scores: n*k floats.
+ * keypoints: n*k*2 doubles (exact integer positions on maps of any width;
+ * a refined position is kept only where it is finite as a float), scores:
+ * n*k floats.
  * Returns EP_EINVAL on negative sizes, h or w equal to 0, an unknown refine
  * value, or an even or out-of-range blur_kernel (only checked when refining);
- * EP_ENOMEM if the workspace for an exact full-map blur cannot be allocated.
+ * EP_EOVERFLOW when h * w or n * k overflows the address space; EP_ENOMEM
+ * if the workspace for an exact full-map blur cannot be allocated.
  */
 int ep_decode_heatmap(ep_heatmaps hm, int refine, int blur_kernel,
-                      float *keypoints, float *scores);
+                      double *keypoints, float *scores);
 
 /*
  * The 1-D Gaussian kernel cv2.getGaussianKernel(size, 0, CV_32F) returns:
@@ -116,10 +131,12 @@ int ep_gaussian_kernel(int size, float *out);
  * boxes: m*4 floats, row-major. scores: m floats. groups: m ints or NULL
  * (NULL: one group). keep: room for m indices; *n_keep receives the count,
  * at most max_keep when max_keep >= 0.
- * Returns EP_EINVAL on m < 0, EP_ENOMEM if the sort workspace fails.
+ * Areas, intersections and IoU are computed in double from the float boxes.
+ * Returns EP_EINVAL on m < 0, EP_EOVERFLOW when m overflows the workspace
+ * sizes, EP_ENOMEM if the sort workspace fails.
  */
 int ep_nms_boxes(const float *boxes, const float *scores, const ep_index *groups,
-                 ep_index m, float iou_threshold, ep_index max_keep,
+                 ep_index m, double iou_threshold, ep_index max_keep,
                  ep_index *keep, ep_index *n_keep);
 
 /*
@@ -140,11 +157,13 @@ double ep_oks(const float *a, const float *b, const float *sigmas, ep_index k,
  *
  * keypoints: m*k*2 floats (x, y), row-major. scores, areas: m floats.
  * sigmas: k floats. groups: m ints or NULL. keep: room for m indices.
- * Returns EP_EINVAL on m < 0 or k < 1, EP_ENOMEM if the workspace fails.
+ * OKS and threshold are compared in double (OKS exactly at threshold is kept).
+ * Returns EP_EINVAL on m < 0 or k < 1, EP_EOVERFLOW when m * k overflows,
+ * EP_ENOMEM if the workspace fails.
  */
 int ep_nms_oks(const float *keypoints, const float *scores, const float *areas,
                const ep_index *groups, ep_index m, ep_index k,
-               const float *sigmas, float threshold, ep_index *keep,
+               const float *sigmas, double threshold, ep_index *keep,
                ep_index *n_keep);
 
 /*
@@ -157,11 +176,11 @@ int ep_nms_oks(const float *keypoints, const float *scores, const float *areas,
  * keep: room for m indices; new_scores (may be NULL): m floats receiving each
  * pose's score at the time it was kept, in keep order.
  * Returns EP_EINVAL on m < 0, k < 1, an unknown method, or a gaussian
- * threshold <= 0; EP_ENOMEM if the workspace fails.
+ * threshold <= 0; EP_EOVERFLOW when m * k overflows; EP_ENOMEM if the workspace fails.
  */
 int ep_nms_oks_soft(const float *keypoints, const float *scores,
                     const float *areas, const ep_index *groups, ep_index m,
-                    ep_index k, const float *sigmas, float threshold,
+                    ep_index k, const float *sigmas, double threshold,
                     int method, ep_index max_keep, ep_index *keep,
                     float *new_scores, ep_index *n_keep);
 
@@ -172,21 +191,27 @@ typedef struct {
     ep_index sc, sh, sw;
 } ep_maps;
 
+/* Largest accepted number of field samples per candidate limb. */
+#define EP_MAX_PAF_SAMPLES 1000
+
 /* Parameters of ep_group_paf (defaults: the OpenVINO model zoo's decoder).
- * Thresholds compared with double-precision quantities are doubles, so that
- * e.g. 8 good samples of 10 meet a ratio of exactly 0.8. */
+ * Thresholds are doubles compared with double-precision quantities (a
+ * float32 map value is widened, never the threshold narrowed), so e.g. a peak
+ * of float32(0.1) exceeds a threshold of 0.1 and 8 good samples of 10 meet a
+ * ratio of exactly 0.8. Counts are ep_index: peak_radius and max_peaks larger
+ * than the map are legal and mean "the whole map" / "every peak". */
 typedef struct {
-    float heatmap_threshold;  /* a peak's (float32) value must exceed this (0.1) */
-    int peak_radius;          /* local-maximum window radius (1: 3 x 3) */
+    double heatmap_threshold; /* a peak's value must be > this (0.1) */
+    ep_index peak_radius;     /* local-maximum window radius (1: 3 x 3), >= 0 */
     double min_peak_distance; /* thin peaks of a part closer than this, map px (0: off) */
     int refine;               /* sub-pixel peaks by a parabola through 3 x 3 (1) */
-    int max_peaks;            /* per part, the highest (100) */
-    int samples;              /* field samples along a candidate limb, >= 2 (10) */
-    double min_paf_score;     /* a sample is good above this (0.05) */
-    double min_good_ratio;    /* fraction of good samples required (0.9: 9 of 10) */
+    ep_index max_peaks;       /* per part, the highest (100), >= 1 */
+    int samples;              /* field samples along a candidate limb, 2..EP_MAX_PAF_SAMPLES (10) */
+    double min_paf_score;     /* a sample is good when > this (0.05) */
+    double min_good_ratio;    /* good / samples must be >= this (0.9: 9 of 10) */
     double distance_prior;    /* > 0: add min(0, prior * h / length - 1) to a limb (0: off) */
-    int min_parts;            /* persons with fewer parts are dropped (3) */
-    double min_person_score;  /* persons whose score / parts is lower are dropped (0) */
+    ep_index min_parts;       /* persons with fewer parts are dropped (3), >= 0 */
+    double min_person_score;  /* persons whose score / parts is < this are dropped (0) */
     double stride, offset;    /* output = map position * stride + offset */
 } ep_paf_params;
 
@@ -202,9 +227,13 @@ typedef struct {
  * persons: max_persons * K * 3 floats (x, y, score); a missing part is
  * (-1, -1, 0). scores: max_persons floats, the person's (sum of part and
  * limb scores) / parts. Persons come in descending score. *n_persons gets
- * the count (at most max_persons; K * max_peaks / 2 always suffices).
+ * the number of persons found, which may exceed max_persons: then only the
+ * first max_persons are written, and the caller may call again with room
+ * for *n_persons (the result is deterministic). Workspaces are sized by
+ * the peaks and candidate limbs actually found, never by max_peaks.
  * Returns EP_EINVAL for inconsistent sizes, out-of-range part or channel
- * ids, or parameters out of range; EP_ENOMEM if the workspace fails.
+ * ids, or parameters out of range; EP_EOVERFLOW when h * w overflows;
+ * EP_ENOMEM if a workspace fails.
  */
 int ep_group_paf(ep_maps heatmaps, ep_maps pafs, const ep_index *limbs,
                  const ep_index *paf_channels, ep_index n_limbs,

@@ -320,7 +320,7 @@ EP_TARGET_AVX2 static void scan_channels_avx2(const float *base, ep_index h, ep_
 #endif
 
 /* Argmax of every map of instance n into keypoints / scores. */
-static void argmax_instance(ep_heatmaps hm, ep_index n, float *keypoints,
+static void argmax_instance(ep_heatmaps hm, ep_index n, double *keypoints,
                             float *scores, argmax_state st)
 {
     const float *base = hm.data + n * hm.sn;
@@ -382,21 +382,22 @@ static void argmax_instance(ep_heatmaps hm, ep_index n, float *keypoints,
         }
     }
     for (k = 0; k < hm.k; ++k) {
-        float *kp = keypoints + 2 * (n * hm.k + k);
+        double *kp = keypoints + 2 * (n * hm.k + k);
         float score = has_nan[k] ? NAN : best[k];
         scores[n * hm.k + k] = score;
         if (score > 0.0f) {
-            kp[0] = (float)(best_i[k] % hm.w);
-            kp[1] = (float)(best_i[k] / hm.w);
+            /* exact in double for any index (float32 rounds above 2^24) */
+            kp[0] = (double)(best_i[k] % hm.w);
+            kp[1] = (double)(best_i[k] / hm.w);
         } else {
-            kp[0] = -1.0f;
-            kp[1] = -1.0f;
+            kp[0] = -1.0;
+            kp[1] = -1.0;
         }
     }
 }
 
 int ep_decode_heatmap(ep_heatmaps hm, int refine, int blur_kernel,
-                      float *keypoints, float *scores)
+                      double *keypoints, float *scores)
 {
     float g[EP_MAX_BLUR_KERNEL];
     argmax_state st;
@@ -405,6 +406,14 @@ int ep_decode_heatmap(ep_heatmaps hm, int refine, int blur_kernel,
     ep_index n, k;
 
     if (hm.n < 0 || hm.k < 0 || hm.h < 1 || hm.w < 1) return EP_EINVAL;
+    {
+        /* Positions y * w + x, the whole-map workspace (h * w doubles) and
+         * the outputs (n * k * 2) must be addressable. */
+        size_t size;
+        if (ep_mul3_size(hm.h, hm.w, (ep_index)sizeof(double), &size) != EP_OK ||
+            ep_mul3_size(hm.n, hm.k, 2 * (ep_index)sizeof(double), &size) != EP_OK)
+            return EP_EOVERFLOW;
+    }
     if (refine != EP_REFINE_NONE && refine != EP_REFINE_DARK &&
         refine != EP_REFINE_DARK_UDP)
         return EP_EINVAL;
@@ -428,11 +437,12 @@ int ep_decode_heatmap(ep_heatmaps hm, int refine, int blur_kernel,
         argmax_instance(hm, n, keypoints, scores, st);
         if (refine == EP_REFINE_NONE) continue;
         for (k = 0; k < hm.k; ++k) {
-            float *kp = keypoints + 2 * (n * hm.k + k);
+            double *kp = keypoints + 2 * (n * hm.k + k);
             float peak = scores[n * hm.k + k];
             ep_index px = (ep_index)kp[0], py = (ep_index)kp[1];
             map2d m;
-            double logv[BLOCK_MAX * BLOCK_MAX];
+            /* every cell read is set; zeroed so gcc -O2 -Werror cannot doubt it */
+            double logv[BLOCK_MAX * BLOCK_MAX] = {0.0};
             double ox = 0.0, oy = 0.0;
             int ok;
 
@@ -453,8 +463,8 @@ int ep_decode_heatmap(ep_heatmaps hm, int refine, int blur_kernel,
                 ok = udp_offset(logv, px, py, hm.w, hm.h, &ox, &oy);
             if (ok) {
                 /* Non-finite, or too large for a float: keep the argmax. */
-                float fx = (float)((double)px + ox), fy = (float)((double)py + oy);
-                if (isfinite(fx) && isfinite(fy)) {
+                double fx = (double)px + ox, fy = (double)py + oy;
+                if (isfinite((float)fx) && isfinite((float)fy)) {
                     kp[0] = fx;
                     kp[1] = fy;
                 }

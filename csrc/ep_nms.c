@@ -2,6 +2,7 @@
 #include "ep_core.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 
 #include "ep_simd.h"
@@ -44,9 +45,12 @@ static int same_group(const ep_index *groups, ep_index a, ep_index b)
     return groups == NULL || groups[a] == groups[b];
 }
 
-/* Boxes in rank order, one array per coordinate, so the sweep vectorizes. */
+/* Boxes in rank order, one array per coordinate, so the sweep vectorizes.
+ * Double precision: float32 areas overflow for extents above ~1.8e19 and
+ * the IoU must be compared with the (double) threshold exactly as the
+ * NumPy reference does. */
 typedef struct {
-    float *x1, *y1, *x2, *y2, *area;
+    double *x1, *y1, *x2, *y2, *area;
 } box_columns;
 
 /*
@@ -54,27 +58,27 @@ typedef struct {
  * (IoU 0 where the boxes are disjoint or the union is not positive), so
  * compilers vectorize it; boxes already dropped are recomputed harmlessly.
  */
-static inline void sweep(box_columns c, ep_index a, ep_index m, float threshold,
+static inline void sweep(box_columns c, ep_index a, ep_index m, double threshold,
                          unsigned char *restrict dropped)
 {
-    const float ax1 = c.x1[a], ay1 = c.y1[a], ax2 = c.x2[a], ay2 = c.y2[a], aa = c.area[a];
-    const float *restrict x1 = c.x1, *restrict y1 = c.y1, *restrict x2 = c.x2;
-    const float *restrict y2 = c.y2, *restrict area = c.area;
+    const double ax1 = c.x1[a], ay1 = c.y1[a], ax2 = c.x2[a], ay2 = c.y2[a], aa = c.area[a];
+    const double *restrict x1 = c.x1, *restrict y1 = c.y1, *restrict x2 = c.x2;
+    const double *restrict y2 = c.y2, *restrict area = c.area;
     ep_index b;
     for (b = a + 1; b < m; ++b) {
-        float lx = x1[b] > ax1 ? x1[b] : ax1, rx = x2[b] < ax2 ? x2[b] : ax2;
-        float ty = y1[b] > ay1 ? y1[b] : ay1, by = y2[b] < ay2 ? y2[b] : ay2;
-        float w = rx - lx, h = by - ty;
-        float inter = (w > 0.0f ? w : 0.0f) * (h > 0.0f ? h : 0.0f);
-        float uni = aa + area[b] - inter;
+        double lx = x1[b] > ax1 ? x1[b] : ax1, rx = x2[b] < ax2 ? x2[b] : ax2;
+        double ty = y1[b] > ay1 ? y1[b] : ay1, by = y2[b] < ay2 ? y2[b] : ay2;
+        double w = rx - lx, h = by - ty;
+        double inter = (w > 0.0 ? w : 0.0) * (h > 0.0 ? h : 0.0);
+        double uni = aa + area[b] - inter;
         /* Dividing unconditionally lets the loop vectorize; the guard keeps
          * 0 / 0 out (uni > 0 whenever inter > 0, and 0 / 1 is 0). */
-        float iou = inter / (uni > 0.0f ? uni : 1.0f);
+        double iou = inter / (uni > 0.0 ? uni : 1.0);
         dropped[b] |= iou > threshold;
     }
 }
 
-static void sweep_default(box_columns c, ep_index a, ep_index m, float threshold,
+static void sweep_default(box_columns c, ep_index a, ep_index m, double threshold,
                           unsigned char *dropped)
 {
     sweep(c, a, m, threshold, dropped);
@@ -82,18 +86,18 @@ static void sweep_default(box_columns c, ep_index a, ep_index m, float threshold
 
 #ifdef EP_AVX2
 EP_TARGET_AVX2 static void sweep_avx2(box_columns c, ep_index a, ep_index m,
-                                      float threshold, unsigned char *dropped)
+                                      double threshold, unsigned char *dropped)
 {
     sweep(c, a, m, threshold, dropped);
 }
 #endif
 
 /* The same test for one pair, for the grouped path. */
-static int overlaps(box_columns c, ep_index a, ep_index b, float threshold)
+static int overlaps(box_columns c, ep_index a, ep_index b, double threshold)
 {
     unsigned char flag[2] = {0, 0};
     box_columns pair;
-    float x1[2], y1[2], x2[2], y2[2], area[2];
+    double x1[2], y1[2], x2[2], y2[2], area[2];
     x1[0] = c.x1[a], y1[0] = c.y1[a], x2[0] = c.x2[a], y2[0] = c.y2[a], area[0] = c.area[a];
     x1[1] = c.x1[b], y1[1] = c.y1[b], x2[1] = c.x2[b], y2[1] = c.y2[b], area[1] = c.area[b];
     pair.x1 = x1, pair.y1 = y1, pair.x2 = x2, pair.y2 = y2, pair.area = area;
@@ -102,11 +106,11 @@ static int overlaps(box_columns c, ep_index a, ep_index b, float threshold)
 }
 
 int ep_nms_boxes(const float *boxes, const float *scores, const ep_index *groups,
-                 ep_index m, float iou_threshold, ep_index max_keep,
+                 ep_index m, double iou_threshold, ep_index max_keep,
                  ep_index *keep, ep_index *n_keep)
 {
     ranked *order;
-    float *columns;
+    double *columns;
     box_columns c;
     unsigned char *dropped;
     ep_index a, b, count = 0;
@@ -116,8 +120,10 @@ int ep_nms_boxes(const float *boxes, const float *scores, const ep_index *groups
     *n_keep = 0;
     if (m < 0) return EP_EINVAL;
     if (m == 0 || limit == 0) return EP_OK;
+    if (m > PTRDIFF_MAX / (ep_index)(5 * sizeof(double)) || m > PTRDIFF_MAX / 16)
+        return EP_EOVERFLOW;
     order = rank_scores(scores, m);
-    columns = (float *)malloc((size_t)m * 5 * sizeof(float));
+    columns = (double *)malloc((size_t)m * 5 * sizeof(double));
     dropped = (unsigned char *)calloc((size_t)m, 1);
     if (!order || !columns || !dropped) {
         free(order);
@@ -129,12 +135,12 @@ int ep_nms_boxes(const float *boxes, const float *scores, const ep_index *groups
     c.area = columns + 4 * m;
     for (a = 0; a < m; ++a) {
         const float *p = boxes + 4 * order[a].index;
-        float w = p[2] - p[0], h = p[3] - p[1];
+        double w = (double)p[2] - p[0], h = (double)p[3] - p[1];
         c.x1[a] = p[0];
         c.y1[a] = p[1];
         c.x2[a] = p[2];
         c.y2[a] = p[3];
-        c.area[a] = (w > 0.0f ? w : 0.0f) * (h > 0.0f ? h : 0.0f);
+        c.area[a] = (w > 0.0 ? w : 0.0) * (h > 0.0 ? h : 0.0);
     }
     for (a = 0; a < m && count < limit; ++a) {
         ep_index i = order[a].index;
@@ -158,6 +164,15 @@ int ep_nms_boxes(const float *boxes, const float *scores, const ep_index *groups
     free(columns);
     free(dropped);
     return EP_OK;
+}
+
+/* Whether the keypoints (m * k * 2 floats) and the per-pose (m) and
+ * per-keypoint (k) workspaces of at most 16 bytes an element are addressable. */
+static int sizes_fit(ep_index m, ep_index k)
+{
+    size_t size;
+    return ep_mul3_size(m, k, 2 * (ep_index)sizeof(float), &size) == EP_OK &&
+           ep_mul_size(m, 16, &size) == EP_OK && ep_mul_size(k, 16, &size) == EP_OK;
 }
 
 /* 1 / (2 sigma)^2 per keypoint, the weights of the OKS exponent. */
@@ -226,7 +241,7 @@ double ep_oks(const float *a, const float *b, const float *sigmas, ep_index k,
 
 int ep_nms_oks(const float *keypoints, const float *scores, const float *areas,
                const ep_index *groups, ep_index m, ep_index k,
-               const float *sigmas, float threshold, ep_index *keep,
+               const float *sigmas, double threshold, ep_index *keep,
                ep_index *n_keep)
 {
     ranked *order;
@@ -236,6 +251,7 @@ int ep_nms_oks(const float *keypoints, const float *scores, const float *areas,
 
     *n_keep = 0;
     if (m < 0 || k < 1) return EP_EINVAL;
+    if (!sizes_fit(m, k)) return EP_EOVERFLOW;
     if (m == 0) return EP_OK;
     order = rank_scores(scores, m);
     w = oks_weights(sigmas, k);
@@ -267,7 +283,7 @@ int ep_nms_oks(const float *keypoints, const float *scores, const float *areas,
 
 int ep_nms_oks_soft(const float *keypoints, const float *scores,
                     const float *areas, const ep_index *groups, ep_index m,
-                    ep_index k, const float *sigmas, float threshold,
+                    ep_index k, const float *sigmas, double threshold,
                     int method, ep_index max_keep, ep_index *keep,
                     float *new_scores, ep_index *n_keep)
 {
@@ -279,7 +295,8 @@ int ep_nms_oks_soft(const float *keypoints, const float *scores,
     *n_keep = 0;
     if (m < 0 || k < 1) return EP_EINVAL;
     if (method != EP_SOFT_GAUSSIAN && method != EP_SOFT_LINEAR) return EP_EINVAL;
-    if (method == EP_SOFT_GAUSSIAN && !(threshold > 0.0f)) return EP_EINVAL;
+    if (method == EP_SOFT_GAUSSIAN && !(threshold > 0.0)) return EP_EINVAL;
+    if (!sizes_fit(m, k)) return EP_EOVERFLOW;
     if (m == 0) return EP_OK;
     w = oks_weights(sigmas, k);
     current = (double *)malloc((size_t)m * sizeof(double));

@@ -19,7 +19,9 @@
  */
 #include "ep_core.h"
 
+#include <float.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -75,28 +77,99 @@ static double vertex(double left, double center, double right)
     return d < -0.5 ? -0.5 : (d > 0.5 ? 0.5 : d);
 }
 
-/* The peaks of part k appended to peaks[*n_peaks...]; cand is scratch of h*w. */
-static void find_peaks(ep_maps hm, ep_index k, const ep_paf_params *p,
-                       peak_candidate *cand, peak *peaks, ep_index *n_peaks)
+/* malloc of count elements of elem bytes; EP_EOVERFLOW when the byte count
+ * overflows, EP_ENOMEM when the allocation fails (*out = NULL). */
+static int alloc_n(void **out, ep_index count, size_t elem)
 {
-    ep_index y, x, n = 0, kept = 0, start = *n_peaks, i, j;
-    int r = p->peak_radius;
+    size_t bytes;
+    int status = ep_mul_size(count > 0 ? count : 1, (ep_index)elem, &bytes);
+    *out = NULL;
+    if (status != EP_OK) return status;
+    *out = malloc(bytes);
+    return *out ? EP_OK : EP_ENOMEM;
+}
 
+/* Grows *buf (of *cap elements) to hold at least need elements. */
+static int reserve(void **buf, ep_index *cap, ep_index need, size_t elem)
+{
+    ep_index new_cap = *cap > 0 ? *cap : 16;
+    size_t bytes;
+    void *grown;
+    if (need <= *cap) return EP_OK;
+    while (new_cap < need) new_cap = new_cap > PTRDIFF_MAX / 2 ? need : 2 * new_cap;
+    if (ep_mul_size(new_cap, (ep_index)elem, &bytes) != EP_OK) return EP_EOVERFLOW;
+    grown = realloc(*buf, bytes);
+    if (!grown) return EP_ENOMEM;
+    *buf = grown;
+    *cap = new_cap;
+    return EP_OK;
+}
+
+/*
+ * The largest float f <= t (FLT_MAX above it, -inf below -FLT_MAX). No float
+ * lies strictly between f and t, so for every float v: v > t (compared in
+ * double) exactly when v > f -- the double threshold's semantics at float
+ * speed in the scan over every pixel.
+ */
+static float float_at_or_below(double t)
+{
+    float f;
+    if (t >= FLT_MAX) return FLT_MAX;
+    if (t < -FLT_MAX) return -INFINITY;
+    f = (float)t;
+    if ((double)f > t) f = nextafterf(f, -INFINITY);
+    return f;
+}
+
+/* Largest non-NaN value of row y of part k over columns x0..x1 (-inf if none). */
+static float row_max(ep_maps hm, ep_index k, ep_index y, ep_index x0, ep_index x1)
+{
+    float best = -INFINITY;
+    ep_index x;
+    for (x = x0; x <= x1; ++x) {
+        float v = at(hm, k, y, x);
+        best = v > best ? v : best; /* NaN never wins */
+    }
+    return best;
+}
+
+/*
+ * The candidate peaks of part k into cand[0 .. return value), in descending
+ * value (ties row-major), at most max_peaks and thinned by distance. A
+ * candidate is a value > heatmap_threshold that is >= every non-NaN value of
+ * its (2r + 1)^2 window clipped to the map (r <= max(h, w)). Small windows
+ * are scanned directly; larger ones through rowmax (h * w floats: the maxima
+ * of the (2r + 1)-wide row windows), O(h * w * r) whatever the values.
+ */
+static ep_index find_peaks(ep_maps hm, ep_index k, const ep_paf_params *p, ep_index r,
+                           float *rowmax, peak_candidate *cand)
+{
+    ep_index y, x, n = 0, kept = 0, i, j;
+    const int separable = r > 2;
+    const float threshold = float_at_or_below(p->heatmap_threshold);
+
+    if (separable) {
+        for (y = 0; y < hm.h; ++y)
+            for (x = 0; x < hm.w; ++x)
+                rowmax[y * hm.w + x] = row_max(hm, k, y, x - r < 0 ? 0 : x - r,
+                                               x + r >= hm.w ? hm.w - 1 : x + r);
+    }
     for (y = 0; y < hm.h; ++y) {
+        ep_index y0 = y - r < 0 ? 0 : y - r, y1 = y + r >= hm.h ? hm.h - 1 : y + r;
         for (x = 0; x < hm.w; ++x) {
             float v = at(hm, k, y, x);
-            ep_index yy, xx;
+            ep_index yy;
             int is_peak = 1;
-            if (!(v > p->heatmap_threshold)) continue; /* NaN is never a peak */
-            for (yy = y - r; yy <= y + r && is_peak; ++yy) {
-                if (yy < 0 || yy >= hm.h) continue;
-                for (xx = x - r; xx <= x + r; ++xx) {
-                    if (xx < 0 || xx >= hm.w) continue;
-                    if (at(hm, k, yy, xx) > v) { /* NaN neighbours never suppress */
-                        is_peak = 0;
-                        break;
-                    }
-                }
+            /* As (double)v > heatmap_threshold: a value equal to
+             * float32(0.1) exceeds 0.1, as in the NumPy reference. */
+            if (!(v > threshold)) continue; /* NaN is never a peak */
+            if (separable) {
+                for (yy = y0; yy <= y1 && is_peak; ++yy)
+                    if (rowmax[yy * hm.w + x] > v) is_peak = 0;
+            } else {
+                ep_index x0 = x - r < 0 ? 0 : x - r, x1 = x + r >= hm.w ? hm.w - 1 : x + r;
+                for (yy = y0; yy <= y1 && is_peak; ++yy)
+                    if (row_max(hm, k, yy, x0, x1) > v) is_peak = 0; /* NaN never suppresses */
             }
             if (is_peak) {
                 cand[n].value = v;
@@ -111,10 +184,13 @@ static void find_peaks(ep_maps hm, ep_index k, const ep_paf_params *p,
     for (i = 0; i < n; ++i) {
         int far_enough = 1;
         if (p->min_peak_distance > 0.0) {
-            double min_d2 = p->min_peak_distance * p->min_peak_distance;
             for (j = 0; j < kept; ++j) {
                 double dx = (double)(cand[i].x - cand[j].x), dy = (double)(cand[i].y - cand[j].y);
-                if (dx * dx + dy * dy < min_d2) {
+                /* The distance itself against the threshold, as the
+                 * reference's hypot(dx, dy) < d: squaring d would round
+                 * (sqrt(2)^2 > 2 in double) and drop a peak at exactly d.
+                 * dx^2 + dy^2 is exact (integers), its sqrt correctly rounded. */
+                if (sqrt(dx * dx + dy * dy) < p->min_peak_distance) {
                     far_enough = 0;
                     break;
                 }
@@ -122,10 +198,17 @@ static void find_peaks(ep_maps hm, ep_index k, const ep_paf_params *p,
         }
         if (far_enough) cand[kept++] = cand[i];
     }
+    return kept;
+}
+
+/* The kept candidates of part k as peaks, refined to sub-pixel if asked. */
+static void make_peaks(ep_maps hm, ep_index k, const ep_paf_params *p,
+                       const peak_candidate *cand, ep_index kept, peak *out)
+{
+    ep_index i;
     for (i = 0; i < kept; ++i) {
-        peak *q = &peaks[start + i];
-        y = cand[i].y;
-        x = cand[i].x;
+        peak *q = &out[i];
+        ep_index y = cand[i].y, x = cand[i].x;
         q->x = (double)x;
         q->y = (double)y;
         q->value = cand[i].value;
@@ -138,7 +221,6 @@ static void find_peaks(ep_maps hm, ep_index k, const ep_paf_params *p,
             q->y += dy;
         }
     }
-    *n_peaks = start + kept;
 }
 
 /* Bilinear sample of channel c at (x, y), clamped into the map. */
@@ -208,12 +290,13 @@ static int check_params(ep_maps hm, ep_maps paf, const ep_index *limbs, const ep
     ep_index l;
     if (hm.c < 1 || hm.h < 1 || hm.w < 1 || paf.c < 1 || paf.h != hm.h || paf.w != hm.w)
         return 0;
-    if (n_limbs < 0 || p->samples < 2 || p->max_peaks < 1 || p->peak_radius < 0 ||
-        p->min_parts < 0 || !(p->min_good_ratio >= 0.0) || !(p->min_good_ratio <= 1.0) ||
-        !isfinite(p->heatmap_threshold) || !isfinite(p->min_paf_score) ||
-        !isfinite(p->min_person_score) || !(p->min_peak_distance >= 0.0) ||
-        !isfinite(p->min_peak_distance) || !(p->distance_prior >= 0.0) ||
-        !isfinite(p->distance_prior) || !isfinite(p->stride) || !isfinite(p->offset))
+    if (n_limbs < 0 || p->samples < 2 || p->samples > EP_MAX_PAF_SAMPLES || p->max_peaks < 1 ||
+        p->peak_radius < 0 || p->min_parts < 0 || !(p->min_good_ratio >= 0.0) ||
+        !(p->min_good_ratio <= 1.0) || !isfinite(p->heatmap_threshold) ||
+        !isfinite(p->min_paf_score) || !isfinite(p->min_person_score) ||
+        !(p->min_peak_distance >= 0.0) || !isfinite(p->min_peak_distance) ||
+        !(p->distance_prior >= 0.0) || !isfinite(p->distance_prior) || !isfinite(p->stride) ||
+        !isfinite(p->offset))
         return 0;
     for (l = 0; l < n_limbs; ++l) {
         if (limbs[2 * l] < 0 || limbs[2 * l] >= hm.c || limbs[2 * l + 1] < 0 ||
@@ -234,39 +317,56 @@ int ep_group_paf(ep_maps heatmaps, ep_maps pafs, const ep_index *limbs,
     const ep_index K = heatmaps.c;
     const ep_paf_params *p = params;
     peak_candidate *cand = NULL;
+    float *rowmax = NULL;
     peak *peaks = NULL;
     ep_index *first = NULL, *owner = NULL, *order = NULL;
     ep_index *part_storage = NULL;
     connection *conns = NULL;
     unsigned char *used = NULL;
     person *people = NULL;
-    ep_index n_peaks = 0, n_people = 0, k, l, i, j, out = 0;
+    ep_index n_peaks = 0, peak_cap = 0, conn_cap = 0, n_people = 0, k, l, i, j, out = 0;
+    ep_index radius, map_size;
+    size_t size;
     int status = EP_OK;
 
     *n_persons = 0;
     if (!check_params(heatmaps, pafs, limbs, paf_channels, n_limbs, p)) return EP_EINVAL;
+    if (max_persons < 0) return EP_EINVAL;
+    /* h * w elements of the largest workspace element must be addressable. */
+    if (ep_mul3_size(heatmaps.h, heatmaps.w, (ep_index)sizeof(peak_candidate), &size) != EP_OK)
+        return EP_EOVERFLOW;
+    map_size = heatmaps.h * heatmaps.w;
+    /* A window wider than the map covers the whole map: the same peaks. */
+    radius = heatmaps.h > heatmaps.w ? heatmaps.h : heatmaps.w;
+    if (p->peak_radius < radius) radius = p->peak_radius;
 
-    cand = (peak_candidate *)malloc((size_t)(heatmaps.h * heatmaps.w) * sizeof(peak_candidate));
-    peaks = (peak *)malloc((size_t)(K * p->max_peaks) * sizeof(peak));
-    first = (ep_index *)malloc((size_t)(K + 1) * sizeof(ep_index));
-    if (!cand || !peaks || !first) goto nomem;
+    if ((status = alloc_n((void **)&cand, map_size, sizeof(peak_candidate))) != EP_OK) goto fail;
+    if (radius > 2 && (status = alloc_n((void **)&rowmax, map_size, sizeof(float))) != EP_OK)
+        goto fail;
+    if ((status = alloc_n((void **)&first, K + 1, sizeof(ep_index))) != EP_OK) goto fail;
 
     /* 1. peaks; part k owns peaks first[k] .. first[k + 1] - 1 */
     for (k = 0; k < K; ++k) {
+        ep_index kept = find_peaks(heatmaps, k, p, radius, rowmax, cand);
         first[k] = n_peaks;
-        find_peaks(heatmaps, k, p, cand, peaks, &n_peaks);
+        status = reserve((void **)&peaks, &peak_cap, n_peaks + kept, sizeof(peak));
+        if (status != EP_OK) goto fail;
+        make_peaks(heatmaps, k, p, cand, kept, peaks + n_peaks);
+        n_peaks += kept;
     }
     first[K] = n_peaks;
     free(cand);
     cand = NULL;
+    free(rowmax);
+    rowmax = NULL;
 
-    conns = (connection *)malloc((size_t)(p->max_peaks * p->max_peaks + 1) * sizeof(connection));
-    used = (unsigned char *)malloc((size_t)(n_peaks + 1));
-    owner = (ep_index *)malloc((size_t)(n_peaks + 1) * sizeof(ep_index));
+    if ((status = alloc_n((void **)&used, n_peaks + 1, 1)) != EP_OK) goto fail;
+    if ((status = alloc_n((void **)&owner, n_peaks + 1, sizeof(ep_index))) != EP_OK) goto fail;
     /* at most one person per peak: persons never share peaks */
-    people = (person *)calloc((size_t)(n_peaks + 1), sizeof(person));
-    part_storage = (ep_index *)malloc((size_t)((n_peaks + 1) * K) * sizeof(ep_index));
-    if (!conns || !used || !owner || !people || !part_storage) goto nomem;
+    if ((status = alloc_n((void **)&people, n_peaks + 1, sizeof(person))) != EP_OK) goto fail;
+    if ((status = ep_mul_size(n_peaks + 1, K, &size)) != EP_OK) goto fail;
+    if ((status = alloc_n((void **)&part_storage, (ep_index)size, sizeof(ep_index))) != EP_OK)
+        goto fail;
     for (i = 0; i < n_peaks; ++i) owner[i] = -1;
 
     /* 2-4. limbs, in table order */
@@ -278,6 +378,9 @@ int ep_group_paf(ep_maps heatmaps, ep_maps pafs, const ep_index *limbs,
             for (j = first[b]; j < first[b + 1]; ++j) {
                 double s;
                 if (limb_score(pafs, cx, cy, &peaks[i], &peaks[j], p, heatmaps.h, &s)) {
+                    /* sized by the valid candidates, not max_peaks^2 */
+                    status = reserve((void **)&conns, &conn_cap, n_conn + 1, sizeof(connection));
+                    if (status != EP_OK) goto fail;
                     conns[n_conn].score = s;
                     conns[n_conn].i = i;
                     conns[n_conn].j = j;
@@ -342,8 +445,7 @@ int ep_group_paf(ep_maps heatmaps, ep_maps pafs, const ep_index *limbs,
     }
 
     /* 5. filter, then sort by mean score (stable) */
-    order = (ep_index *)malloc((size_t)(n_people + 1) * sizeof(ep_index));
-    if (!order) goto nomem;
+    if ((status = alloc_n((void **)&order, n_people + 1, sizeof(ep_index))) != EP_OK) goto fail;
     for (i = 0; i < n_people; ++i) {
         person *q = &people[i];
         if (!q->alive || q->count < p->min_parts || q->count == 0) continue;
@@ -361,8 +463,7 @@ int ep_group_paf(ep_maps heatmaps, ep_maps pafs, const ep_index *limbs,
         }
         order[j + 1] = v;
     }
-    if (out > max_persons) out = max_persons;
-    for (i = 0; i < out; ++i) {
+    for (i = 0; i < out && i < max_persons; ++i) {
         person *q = &people[order[i]];
         float *row = persons_out + i * K * 3;
         for (k = 0; k < K; ++k) {
@@ -380,12 +481,10 @@ int ep_group_paf(ep_maps heatmaps, ep_maps pafs, const ep_index *limbs,
         scores_out[i] = (float)(q->score / (double)q->count);
     }
     *n_persons = out;
-    goto done;
 
-nomem:
-    status = EP_ENOMEM;
-done:
+fail:
     free(cand);
+    free(rowmax);
     free(peaks);
     free(first);
     free(conns);

@@ -12,6 +12,11 @@ int ep_decode_simcc(ep_view3 x, ep_view3 y, float split_ratio,
     if (x.n < 0 || x.k < 0 || x.len < 1 || y.len < 1 || x.n != y.n ||
         x.k != y.k || !(split_ratio > 0.0f) || !isfinite(split_ratio))
         return EP_EINVAL;
+    {
+        size_t size; /* the outputs (n * k * 2) must be addressable */
+        if (ep_mul3_size(x.n, x.k, 2 * (ep_index)sizeof(float), &size) != EP_OK)
+            return EP_EOVERFLOW;
+    }
 
     for (n = 0; n < x.n; ++n) {
         for (k = 0; k < x.k; ++k) {

@@ -7,7 +7,10 @@
  *
  * Usage: test_core [fuzz_iterations]   (exit status 0 when all checks pass)
  */
+#include <float.h>
+#include <limits.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,7 +142,8 @@ static void test_heatmap(void)
     enum { K = 3, H = 32, W = 24 };
     static float hm[K * H * W], hwk[H * W * K];
     const double cx[K] = {10.3, 1.0, 17.75}, cy[K] = {12.6, 20.0, 3.4};
-    float kp[2 * K], sc[K], kp2[2 * K], sc2[K];
+    double kp[2 * K], kp2[2 * K];
+    float sc[K], sc2[K];
     ep_heatmaps v;
     int k, y, x, refine;
 
@@ -330,13 +334,18 @@ static int same_float(float a, float b)
     return (a != a && b != b) || memcmp(&a, &b, sizeof a) == 0;
 }
 
+static int same_double(double a, double b)
+{
+    return (a != a && b != b) || memcmp(&a, &b, sizeof a) == 0;
+}
+
 /* The strided view decodes exactly as a contiguous (n, k, h, w) copy of it. */
-static void same_as_contiguous(ep_heatmaps hm, int refine, int kernel, const float *kp,
+static void same_as_contiguous(ep_heatmaps hm, int refine, int kernel, const double *kp,
                                const float *sc)
 {
     ep_index count = hm.n * hm.k * hm.h * hm.w, i, n, k, y, x;
     float *copy = (float *)malloc((size_t)(count > 0 ? count : 1) * sizeof(float));
-    float *kp2 = (float *)malloc((size_t)(2 * hm.n * hm.k + 1) * sizeof(float));
+    double *kp2 = (double *)malloc((size_t)(2 * hm.n * hm.k + 1) * sizeof(double));
     float *sc2 = (float *)malloc((size_t)(hm.n * hm.k + 1) * sizeof(float));
     for (n = 0; n < hm.n; ++n)
         for (k = 0; k < hm.k; ++k)
@@ -347,7 +356,7 @@ static void same_as_contiguous(ep_heatmaps hm, int refine, int kernel, const flo
     CHECK(ep_decode_heatmap(nchw(copy, hm.n, hm.k, hm.h, hm.w), refine, kernel, kp2, sc2) == EP_OK);
     for (i = 0; i < hm.n * hm.k; ++i) {
         CHECK(same_float(sc[i], sc2[i]));
-        CHECK(same_float(kp[2 * i], kp2[2 * i]) && same_float(kp[2 * i + 1], kp2[2 * i + 1]));
+        CHECK(same_double(kp[2 * i], kp2[2 * i]) && same_double(kp[2 * i + 1], kp2[2 * i + 1]));
     }
     free(copy);
     free(kp2);
@@ -360,8 +369,10 @@ static void fuzz_once(void)
     ep_index dims[4], strides[4];
     ep_index n = rng_int(0, 3), k = rng_int(0, 5);
     float *kp, *sc;
+    double *hkp;
 
     kp = (float *)malloc((size_t)(n * k * 2 + 1) * sizeof(float));
+    hkp = (double *)malloc((size_t)(n * k * 2 + 1) * sizeof(double));
     sc = (float *)malloc((size_t)(n * k + 1) * sizeof(float));
 
     { /* SimCC */
@@ -389,17 +400,17 @@ static void fuzz_once(void)
         hm.data = random_view(4, dims, strides, &base_a);
         hm.n = n; hm.k = k; hm.h = dims[2]; hm.w = dims[3];
         hm.sn = strides[0]; hm.sk = strides[1]; hm.sh = strides[2]; hm.sw = strides[3];
-        CHECK(ep_decode_heatmap(hm, refine, kernel, kp, sc) == EP_OK);
-        same_as_contiguous(hm, refine, kernel, kp, sc);
+        CHECK(ep_decode_heatmap(hm, refine, kernel, hkp, sc) == EP_OK);
+        same_as_contiguous(hm, refine, kernel, hkp, sc);
         for (ep_index i = 0; i < n * k; ++i) {
             if (sc[i] > 0.0f) {
                 /* Refined keypoints are finite; unrefined ones lie on the map. */
-                CHECK(isfinite(kp[2 * i]) && isfinite(kp[2 * i + 1]));
+                CHECK(isfinite(hkp[2 * i]) && isfinite(hkp[2 * i + 1]));
                 if (refine == EP_REFINE_NONE)
-                    CHECK(kp[2 * i] >= 0 && kp[2 * i] < hm.w && kp[2 * i + 1] >= 0 &&
-                          kp[2 * i + 1] < hm.h);
+                    CHECK(hkp[2 * i] >= 0 && hkp[2 * i] < hm.w && hkp[2 * i + 1] >= 0 &&
+                          hkp[2 * i + 1] < hm.h);
             } else {
-                CHECK(kp[2 * i] == -1.0f && kp[2 * i + 1] == -1.0f);
+                CHECK(hkp[2 * i] == -1.0 && hkp[2 * i + 1] == -1.0);
             }
         }
         free(base_a);
@@ -492,7 +503,278 @@ static void fuzz_once(void)
         free(base_p);
     }
     free(kp);
+    free(hkp);
     free(sc);
+}
+
+
+/* ------------------------------------------------------------------------
+ * Card-controlled sizes and parameters (issue 14): every call returns a
+ * status, never writes out of bounds (ASan), never loops over a size that
+ * could not be allocated.
+ * ------------------------------------------------------------------------ */
+
+static void test_size_helpers(void)
+{
+    size_t out = 1;
+    CHECK(ep_mul_size(0, PTRDIFF_MAX, &out) == EP_OK && out == 0);
+    CHECK(ep_mul_size(PTRDIFF_MAX, 1, &out) == EP_OK && out == (size_t)PTRDIFF_MAX);
+    CHECK(ep_mul_size(PTRDIFF_MAX / 2 + 1, 2, &out) == EP_EOVERFLOW && out == 0);
+    CHECK(ep_mul_size(65536, 65536, &out) == (sizeof(ep_index) > 4 ? EP_OK : EP_EOVERFLOW));
+    CHECK(ep_mul_size(-1, 0, &out) == EP_EINVAL && out == 0);
+    CHECK(ep_mul_size(3, -2, &out) == EP_EINVAL);
+    CHECK(ep_mul3_size(2, 3, 4, &out) == EP_OK && out == 24);
+    CHECK(ep_mul3_size(PTRDIFF_MAX, 2, 0, &out) == EP_EOVERFLOW);
+    CHECK(ep_mul3_size(PTRDIFF_MAX, 2, -1, &out) == EP_EINVAL);
+    CHECK(ep_mul3_size(PTRDIFF_MAX / 4, 2, 4, &out) == EP_EOVERFLOW);
+}
+
+/* A view of one float repeated everywhere (zero strides): huge dimensions in
+ * no memory, as numpy.broadcast_to makes them. */
+static const float one_value = 1.0f;
+
+static void test_huge_dimensions(void)
+{
+    const ep_index huge = PTRDIFF_MAX / 4, root = (ep_index)1 << (sizeof(ep_index) * 4);
+    float kp[2], sc[1];
+    double dkp[2];
+    ep_index keep[1], n_keep, n_out;
+    ep_heatmaps hm = {&one_value, 1, 1, 1, 1, 0, 0, 0, 0};
+    ep_view3 v = {&one_value, 1, 1, 1, 0, 0, 0};
+    ep_maps m = {&one_value, 1, 1, 1, 0, 0, 0};
+    ep_paf_params p = {0.1, 1, 0.0, 1, 10, 10, 0.05, 0.9, 0.0, 3, 0.0, 1.0, 0.0};
+    const ep_index limbs[2] = {0, 1};
+
+    /* h * w overflows: refused before any scan or allocation */
+    hm.h = root;
+    hm.w = root;
+    CHECK(ep_decode_heatmap(hm, EP_REFINE_NONE, 3, dkp, sc) == EP_EOVERFLOW);
+    CHECK(ep_decode_heatmap(hm, EP_REFINE_DARK, 3, dkp, sc) == EP_EOVERFLOW);
+    hm.h = 1;
+    hm.w = huge;
+    CHECK(ep_decode_heatmap(hm, EP_REFINE_DARK_UDP, 3, dkp, sc) == EP_EOVERFLOW);
+    /* n * k * 2 outputs overflow */
+    hm.w = 1;
+    hm.n = huge;
+    hm.k = 2;
+    CHECK(ep_decode_heatmap(hm, EP_REFINE_NONE, 3, dkp, sc) == EP_EOVERFLOW);
+    v.n = huge;
+    v.k = 3;
+    CHECK(ep_decode_simcc(v, v, 2.0f, kp, sc) == EP_EOVERFLOW);
+    /* NMS: m beyond any workspace; m * k keypoints overflow */
+    CHECK(ep_nms_boxes(&one_value, &one_value, NULL, PTRDIFF_MAX, 0.5, -1, keep, &n_keep) ==
+          EP_EOVERFLOW);
+    CHECK(ep_nms_oks(&one_value, &one_value, &one_value, NULL, root, root, &one_value, 0.5,
+                     keep, &n_keep) == EP_EOVERFLOW);
+    CHECK(ep_nms_oks_soft(&one_value, &one_value, &one_value, NULL, 2, huge, &one_value, 0.5,
+                          EP_SOFT_LINEAR, -1, keep, NULL, &n_keep) == EP_EOVERFLOW);
+    /* PAF: h * w (times a candidate's size) overflows */
+    m.c = 2;
+    m.h = root;
+    m.w = root / 2;
+    CHECK(ep_group_paf(m, m, limbs, limbs, 1, &p, kp, sc, 0, &n_out) == EP_EOVERFLOW);
+    m.h = huge;
+    m.w = 1;
+    CHECK(ep_group_paf(m, m, limbs, limbs, 1, &p, kp, sc, 0, &n_out) == EP_EOVERFLOW);
+    /* degenerate: 0 is invalid, 1 is fine */
+    m.h = 0;
+    CHECK(ep_group_paf(m, m, limbs, limbs, 1, &p, kp, sc, 0, &n_out) == EP_EINVAL);
+    m.h = m.w = 1;
+    CHECK(ep_group_paf(m, m, limbs, limbs, 1, &p, kp, sc, 0, &n_out) == EP_OK && n_out == 0);
+    CHECK(ep_group_paf(m, m, limbs, limbs, 1, &p, kp, sc, -1, &n_out) == EP_EINVAL);
+}
+
+/* Blur kernel sizes a card can ask for: only odd 1..101 when refining. */
+static void test_blur_kernel_sizes(void)
+{
+    static const int sizes[] = {0, -1, -11, 2, 100, 102, 103, INT_MAX, INT_MIN, INT_MAX - 1};
+    float map[4] = {0.1f, 0.9f, 0.3f, 0.2f};
+    double dkp[2];
+    float sc[1];
+    size_t i;
+    int refine;
+    for (i = 0; i < sizeof sizes / sizeof sizes[0]; ++i) {
+        for (refine = EP_REFINE_DARK; refine <= EP_REFINE_DARK_UDP; ++refine)
+            CHECK(ep_decode_heatmap(nchw(map, 1, 1, 2, 2), refine, sizes[i], dkp, sc) ==
+                  EP_EINVAL);
+        CHECK(ep_decode_heatmap(nchw(map, 1, 1, 2, 2), EP_REFINE_NONE, sizes[i], dkp, sc) ==
+              EP_OK);
+    }
+    /* the largest kernel on a 1 x 1 and a 2 x 2 map: zero padding, no overrun */
+    CHECK(ep_decode_heatmap(nchw(map, 1, 1, 1, 1), EP_REFINE_DARK_UDP, EP_MAX_BLUR_KERNEL, dkp,
+                            sc) == EP_OK);
+    CHECK(ep_decode_heatmap(nchw(map, 1, 1, 2, 2), EP_REFINE_DARK_UDP, EP_MAX_BLUR_KERNEL, dkp,
+                            sc) == EP_OK);
+}
+
+/* Split ratios: every positive finite float is accepted (results may be
+ * infinite for subnormal ratios; the facade rejects those), the rest not. */
+static void test_split_ratios(void)
+{
+    static const float ok[] = {FLT_MIN, 1e-45f, 1e-30f, 1.0f, 1e30f, FLT_MAX};
+    const float bad[] = {0.0f, -0.0f, -1.0f, -FLT_MAX, NAN, INFINITY, -INFINITY};
+    const float x[3] = {0.0f, 2.0f, 1.0f};
+    float kp[2], sc[1];
+    size_t i;
+    for (i = 0; i < sizeof ok / sizeof ok[0]; ++i) {
+        CHECK(ep_decode_simcc(view3(x, 1, 1, 3), view3(x, 1, 1, 3), ok[i], kp, sc) == EP_OK);
+        CHECK(kp[0] == 1.0f / ok[i] && sc[0] == 2.0f);
+    }
+    for (i = 0; i < sizeof bad / sizeof bad[0]; ++i)
+        CHECK(ep_decode_simcc(view3(x, 1, 1, 3), view3(x, 1, 1, 3), bad[i], kp, sc) ==
+              EP_EINVAL);
+}
+
+/* One of a few values, chosen by the generator. */
+static ep_index pick(const ep_index *values, int count)
+{
+    return values[rng_int(0, count - 1)];
+}
+
+/*
+ * PAF grouping with extreme card parameters on small random maps: counts
+ * and radii far beyond the map (which mean "the whole map": the result must
+ * equal the one with the map-sized value), samples out of range (EP_EINVAL),
+ * thresholds beyond float32, and output buffers from 0 persons up, sized
+ * exactly so that ASan catches any write past max_persons.
+ */
+static void fuzz_paf_limits(void)
+{
+    ep_index c = rng_int(2, 4), cf = rng_int(1, 4), h = rng_int(1, 9), w = rng_int(1, 9);
+    ep_index limbs[8], channels[8], n_limbs = rng_int(1, 4), l, n_out = 0, n_ref = 0;
+    const ep_index radii[] = {0, 1, 2, 3, h - 1, w, h + w, 1000, INT_MAX, PTRDIFF_MAX};
+    const ep_index counts[] = {1, 2, h * w > 1 ? h * w - 1 : 1, h * w, h * w + 1, 46341,
+                               65536, INT_MAX, (ep_index)INT_MAX + 1, PTRDIFF_MAX};
+    const ep_index parts[] = {0, 2, c, c + 1, INT_MAX, PTRDIFF_MAX};
+    const double thresholds[] = {-1e300, -1e39, -1.0, 0.0, 0.1, 0.5, 1e39, 1e300};
+    float *base_h = NULL, *base_p = NULL, *persons, *scores, *ref_persons, *ref_scores;
+    ep_index dims[3], strides[3], max_persons;
+    ep_maps mh, mp;
+    ep_paf_params p, q;
+    int status, ref_status;
+
+    dims[0] = c; dims[1] = h; dims[2] = w;
+    mh.data = random_view(3, dims, strides, &base_h);
+    mh.c = c; mh.h = h; mh.w = w; mh.sc = strides[0]; mh.sh = strides[1]; mh.sw = strides[2];
+    dims[0] = cf;
+    mp.data = random_view(3, dims, strides, &base_p);
+    mp.c = cf; mp.h = h; mp.w = w; mp.sc = strides[0]; mp.sh = strides[1]; mp.sw = strides[2];
+    for (l = 0; l < n_limbs; ++l) {
+        limbs[2 * l] = rng_int(0, c - 1);
+        do limbs[2 * l + 1] = rng_int(0, c - 1); while (limbs[2 * l + 1] == limbs[2 * l]);
+        channels[2 * l] = rng_int(0, cf - 1);
+        channels[2 * l + 1] = rng_int(0, cf - 1);
+    }
+    p.heatmap_threshold = thresholds[rng_int(0, 7)];
+    p.peak_radius = pick(radii, 10);
+    p.min_peak_distance = rng_uniform() < 0.3 ? rng_uniform() * 3 : 0.0;
+    p.refine = (int)rng_int(0, 1);
+    p.max_peaks = pick(counts, 10);
+    p.samples = (int)rng_int(2, 6);
+    if (rng_uniform() < 0.05) p.samples = EP_MAX_PAF_SAMPLES;
+    p.min_paf_score = thresholds[rng_int(0, 7)] * 0.01;
+    p.min_good_ratio = rng_uniform() < 0.5 ? 0.0 : rng_uniform();
+    p.distance_prior = rng_uniform() < 0.2 ? 1e300 : 0.0;
+    p.min_parts = pick(parts, 6);
+    p.min_person_score = rng_uniform() < 0.2 ? -1e300 : rng_uniform() - 0.5;
+    p.stride = 4.0;
+    p.offset = 0.0;
+    max_persons = pick(counts, 3) - 1; /* 0, 1, or h * w - 2 */
+    if (max_persons < 0) max_persons = 0;
+
+    persons = (float *)malloc((size_t)(max_persons * c * 3 + 1) * sizeof(float));
+    scores = (float *)malloc((size_t)(max_persons + 1) * sizeof(float));
+    status = ep_group_paf(mh, mp, limbs, channels, n_limbs, &p, persons, scores, max_persons,
+                          &n_out);
+    CHECK(status == EP_OK);
+    CHECK(n_out >= 0);
+
+    /* The map-sized parameters give the same persons, written in full. */
+    q = p;
+    if (q.peak_radius > (h > w ? h : w)) q.peak_radius = h > w ? h : w;
+    if (q.max_peaks > h * w) q.max_peaks = h * w;
+    if (q.min_parts > c + 1) q.min_parts = c + 1;
+    ref_persons = (float *)malloc((size_t)(n_out * c * 3 + 1) * sizeof(float));
+    ref_scores = (float *)malloc((size_t)(n_out + 1) * sizeof(float));
+    ref_status = ep_group_paf(mh, mp, limbs, channels, n_limbs, &q, ref_persons, ref_scores,
+                              n_out, &n_ref);
+    CHECK(ref_status == EP_OK && n_ref == n_out);
+    if (status == EP_OK && ref_status == EP_OK && n_ref == n_out) {
+        ep_index written = n_out < max_persons ? n_out : max_persons;
+        CHECK(memcmp(persons, ref_persons, (size_t)(written * c * 3) * sizeof(float)) == 0);
+        CHECK(memcmp(scores, ref_scores, (size_t)written * sizeof(float)) == 0);
+    }
+    /* Out of range: a status, nothing written. */
+    q = p;
+    q.samples = rng_uniform() < 0.5 ? EP_MAX_PAF_SAMPLES + 1 : INT_MAX;
+    CHECK(ep_group_paf(mh, mp, limbs, channels, n_limbs, &q, persons, scores, max_persons,
+                       &n_out) == EP_EINVAL && n_out == 0);
+    q = p;
+    q.max_peaks = rng_uniform() < 0.5 ? 0 : -PTRDIFF_MAX;
+    CHECK(ep_group_paf(mh, mp, limbs, channels, n_limbs, &q, persons, scores, max_persons,
+                       &n_out) == EP_EINVAL);
+    q = p;
+    q.peak_radius = -1;
+    CHECK(ep_group_paf(mh, mp, limbs, channels, n_limbs, &q, persons, scores, max_persons,
+                       &n_out) == EP_EINVAL);
+    q = p;
+    q.heatmap_threshold = rng_uniform() < 0.5 ? INFINITY : NAN;
+    CHECK(ep_group_paf(mh, mp, limbs, channels, n_limbs, &q, persons, scores, max_persons,
+                       &n_out) == EP_EINVAL);
+    free(persons);
+    free(scores);
+    free(ref_persons);
+    free(ref_scores);
+    free(base_h);
+    free(base_p);
+}
+
+/* NMS with thresholds beyond float32 and max_keep beyond m. */
+static void fuzz_nms_limits(void)
+{
+    ep_index m = rng_int(0, 12), kk = rng_int(1, 4), i, n_keep;
+    const double thresholds[] = {-1e300, -1e39, -0.0, 0.0, 0.5, 1.0, 1e39, 1e300};
+    const ep_index limits[] = {-1, 0, 1, PTRDIFF_MAX};
+    float *boxes = (float *)malloc((size_t)(4 * m + 1) * sizeof(float));
+    float *scores = (float *)malloc((size_t)(m + 1) * sizeof(float));
+    float *areas = (float *)malloc((size_t)(m + 1) * sizeof(float));
+    float *kps = (float *)malloc((size_t)(2 * kk * m + 1) * sizeof(float));
+    float *sig = (float *)malloc((size_t)kk * sizeof(float));
+    ep_index *keep = (ep_index *)malloc((size_t)(m + 1) * sizeof(ep_index));
+    float *new_scores = (float *)malloc((size_t)(m + 1) * sizeof(float));
+    for (i = 0; i < m; ++i) {
+        /* extents up to float32's largest: areas overflow float, not double */
+        float scale = rng_uniform() < 0.3 ? 1e38f : 10.0f;
+        float x = (float)(rng_uniform() * scale), y = (float)(rng_uniform() * scale);
+        boxes[4 * i] = x;
+        boxes[4 * i + 1] = y;
+        boxes[4 * i + 2] = x + (float)(rng_uniform() * scale);
+        boxes[4 * i + 3] = y + (float)(rng_uniform() * scale);
+        if (!isfinite(boxes[4 * i + 2])) boxes[4 * i + 2] = FLT_MAX;
+        if (!isfinite(boxes[4 * i + 3])) boxes[4 * i + 3] = FLT_MAX;
+        scores[i] = (float)rng_uniform();
+        areas[i] = rng_uniform() < 0.2 ? FLT_MAX : (float)(rng_uniform() * 100);
+    }
+    for (i = 0; i < 2 * kk * m; ++i) kps[i] = (float)(rng_uniform() * 20);
+    for (i = 0; i < kk; ++i) sig[i] = rng_uniform() < 0.1 ? FLT_MIN : 0.1f;
+    CHECK(ep_nms_boxes(boxes, scores, NULL, m, thresholds[rng_int(0, 7)], pick(limits, 4), keep,
+                       &n_keep) == EP_OK && n_keep <= m);
+    CHECK(ep_nms_oks(kps, scores, areas, NULL, m, kk, sig, thresholds[rng_int(0, 7)], keep,
+                     &n_keep) == EP_OK && n_keep <= m);
+    CHECK(ep_nms_oks_soft(kps, scores, areas, NULL, m, kk, sig,
+                          rng_uniform() < 0.5 ? 1e-300 : 1e300, (int)rng_int(0, 1),
+                          pick(limits, 4), keep, new_scores, &n_keep) == EP_OK && n_keep <= m);
+    free(boxes); free(scores); free(areas); free(kps); free(sig); free(keep); free(new_scores);
+}
+
+/* The IoU of boxes with extents near FLT_MAX, in double: 0.05, not inf/inf. */
+static void test_nms_huge_boxes(void)
+{
+    const float boxes[8] = {0, 0, 1e38f, 10, 0, 5, 1e38f, 100};
+    const float scores[2] = {0.9f, 0.8f};
+    ep_index keep[2], n_keep;
+    CHECK(ep_nms_boxes(boxes, scores, NULL, 2, 0.5, -1, keep, &n_keep) == EP_OK && n_keep == 2);
+    CHECK(ep_nms_boxes(boxes, scores, NULL, 2, 0.04, -1, keep, &n_keep) == EP_OK && n_keep == 1);
 }
 
 int main(int argc, char **argv)
@@ -505,9 +787,18 @@ int main(int argc, char **argv)
     test_heatmap();
     test_nms();
     test_paf();
+    test_size_helpers();
+    test_huge_dimensions();
+    test_blur_kernel_sizes();
+    test_split_ratios();
+    test_nms_huge_boxes();
     for (i = 0; i < iterations && failures < 20; ++i) {
         fuzz_argmax(impls_run);
         fuzz_once();
+        if (i % 6 == 0) {
+            fuzz_paf_limits();
+            fuzz_nms_limits();
+        }
     }
     printf("%ld fuzz iterations; argmax paths checked: scalar%s%s%s\n", iterations,
            impls_run[EP_ARGMAX_SSE2] ? " sse2" : "", impls_run[EP_ARGMAX_AVX2] ? " avx2" : "",

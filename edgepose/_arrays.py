@@ -7,10 +7,17 @@ from numpy.typing import ArrayLike, NDArray
 __all__ = ["float_array", "check_finite", "read_only", "check_boxes"]
 
 
-def float_array(name: str, value: ArrayLike, ndim: int, shape_text: str) -> NDArray[np.float32]:
+def float_array(name: str, value: ArrayLike, ndim: int, shape_text: str, *,
+                integers: bool = False) -> NDArray[np.float32]:
     """Coerces ``value`` to a float32 array of rank ``ndim``, without copying
-    when possible, with errors that name ``name`` and ``shape_text``."""
+    when possible, with errors that name ``name`` and ``shape_text``.
+
+    Integer arrays are rejected with a hint to dequantize (model outputs),
+    unless ``integers`` is true (user data such as boxes, areas or scores),
+    when they are converted to float32."""
     arr = np.asarray(value)
+    if arr.dtype.kind in "iu" and integers:
+        arr = arr.astype(np.float32)
     if arr.dtype.kind != "f":
         if arr.dtype.kind in "iu":
             raise TypeError(

@@ -8,7 +8,7 @@ and maps the C status code to an exception once the GIL is back.
 
 cdef extern from "ep_core.h" nogil:
     ctypedef Py_ssize_t ep_index
-    int EP_OK, EP_EINVAL, EP_ENOMEM
+    int EP_OK, EP_EINVAL, EP_ENOMEM, EP_EOVERFLOW
 
     ctypedef struct ep_view3:
         const float *data
@@ -23,16 +23,16 @@ cdef extern from "ep_core.h" nogil:
     int ep_decode_simcc(ep_view3 x, ep_view3 y, float split_ratio,
                         float *keypoints, float *scores)
     int ep_decode_heatmap(ep_heatmaps hm, int refine, int blur_kernel,
-                          float *keypoints, float *scores)
+                          double *keypoints, float *scores)
     int ep_gaussian_kernel(int size, float *out)
     int ep_nms_boxes(const float *boxes, const float *scores, const ep_index *groups,
-                     ep_index m, float iou_threshold, ep_index max_keep,
+                     ep_index m, double iou_threshold, ep_index max_keep,
                      ep_index *keep, ep_index *n_keep)
     double ep_oks(const float *a, const float *b, const float *sigmas, ep_index k,
                   double area_a, double area_b)
     int ep_nms_oks(const float *keypoints, const float *scores, const float *areas,
                    const ep_index *groups, ep_index m, ep_index k,
-                   const float *sigmas, float threshold, ep_index *keep,
+                   const float *sigmas, double threshold, ep_index *keep,
                    ep_index *n_keep)
     ctypedef struct ep_maps:
         const float *data
@@ -40,16 +40,16 @@ cdef extern from "ep_core.h" nogil:
         ep_index sc, sh, sw
 
     ctypedef struct ep_paf_params:
-        float heatmap_threshold
-        int peak_radius
+        double heatmap_threshold
+        ep_index peak_radius
         double min_peak_distance
         int refine
-        int max_peaks
+        ep_index max_peaks
         int samples
         double min_paf_score
         double min_good_ratio
         double distance_prior
-        int min_parts
+        ep_index min_parts
         double min_person_score
         double stride, offset
 
@@ -59,7 +59,7 @@ cdef extern from "ep_core.h" nogil:
                      ep_index max_persons, ep_index *n_persons)
     int ep_nms_oks_soft(const float *keypoints, const float *scores,
                         const float *areas, const ep_index *groups, ep_index m,
-                        ep_index k, const float *sigmas, float threshold,
+                        ep_index k, const float *sigmas, double threshold,
                         int method, ep_index max_keep, ep_index *keep,
                         float *new_scores, ep_index *n_keep)
 
@@ -69,6 +69,9 @@ cdef int _check(int status, str what) except -1:
         return 0
     if status == EP_ENOMEM:
         raise MemoryError(f"{what}: the C core could not allocate its workspace.")
+    if status == EP_EOVERFLOW:
+        raise ValueError(f"{what}: the input sizes overflow the address space "
+                         "(a product of dimensions exceeds PTRDIFF_MAX).")
     raise ValueError(f"{what}: the C core rejected its arguments (status {status}).")
 
 
@@ -96,8 +99,9 @@ def decode_simcc(const float[:, :, :] simcc_x, const float[:, :, :] simcc_y,
 
 
 def decode_heatmap(const float[:, :, :, :] heatmaps, int refine, int blur_kernel,
-                   float[:, :, ::1] keypoints, float[:, ::1] scores):
-    """heatmaps seen as (N, K, H, W) through its strides; requires N * K > 0."""
+                   double[:, :, ::1] keypoints, float[:, ::1] scores):
+    """heatmaps seen as (N, K, H, W) through its strides; requires N * K > 0.
+    keypoints are float64 so that positions on maps wider than 2^24 are exact."""
     cdef ep_heatmaps hm
     cdef int status
     hm.data = &heatmaps[0, 0, 0, 0]
@@ -126,7 +130,7 @@ cdef const ep_index *_groups_ptr(const ep_index[::1] groups):
 
 
 def nms_boxes(const float[:, ::1] boxes, const float[::1] scores,
-              const ep_index[::1] groups, float iou_threshold, ep_index max_keep,
+              const ep_index[::1] groups, double iou_threshold, ep_index max_keep,
               ep_index[::1] keep):
     """Requires M > 0; returns the number of kept boxes written to keep."""
     cdef ep_index n_keep = 0
@@ -147,7 +151,7 @@ def oks(const float[:, ::1] a, const float[:, ::1] b, const float[::1] sigmas,
 
 def nms_oks(const float[:, :, ::1] keypoints, const float[::1] scores,
             const float[::1] areas, const ep_index[::1] groups,
-            const float[::1] sigmas, float threshold, ep_index[::1] keep):
+            const float[::1] sigmas, double threshold, ep_index[::1] keep):
     """Requires M > 0 and K > 0; returns the number of kept poses."""
     cdef ep_index n_keep = 0
     cdef const ep_index *g = _groups_ptr(groups)
@@ -162,7 +166,7 @@ def nms_oks(const float[:, :, ::1] keypoints, const float[::1] scores,
 
 def nms_oks_soft(const float[:, :, ::1] keypoints, const float[::1] scores,
                  const float[::1] areas, const ep_index[::1] groups,
-                 const float[::1] sigmas, float threshold, int method,
+                 const float[::1] sigmas, double threshold, int method,
                  ep_index max_keep, ep_index[::1] keep, float[::1] new_scores):
     """Requires M > 0 and K > 0; returns the number of kept poses."""
     cdef ep_index n_keep = 0
@@ -194,7 +198,8 @@ def group_paf(const float[:, :, :] heatmaps, const float[:, :, :] pafs,
               const ep_index[:, ::1] limbs, const ep_index[:, ::1] paf_channels,
               dict params, float[:, :, ::1] persons, float[::1] scores):
     """heatmaps (K, h, w) and pafs (C, h, w) as strided views; returns the
-    number of persons written. Requires non-empty maps (the facade checks)."""
+    number of persons found, which may exceed len(persons): then only the
+    first len(persons) were written. Requires non-empty maps (the facade checks)."""
     cdef ep_paf_params p
     cdef ep_index n_persons = 0
     cdef ep_index n_limbs = limbs.shape[0]

@@ -4,7 +4,18 @@ Every function here validates and coerces its inputs, allocates the outputs
 and calls the C core (``csrc/``) with the GIL released, so several threads can
 decode at once. Inputs may be non-contiguous or read-only; they are never
 modified. Floating inputs of any precision are accepted and computed in
-float32; integer (quantized) tensors must be dequantized first.
+float32. Integer model outputs (SimCC logits, heatmaps, fields) are
+quantized tensors and must be dequantized first; integer user data (boxes,
+scores, areas, keypoints, sigmas of the NMS functions) is converted to
+float32.
+
+Thresholds: every threshold is a Python float compared in double precision
+with the quantity it bounds (a float32 map value is widened, the threshold is
+never narrowed), so a value exactly at a threshold falls on the side the
+published algorithm puts it, as stated in each docstring and pinned by the
+boundary tests in ``tests/ops/test_thresholds.py``. Finite thresholds beyond
+float32's range (e.g. 1e39, "above everything") are legal. Counts and radii
+larger than the map mean "the whole map" and are clamped.
 
 Functions:
     decode_simcc: SimCC (RTMPose) x/y logits to keypoints.
@@ -40,8 +51,31 @@ COCO17_SIGMAS = np.array(
 COCO17_SIGMAS.setflags(write=False)
 
 _REFINE = {"none": 0, "dark": 1, "dark_udp": 2}
+#: Integers up to 2^24 are exact in float32; heatmap positions beyond are not.
+_FLOAT32_EXACT = 2**24
 _LAYOUTS = ("NCHW", "NHWC")
 _SOFT_METHODS = {"gaussian": 0, "linear": 1}
+
+
+def _check_split_ratio(split_ratio, bins: int) -> None:
+    """The ratio is applied in float32 (as MMPose): it must be a positive
+    float32 by which every location, -1 to bins - 1, divides to a finite value."""
+    try:
+        ratio = float(split_ratio)
+    except (TypeError, ValueError):
+        raise ValueError(f"split_ratio must be a positive finite number, got {split_ratio!r}.") \
+            from None
+    if not (np.isfinite(ratio) and ratio > 0):
+        raise ValueError(f"split_ratio must be a positive finite number, got {split_ratio!r}.")
+    largest = np.float32(max(1, bins - 1))
+    with np.errstate(over="ignore", divide="ignore"):
+        ok = np.isfinite(np.float32(ratio)) and np.isfinite(largest / np.float32(ratio))
+    if not ok:
+        low = float(largest) / float(np.finfo(np.float32).max)
+        raise ValueError(
+            f"split_ratio must lie in float32 range for {bins} bins: from {low:.3g} to "
+            f"{float(np.finfo(np.float32).max):.3g} (bins / split_ratio must be a finite "
+            f"float32), got {split_ratio!r}. RTMPose uses 2.0.")
 
 
 def decode_simcc(
@@ -54,10 +88,15 @@ def decode_simcc(
     ``min(max(simcc_x), max(simcc_y))``, location -1 where the score is <= 0
     (so invalid keypoints come out as ``-1 / split_ratio``). No +0.5 shift.
 
+    Threshold: a keypoint is valid when its score is > 0; a score of
+    exactly 0 is invalid (MMPose: ``locs[vals <= 0.] = -1``).
+
     Args:
         simcc_x: ``(N, K, Wx)`` x-axis logits.
         simcc_y: ``(N, K, Wy)`` y-axis logits.
-        split_ratio: bins per input pixel (RTMPose: 2.0).
+        split_ratio: bins per input pixel (RTMPose: 2.0). Applied in float32
+            as MMPose does, so it must be a positive float32 by which every
+            bin index divides to a finite value (about 3e-38 * bins to 3.4e38).
 
     Returns:
         keypoints ``(N, K, 2)`` float32, (x, y) in model-input pixels, and
@@ -67,7 +106,8 @@ def decode_simcc(
     Raises:
         TypeError: non-floating inputs.
         ValueError: wrong ranks, mismatched N or K, an empty axis, or a
-            split_ratio that is not a positive finite number.
+            split_ratio that is not a positive finite number or is outside
+            float32's range for the number of bins.
     """
     x = _float_array("simcc_x", simcc_x, 3, "(N, K, Wx)")
     y = _float_array("simcc_y", simcc_y, 3, "(N, K, Wy)")
@@ -77,9 +117,8 @@ def decode_simcc(
     if x.shape[2] == 0 or y.shape[2] == 0:
         raise ValueError(
             f"simcc_x and simcc_y need at least one bin, got {x.shape} and {y.shape}.")
+    _check_split_ratio(split_ratio, max(x.shape[2], y.shape[2]))
     split_ratio = float(split_ratio)
-    if not (np.isfinite(split_ratio) and split_ratio > 0):
-        raise ValueError(f"split_ratio must be a positive finite number, got {split_ratio}.")
     n, k = x.shape[:2]
     keypoints = np.empty((n, k, 2), dtype=np.float32)
     scores = np.empty((n, k), dtype=np.float32)
@@ -98,7 +137,9 @@ def decode_heatmap(
     """Finds the peak of each heatmap, optionally refined to sub-pixel.
 
     The argmax is the first maximum in row-major order; the score is the raw
-    peak value; a peak <= 0 gives location (-1, -1) and is never refined.
+    peak value; a peak <= 0 gives location (-1, -1) and is never refined
+    (threshold: valid when > 0, as MMPose ``get_heatmap_maximum``'s
+    ``locs[vals <= 0.] = -1``).
 
     ``refine``:
         * ``"none"``: integer argmax (MMPose ``get_heatmap_maximum``).
@@ -120,7 +161,9 @@ def decode_heatmap(
         heatmaps: ``(N, K, H, W)`` for ``layout="NCHW"`` or ``(N, H, W, K)``
             for ``layout="NHWC"`` (TFLite models). NHWC is read in place.
         refine: ``"none"``, ``"dark"`` or ``"dark_udp"``.
-        blur_kernel: odd Gaussian kernel size, 1 to 101 (11 for sigma-2
+        blur_kernel: odd Gaussian kernel size, 1 to 101, ignored when
+            ``refine="none"``; a kernel larger than the map is legal (zero
+            padding, as MMPose's blur) (11 for sigma-2
             training targets, 17 for sigma 3). The kernel is OpenCV 4's
             ``getGaussianKernel(size, 0)``, which MMPose's results were made
             with: fixed tables for sizes 1-7, the sigma formula above. (OpenCV
@@ -128,13 +171,15 @@ def decode_heatmap(
         layout: ``"NCHW"`` or ``"NHWC"``.
 
     Returns:
-        keypoints ``(N, K, 2)`` float32, (x, y) in heatmap pixels, and
-        scores ``(N, K)`` float32.
+        keypoints ``(N, K, 2)`` (x, y) in heatmap pixels, and scores
+        ``(N, K)`` float32. Keypoints are float32, or float64 when H or W
+        exceeds 2^24 (float32 cannot hold every index there: x = 2^24 + 3
+        would round to 2^24 + 4); positions are exact and always < W, < H.
 
     Raises:
         TypeError: non-floating heatmaps.
         ValueError: a wrong rank, an empty map, an unknown refine or layout,
-            or an invalid blur_kernel.
+            an invalid blur_kernel, or H * W too large to address.
         MemoryError: the workspace for an exact whole-map blur failed.
     """
     if refine not in _REFINE:
@@ -153,11 +198,27 @@ def decode_heatmap(
             raise TypeError(f"blur_kernel must be an int, got {type(blur_kernel).__name__}.")
         if blur_kernel < 1 or blur_kernel > 101 or blur_kernel % 2 == 0:
             raise ValueError(f"blur_kernel must be an odd integer from 1 to 101, got {blur_kernel}.")
-    keypoints = np.empty((n, k, 2), dtype=np.float32)
+    keypoints = np.empty((n, k, 2), dtype=np.float64)
     scores = np.empty((n, k), dtype=np.float32)
     if n * k:
-        _core.decode_heatmap(hm, _REFINE[refine], int(blur_kernel), keypoints, scores)
+        # blur_kernel is ignored (and may be anything) when nothing is refined
+        kernel = 0 if refine == "none" else int(blur_kernel)
+        _core.decode_heatmap(hm, _REFINE[refine], kernel, keypoints, scores)
+    if max(h, w) <= _FLOAT32_EXACT:
+        return keypoints.astype(np.float32), scores
     return keypoints, scores
+
+
+def _threshold(name: str, value) -> float:
+    """A finite threshold as a Python float (compared in double by the C core;
+    values beyond float32, such as 1e39, are legal)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a finite number, got {value!r}.") from None
+    if not np.isfinite(number):
+        raise ValueError(f"{name} must be finite, got {number}.")
+    return number
 
 
 def _groups_array(groups: ArrayLike | None, m: int) -> NDArray[np.intp] | None:
@@ -176,11 +237,12 @@ def _max_keep(max_keep: int | None) -> int:
         return -1
     if isinstance(max_keep, bool) or not isinstance(max_keep, (int, np.integer)) or max_keep < 0:
         raise ValueError(f"max_keep must be None or a non-negative int, got {max_keep!r}.")
-    return int(max_keep)
+    # more than the candidates means all of them (and must fit the C ep_index)
+    return min(int(max_keep), np.iinfo(np.intp).max)
 
 
 def _scores_array(scores: ArrayLike, m: int) -> NDArray[np.float32]:
-    s = _float_array("scores", scores, 1, "(M,)")
+    s = _float_array("scores", scores, 1, "(M,)", integers=True)
     if s.shape[0] != m:
         raise ValueError(f"scores must have shape ({m},), one per candidate, got {s.shape}.")
     if np.isnan(s).any():
@@ -204,9 +266,17 @@ def nms_boxes(
     with no +1 (as torchvision and ONNX; MMPose and rtmlib add 1 pixel);
     degenerate boxes have area 0 and IoU 0 with everything.
 
+    Threshold: suppressed when IoU > ``iou_threshold``, kept when IoU <=
+    it (torchvision ``nms``: "discards all overlapping boxes with IoU >
+    iou_threshold"; MMPose ``nms`` keeps ``ovr <= thr``). Areas,
+    intersections and IoU are computed in double, so boxes with extents up
+    to float32's maximum do not overflow. Any finite threshold is legal:
+    >= 1 keeps every box, < 0 keeps one box per group.
+
     Args:
         boxes: ``(M, 4)`` x1, y1, x2, y2 in pixels; must be finite.
-        scores: ``(M,)``; +/-inf allowed, NaN not.
+            Integer arrays are accepted.
+        scores: ``(M,)``; +/-inf allowed, NaN not; integers accepted.
         iou_threshold: suppression threshold on IoU.
         groups: optional ``(M,)`` integer ids (class or image): boxes of
             different groups never suppress each other.
@@ -216,19 +286,17 @@ def nms_boxes(
         ``(M',)`` intp indices of the kept boxes in descending score order.
 
     Raises:
-        TypeError: non-floating boxes or scores, non-integer groups.
+        TypeError: non-numeric boxes or scores, non-integer groups.
         ValueError: wrong shapes, NaN scores, non-finite boxes, or a
             non-finite threshold.
     """
-    b = _float_array("boxes", boxes, 2, "(M, 4)")
+    b = _float_array("boxes", boxes, 2, "(M, 4)", integers=True)
     if b.shape[1] != 4:
         raise ValueError(f"boxes must have shape (M, 4) as x1, y1, x2, y2, got {b.shape}.")
     m = b.shape[0]
     s = _scores_array(scores, m)
     _check_finite("boxes", b)
-    iou_threshold = float(iou_threshold)
-    if not np.isfinite(iou_threshold):
-        raise ValueError(f"iou_threshold must be finite, got {iou_threshold}.")
+    iou_threshold = _threshold("iou_threshold", iou_threshold)
     g = _groups_array(groups, m)
     keep = np.empty(m, dtype=np.intp)
     if m == 0:
@@ -238,7 +306,7 @@ def nms_boxes(
 
 
 def _pose_inputs(keypoints, scores, areas, sigmas, threshold):
-    kp = _float_array("keypoints", keypoints, 3, "(M, K, 2) or (M, K, 3)")
+    kp = _float_array("keypoints", keypoints, 3, "(M, K, 2) or (M, K, 3)", integers=True)
     if kp.shape[2] not in (2, 3):
         raise ValueError(f"keypoints must have shape (M, K, 2) or (M, K, 3), got {kp.shape}.")
     m, k = kp.shape[:2]
@@ -247,7 +315,7 @@ def _pose_inputs(keypoints, scores, areas, sigmas, threshold):
     kp = np.ascontiguousarray(kp[:, :, :2])
     _check_finite("keypoints", kp)
     s = _scores_array(scores, m)
-    a = _float_array("areas", areas, 1, "(M,)")
+    a = _float_array("areas", areas, 1, "(M,)", integers=True)
     if a.shape[0] != m:
         raise ValueError(f"areas must have shape ({m},), one per pose, got {a.shape}.")
     _check_finite("areas", a)
@@ -260,14 +328,12 @@ def _pose_inputs(keypoints, scores, areas, sigmas, threshold):
                 "default for K=17. Pass the per-keypoint OKS sigmas of your keypoint set.")
         sg = COCO17_SIGMAS
     else:
-        sg = _float_array("sigmas", sigmas, 1, "(K,)")
+        sg = _float_array("sigmas", sigmas, 1, "(K,)", integers=True)
         if sg.shape[0] != k:
             raise ValueError(f"sigmas must have shape ({k},), one per keypoint, got {sg.shape}.")
         if not (np.isfinite(sg).all() and (sg > 0).all()):
             raise ValueError("sigmas must be positive and finite.")
-    threshold = float(threshold)
-    if not np.isfinite(threshold):
-        raise ValueError(f"threshold must be finite, got {threshold}.")
+    threshold = _threshold("threshold", threshold)
     return kp, s, np.ascontiguousarray(a), np.ascontiguousarray(sg), threshold
 
 
@@ -287,12 +353,18 @@ def nms_oks(
     similarity with it is greater than ``threshold``. OKS uses the mean of
     the two areas and ignores keypoint visibility, as MMPose does.
 
+    Threshold: suppressed when OKS > ``threshold``, kept when OKS <= it
+    (MMPose ``oks_nms``: ``inds = np.where(oks_ovr <= thr)[0]``), compared
+    in double: a pose at exactly OKS 0.9 survives ``threshold=0.9``. Any
+    finite threshold is legal (>= 1 keeps all, < 0 keeps one per group).
+
     Args:
         keypoints: ``(M, K, 2)`` or ``(M, K, 3)`` (the third column is
-            ignored), in pixels; must be finite.
+            ignored), in pixels; must be finite. Integer arrays, and
+            integer scores, areas and sigmas, are accepted.
         scores: ``(M,)`` pose scores.
         areas: ``(M,)`` pose areas in pixels^2 (e.g. box area).
-        threshold: OKS above which a pose is suppressed.
+        threshold: OKS above which a pose is suppressed (strictly above).
         sigmas: ``(K,)`` OKS sigmas; defaults to the COCO sigmas when K == 17
             and is required otherwise.
         groups: optional ``(M,)`` integer ids; poses of different groups
@@ -333,10 +405,16 @@ def nms_oks_soft(
     ``gaussian``: ``s * exp(-o**2 / threshold)``; ``linear``: ``s * (1 - o)``
     where ``o >= threshold``.
 
+    Threshold: for ``linear``, a pose at exactly ``o == threshold`` is
+    rescored (MMPose ``soft_oks_nms``: ``inds = np.where(oks >= thr)``);
+    for ``gaussian`` it is the width, any positive finite double (1e-50
+    included; scores are rescored in double). No pose is ever dropped by a
+    threshold: ``max_keep`` bounds the output.
+
     Args:
         keypoints, scores, areas, sigmas, groups: as for :func:`nms_oks`.
         threshold: the Gaussian's width (must be > 0), or the linear
-            method's OKS threshold.
+            method's OKS threshold (rescored when OKS >= threshold).
         max_keep: keep at most this many poses (MMPose: 20); None for all.
         method: ``"gaussian"`` or ``"linear"``.
 
@@ -366,6 +444,43 @@ def nms_oks_soft(
 
 
 _PAF_LAYOUTS = ("CHW", "HWC")
+#: The C core's EP_MAX_PAF_SAMPLES.
+_MAX_PAF_SAMPLES = 1000
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _int_param(name: str, value, minimum: int, maximum: int | None = None) -> int:
+    """An integer parameter (an int, a NumPy integer or an integral float such
+    as 3.0 from a JSON card) within [minimum, maximum], else ValueError."""
+    if isinstance(value, (bool, np.bool_)):
+        number = None
+    elif isinstance(value, (int, np.integer)):
+        number = int(value)
+    elif isinstance(value, (float, np.floating)) and float(value).is_integer():
+        number = int(value)
+    else:
+        number = None
+    allowed = f"an integer >= {minimum}" if maximum is None else (
+        f"an integer from {minimum} to {maximum}")
+    if number is None or number < minimum or (maximum is not None and number > maximum):
+        raise ValueError(f"{name} must be {allowed}, got {value!r}.")
+    return number
+
+
+def _finite(name: str, value, *, minimum: float | None = None,
+            maximum: float | None = None) -> float:
+    """A finite float parameter within [minimum, maximum], else ValueError."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a finite number, got {value!r}.") from None
+    low = -np.inf if minimum is None else minimum
+    high = np.inf if maximum is None else maximum
+    if not (np.isfinite(number) and low <= number <= high):
+        where = ("" if minimum is None and maximum is None else
+                 f" >= {minimum}" if maximum is None else f" in [{low}, {high}]")
+        raise ValueError(f"{name} must be a finite number{where}, got {value!r}.")
+    return number
 
 
 def _index_table(name: str, value: ArrayLike, shape_text: str) -> NDArray[np.intp]:
@@ -427,7 +542,28 @@ def group_paf(
         paf_channels: ``(L, 2)`` field channels (x, y) of each limb's vector
             from part a to part b.
         stride, offset: output coordinates are ``map position * stride +
-            offset`` (e.g. model-input pixels).
+            offset`` (e.g. model-input pixels); they must keep the map's
+            positions within float32.
+
+    Thresholds (all compared in double; OpenPose / OpenVINO model zoo
+    semantics, pinned by ``tests/paf_reference.py``):
+        * ``heatmap_threshold``: a peak's value must be > it (``map >
+          thre1``); a float32 value equal to float32(0.1) exceeds 0.1.
+        * ``peak_radius``: a peak is >= every value of its window (ties are
+          all peaks, NaN never suppresses); a radius >= max(H, W) already
+          covers the whole map, and larger values are clamped to it.
+        * ``max_peaks``: the highest per part; values above H * W mean all
+          peaks and are clamped (memory follows the peaks and valid limbs
+          found; time grows with the product of two parts' peak counts).
+        * ``min_peak_distance``: a peak closer than it (``<``) to a kept one
+          is dropped; one exactly at the distance stays.
+        * ``min_paf_score``: a sample is good when > it (``score_mid >
+          thre2``); ``min_good_ratio``: a limb needs good / samples >= it.
+        * ``min_parts``: people with fewer parts (``<``) are dropped; values
+          above K drop everyone and are clamped to K + 1.
+        * ``min_person_score``: people whose score / parts is < it are
+          dropped; exactly equal is kept.
+        * ``samples``: 2 to 1000 field samples per candidate limb.
 
     Returns:
         persons ``(P, K, 3)`` float32 (x, y, score), a missing part being
@@ -438,7 +574,10 @@ def group_paf(
     Raises:
         TypeError: non-floating maps, non-integer tables.
         ValueError: wrong ranks, maps of different sizes, empty maps, a limb
-            naming a part >= K or a channel >= C, or a parameter out of range.
+            naming a part >= K or a channel >= C, a parameter out of range
+            or of the wrong type (the message names it), or H * W too large
+            to address.
+        MemoryError: a workspace for the peaks or candidate limbs failed.
     """
     if layout not in _PAF_LAYOUTS:
         raise ValueError(f"layout must be 'CHW' or 'HWC', got {layout!r}.")
@@ -470,30 +609,37 @@ def group_paf(
         raise ValueError(f"paf_channels name field channels 0..{pf.shape[0] - 1}, got "
                          f"{ct.min()}..{ct.max()}.")
     params = {
-        "heatmap_threshold": float(heatmap_threshold), "peak_radius": int(peak_radius),
-        "min_peak_distance": float(min_peak_distance), "refine": int(bool(refine)),
-        "max_peaks": int(max_peaks), "samples": int(samples),
-        "min_paf_score": float(min_paf_score), "min_good_ratio": float(min_good_ratio),
-        "distance_prior": float(distance_prior), "min_parts": int(min_parts),
-        "min_person_score": float(min_person_score), "stride": float(stride),
-        "offset": float(offset),
+        "heatmap_threshold": _finite("heatmap_threshold", heatmap_threshold),
+        # A window wider than the map covers the whole map, and a part cannot
+        # have more peaks than pixels: larger values mean the same, clamped.
+        "peak_radius": min(_int_param("peak_radius", peak_radius, 0), max(h, w)),
+        "min_peak_distance": _finite("min_peak_distance", min_peak_distance, minimum=0.0),
+        "refine": int(bool(refine)),
+        "max_peaks": min(_int_param("max_peaks", max_peaks, 1), h * w),
+        "samples": _int_param("samples", samples, 2, _MAX_PAF_SAMPLES),
+        "min_paf_score": _finite("min_paf_score", min_paf_score),
+        "min_good_ratio": _finite("min_good_ratio", min_good_ratio, minimum=0.0, maximum=1.0),
+        "distance_prior": _finite("distance_prior", distance_prior, minimum=0.0),
+        # More parts than K is unreachable: every person is dropped either way.
+        "min_parts": min(_int_param("min_parts", min_parts, 0), k + 1),
+        "min_person_score": _finite("min_person_score", min_person_score),
+        "stride": _finite("stride", stride),
+        "offset": _finite("offset", offset),
     }
-    for name in ("heatmap_threshold", "min_paf_score", "min_person_score", "stride", "offset"):
-        if not np.isfinite(params[name]):
-            raise ValueError(f"{name} must be finite, got {params[name]}.")
-    if params["peak_radius"] < 0 or params["max_peaks"] < 1 or params["samples"] < 2:
+    reach = (max(h, w) + 1.0) * abs(params["stride"]) + abs(params["offset"])
+    if not reach < _FLOAT32_MAX:
         raise ValueError(
-            "peak_radius must be >= 0, max_peaks >= 1 and samples >= 2, got "
-            f"{peak_radius}, {max_peaks} and {samples}.")
-    if not 0.0 <= params["min_good_ratio"] <= 1.0:
-        raise ValueError(f"min_good_ratio must lie in [0, 1], got {min_good_ratio}.")
-    if params["min_parts"] < 0:
-        raise ValueError(f"min_parts must be >= 0, got {min_parts}.")
-    for name in ("min_peak_distance", "distance_prior"):
-        if not (np.isfinite(params[name]) and params[name] >= 0):
-            raise ValueError(f"{name} must be a finite number >= 0, got {params[name]}.")
-    capacity = max(1, (k * params["max_peaks"]) // 2 + 1)
-    persons = np.empty((capacity, k, 3), dtype=np.float32)
-    scores = np.empty(capacity, dtype=np.float32)
-    count = _core.group_paf(hm, pf, lt, ct, params, persons, scores)
+            f"stride and offset map the {h} x {w} maps beyond float32 coordinates "
+            f"(|stride| * {max(h, w) + 1} + |offset| = {reach:g} >= {_FLOAT32_MAX:g}); got "
+            f"stride={params['stride']} and offset={params['offset']}.")
+    # Room for the usual case; the C core reports how many it found, and a
+    # second call fills a larger buffer in the rare case that is not enough.
+    capacity = min(64, k * params["max_peaks"] // 2 + 1)
+    for _ in range(2):
+        persons = np.empty((capacity, k, 3), dtype=np.float32)
+        scores = np.empty(capacity, dtype=np.float32)
+        count = _core.group_paf(hm, pf, lt, ct, params, persons, scores)
+        if count <= capacity:
+            break
+        capacity = count
     return persons[:count].copy(), scores[:count].copy()
