@@ -1,0 +1,165 @@
+"""edgepose._files: sha256, atomic writes with the user's umask, the file lock."""
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import os
+import stat
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from edgepose import _files
+from edgepose._files import TEMP_PREFIX, atomic_write, file_lock, sha256_file, sha256_stream
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.fixture
+def umask():
+    """Sets the process umask for one test (tests run serially) and restores it."""
+    previous = os.umask(0o022)
+    os.umask(previous)
+    yield os.umask
+    os.umask(previous)
+
+
+@pytest.mark.parametrize("size", [0, 1, (1 << 20) - 1, 1 << 20, (1 << 20) + 1, 3_000_001])
+def test_sha256_file_equals_hashlib_on_the_whole_bytes(tmp_path, size):
+    data = os.urandom(size)
+    path = tmp_path / "f.bin"
+    path.write_bytes(data)
+    assert sha256_file(path) == hashlib.sha256(data).hexdigest()
+    assert sha256_file(str(path)) == hashlib.sha256(data).hexdigest()
+    with open(path, "rb") as f:
+        f.read(7)
+        assert sha256_stream(f) == hashlib.sha256(data[7:]).hexdigest()
+
+
+def test_sha256_of_a_missing_file_names_it(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.bin"):
+        sha256_file(tmp_path / "nope.bin")
+
+
+@pytest.mark.parametrize("mask, expected", [(0o022, 0o644), (0o002, 0o664), (0o077, 0o600),
+                                            (0o027, 0o640), (0o000, 0o666)])
+def test_atomic_write_gives_the_mode_of_an_ordinary_new_file(tmp_path, umask, mask, expected):
+    umask(mask)
+    path = atomic_write(tmp_path / "a.bin", b"abc")
+    open(tmp_path / "plain.bin", "wb").close()
+    assert path == tmp_path / "a.bin" and path.read_bytes() == b"abc"
+    assert _mode(path) == expected == _mode(tmp_path / "plain.bin")
+    # replacing a file keeps no trace of the old one's mode or bytes
+    os.chmod(path, 0o600)
+    atomic_write(path, lambda f: f.write(b"defg"))
+    assert path.read_bytes() == b"defg" and _mode(path) == expected
+
+
+def test_atomic_write_leaves_the_old_file_and_no_temporary_on_error(tmp_path):
+    path = tmp_path / "model.onnx"
+    path.write_bytes(b"old")
+
+    def fails(f):
+        f.write(b"half of the new")
+        raise ValueError("stop here")
+
+    with pytest.raises(ValueError, match="stop here"):
+        atomic_write(path, fails)
+    assert path.read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx"]
+
+
+def test_atomic_write_fsyncs_before_the_rename(tmp_path, monkeypatch):
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(_files.os, "fsync", lambda fd: (events.append("fsync"), real_fsync(fd)))
+    monkeypatch.setattr(_files.os, "replace",
+                        lambda a, b: (events.append(("replace", Path(a).name)), real_replace(a, b)))
+    atomic_write(tmp_path / "x.json", b"{}")
+    assert events[0] == "fsync"
+    assert events[1][0] == "replace" and events[1][1].startswith(f"{TEMP_PREFIX}x.json.")
+    assert len(events) == 2
+
+
+def test_atomic_write_into_a_missing_folder_is_an_os_error(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        atomic_write(tmp_path / "no" / "x.bin", b"")
+
+
+# --- the lock ------------------------------------------------------------------------
+
+
+def _count_with_lock(lock_path: str, counter: str, rounds: int, barrier) -> None:
+    """Read-modify-write of a counter file under the lock (a lost update shows)."""
+    if barrier is not None:
+        barrier.wait()
+    for _ in range(rounds):
+        with file_lock(lock_path):
+            value = int(Path(counter).read_text())
+            time.sleep(0.0005)  # widen the window a lost update needs
+            Path(counter).write_text(str(value + 1))
+
+
+def test_the_lock_excludes_threads(tmp_path):
+    counter = tmp_path / "n"
+    counter.write_text("0")
+    barrier = threading.Barrier(8)
+    threads = [threading.Thread(target=_count_with_lock,
+                                args=(str(tmp_path / "lock"), str(counter), 25, barrier))
+               for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert int(counter.read_text()) == 8 * 25
+
+
+def test_the_lock_excludes_processes(tmp_path):
+    counter = tmp_path / "n"
+    counter.write_text("0")
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(3)
+    procs = [ctx.Process(target=_count_with_lock,
+                         args=(str(tmp_path / "lock"), str(counter), 40, barrier))
+             for _ in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    assert [p.exitcode for p in procs] == [0, 0, 0]
+    assert int(counter.read_text()) == 3 * 40
+
+
+def test_the_lock_nests_in_one_thread_and_is_released_after(tmp_path):
+    lock = tmp_path / "lock"
+    with file_lock(lock):
+        with file_lock(lock):  # would deadlock if not reentrant
+            pass
+        # still held: another thread must wait
+        got = threading.Event()
+
+        def take() -> None:
+            with file_lock(lock):
+                got.set()
+
+        t = threading.Thread(target=take)
+        t.start()
+        assert not got.wait(0.2)
+    assert got.wait(5)
+    t.join()
+
+
+def test_without_fcntl_or_msvcrt_threads_are_still_excluded(tmp_path, monkeypatch):
+    monkeypatch.setattr(_files, "fcntl", None)
+    monkeypatch.setattr(_files, "msvcrt", None)
+    test_the_lock_excludes_threads(tmp_path)
+
+
+def test_a_lock_file_that_cannot_be_created_is_an_os_error(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        with file_lock(tmp_path / "missing" / "lock"):
+            pass
