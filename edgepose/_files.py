@@ -2,10 +2,11 @@
 
 - :func:`sha256_file`, :func:`sha256_stream`: the sha256 of a file, read in
   1 MiB chunks.
-- :func:`create_temp` / :func:`atomic_write`: write a file completely, or not
-  at all: into a temporary file ``.partial-NAME.XXXXXXXX`` beside the target,
-  flushed and fsynced, then renamed over the target with :func:`os.replace`;
-  on any error the temporary file is removed.
+- :func:`atomic_write`: write a file completely or not at all: into a
+  temporary file ``.partial-NAME.XXXXXXXX`` beside the target
+  (:func:`create_temp`), flushed and fsynced, then renamed over the target
+  with :func:`os.replace`; on any error the temporary file is removed.
+  :func:`fsync_file` does the fsync for files a library writes itself.
 - :func:`file_lock`: an exclusive lock that holds against other threads and
   other processes (for read-modify-write of shared metadata files).
 
@@ -35,8 +36,8 @@ try:
 except ImportError:  # POSIX
     msvcrt = None  # type: ignore[assignment]
 
-__all__ = ["TEMP_PREFIX", "sha256_file", "sha256_stream", "create_temp", "atomic_write",
-           "file_lock"]
+__all__ = ["TEMP_PREFIX", "sha256_file", "sha256_stream", "create_temp", "fsync_file",
+           "atomic_write", "file_lock"]
 
 #: The name prefix of temporary files; a file left by a crash starts with it.
 TEMP_PREFIX = ".partial-"
@@ -57,10 +58,11 @@ def sha256_file(path: str | os.PathLike) -> str:
         return sha256_stream(f)
 
 
-def create_temp(folder: str | os.PathLike, name: str) -> tuple[BinaryIO, Path]:
-    """A new, empty temporary file ``.partial-NAME.XXXXXXXX`` in ``folder``,
-    opened for binary writing, with the mode of an ordinary new file (the
-    umask applies). The caller renames or removes it.
+def create_temp(folder: str | os.PathLike, name: str, *,
+                suffix: str = "") -> tuple[BinaryIO, Path]:
+    """A new, empty temporary file ``.partial-NAME.XXXXXXXXSUFFIX`` in
+    ``folder``, opened for binary writing, with the mode of an ordinary new
+    file (the umask applies). The caller renames or removes it.
 
     Raises:
         FileExistsError: no free name after 100 tries.
@@ -68,7 +70,7 @@ def create_temp(folder: str | os.PathLike, name: str) -> tuple[BinaryIO, Path]:
     """
     folder = Path(folder)
     for _ in range(100):
-        path = folder / f"{TEMP_PREFIX}{name}.{secrets.token_hex(4)}"
+        path = folder / f"{TEMP_PREFIX}{name}.{secrets.token_hex(4)}{suffix}"
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
                          0o666)
@@ -76,6 +78,15 @@ def create_temp(folder: str | os.PathLike, name: str) -> tuple[BinaryIO, Path]:
             continue
         return os.fdopen(fd, "wb"), path
     raise FileExistsError(f"Could not create a temporary file for {name} in {folder}.")
+
+
+def fsync_file(path: str | os.PathLike) -> None:
+    """Flushes a file that another library wrote to the disk (before a rename)."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def atomic_write(path: str | os.PathLike,

@@ -163,3 +163,69 @@ def test_a_lock_file_that_cannot_be_created_is_an_os_error(tmp_path):
     with pytest.raises(FileNotFoundError):
         with file_lock(tmp_path / "missing" / "lock"):
             pass
+
+
+# --- every writer that goes through a temporary file: the mode of a new file ---------
+
+
+@pytest.fixture
+def umask_027():
+    previous = os.umask(0o027)
+    yield 0o640
+    os.umask(previous)
+
+
+CPM_ONNX = "models/heatmap_cpm_hourglass/onnx_converted/cpm_model.onnx"
+MOVENET_TFLITE = "models/movenet/movenet_singlepose_lightning_int8_4.tflite"
+
+
+def test_write_card_outputs_have_the_mode_of_new_files(shared_dir, tmp_path, umask_027):
+    pytest.importorskip("onnx")
+    ov = pytest.importorskip("openvino")
+    from edgepose.card import read_card, write_card
+    from edgepose.presets import preset_card
+
+    card = preset_card("cpm-aic14")
+    ir = tmp_path / "src" / "cpm.xml"
+    ir.parent.mkdir()
+    ov.save_model(ov.convert_model(shared_dir / CPM_ONNX), ir, compress_to_fp16=False)
+    written = [write_card(shared_dir / CPM_ONNX, tmp_path / "cpm.onnx", card),
+               write_card(shared_dir / MOVENET_TFLITE, tmp_path / "movenet.tflite",
+                          preset_card("movenet-lightning")),
+               write_card(ir, tmp_path / "cpm.xml", card)]
+    for path in written + [tmp_path / "cpm.bin"]:
+        assert _mode(path) == umask_027, path
+    for path in written:
+        assert read_card(path) is not None
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(TEMP_PREFIX)]
+
+
+def test_onnx_exports_have_the_mode_of_new_files(shared_dir, tmp_path, umask_027):
+    pytest.importorskip("onnx")
+    export_onnx = pytest.importorskip("edgepose_export.onnx")
+    from edgepose.card import read_card
+    from edgepose.presets import preset_card
+
+    card = preset_card("cpm-aic14")
+    fp32 = export_onnx.attach_card(shared_dir / CPM_ONNX, tmp_path / "cpm_fp32.onnx", card)
+    fp16 = export_onnx.onnx_to_fp16(fp32, tmp_path / "cpm_fp16.onnx")
+    for path in (fp32, fp16):
+        assert _mode(path) == umask_027, path
+    assert read_card(fp16).provenance["derived_from"]["sha256"] == sha256_file(fp32)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cpm_fp16.onnx", "cpm_fp32.onnx"]
+
+
+def test_openvino_exports_have_the_mode_of_new_files_and_no_leftovers(shared_dir, tmp_path,
+                                                                        umask_027):
+    pytest.importorskip("openvino")
+    export_ov = pytest.importorskip("edgepose_export.openvino")
+    from edgepose.card import read_card
+    from edgepose.presets import preset_card
+
+    xml = export_ov.to_openvino(shared_dir / CPM_ONNX, tmp_path / "cpm.xml",
+                                preset_card("cpm-aic14"), "fp32")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cpm.bin", "cpm.xml"]
+    for path in (xml, xml.with_suffix(".bin")):
+        assert _mode(path) == umask_027, path
+    card = read_card(xml)
+    assert card.provenance["source_sha256"] == sha256_file(shared_dir / CPM_ONNX)

@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 from edgepose._argtypes import non_negative_int, positive_int
+from edgepose._files import sha256_file
 from edgepose.backends._base import available_cores
 
 __all__ = ["main", "build_parser", "default_models", "IMAGE_ENV"]
@@ -266,11 +267,7 @@ def _video_settings(path: Path) -> dict:
         ok, frame = cap.read() if cap.isOpened() else (False, None)
         if not ok:
             raise ValueError("OpenCV cannot decode a frame of it (mp4, avi, mkv, ...)")
-        digest = hashlib.sha256()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-        return {"path": str(path), "sha256": digest.hexdigest(), "bytes": path.stat().st_size,
+        return {"path": str(path), "sha256": sha256_file(path), "bytes": path.stat().st_size,
                 "width": int(frame.shape[1]), "height": int(frame.shape[0]),
                 "frames": int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None,
                 "fps": float(cap.get(cv2.CAP_PROP_FPS)) or None}
