@@ -132,7 +132,10 @@ class _Held:
         self.fd = -1
 
 
-_HELD: dict[str, _Held] = {}  # by absolute lock-file path; entries are never removed
+# Process-wide by necessity: flock belongs to an open file description, so the
+# threads of one process must share one descriptor per lock file. Keyed by the
+# lock file's absolute path; entries are never removed (one per lock file used).
+_HELD: dict[str, _Held] = {}
 _HELD_GUARD = threading.Lock()
 
 

@@ -104,34 +104,29 @@ def _count_with_lock(lock_path: str, counter: str, rounds: int, barrier) -> None
             Path(counter).write_text(str(value + 1))
 
 
-def test_the_lock_excludes_threads(tmp_path):
+def _count_at_once(tmp_path, n: int, rounds: int, worker, barrier) -> int:
+    """Runs n workers (threads or processes) that each add 1 to a counter file
+    ``rounds`` times under the lock; returns the count."""
     counter = tmp_path / "n"
     counter.write_text("0")
-    barrier = threading.Barrier(8)
-    threads = [threading.Thread(target=_count_with_lock,
-                                args=(str(tmp_path / "lock"), str(counter), 25, barrier))
-               for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert int(counter.read_text()) == 8 * 25
+    workers = [worker(target=_count_with_lock,
+                      args=(str(tmp_path / "lock"), str(counter), rounds, barrier))
+               for _ in range(n)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(60)
+    assert [getattr(w, "exitcode", 0) for w in workers] == [0] * n
+    return int(counter.read_text())
+
+
+def test_the_lock_excludes_threads(tmp_path):
+    assert _count_at_once(tmp_path, 8, 25, threading.Thread, threading.Barrier(8)) == 8 * 25
 
 
 def test_the_lock_excludes_processes(tmp_path):
-    counter = tmp_path / "n"
-    counter.write_text("0")
     ctx = multiprocessing.get_context("spawn")
-    barrier = ctx.Barrier(3)
-    procs = [ctx.Process(target=_count_with_lock,
-                         args=(str(tmp_path / "lock"), str(counter), 40, barrier))
-             for _ in range(3)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(60)
-    assert [p.exitcode for p in procs] == [0, 0, 0]
-    assert int(counter.read_text()) == 3 * 40
+    assert _count_at_once(tmp_path, 3, 40, ctx.Process, ctx.Barrier(3)) == 3 * 40
 
 
 def test_the_lock_nests_in_one_thread_and_is_released_after(tmp_path):
