@@ -603,6 +603,44 @@ def test_concurrent_imports_keep_every_pin(tmp_path):
         _check_every_pin(cache, reg, files)
 
 
+def test_concurrent_pulls_and_imports_keep_every_pin_and_verification(shared_dir, tmp_path):
+    """Threads pulling real models from a mirror folder (two of them the same
+    model) while others import unpinned ones, into one cache."""
+    unpinned = _unpinned_registry(4)
+    pulled = ["movenet-lightning", "yolox-nano", POSENET, "movenet-lightning"]
+    reg = ModelRegistry([*registry.default_registry(), *unpinned])
+    files = {e.name: tmp_path / f"{e.name}.onnx" for e in unpinned}
+    for i, path in enumerate(files.values()):
+        path.write_bytes(f"model {i} ".encode() * 3000)
+    barrier, errors = threading.Barrier(len(pulled) + len(files)), []
+
+    def run(job):
+        barrier.wait()
+        try:
+            job(ModelStore(cache_dir=tmp_path / "cache", mirror=shared_dir / "models",
+                           registry=reg))
+        except Exception as exc:  # noqa: BLE001 (reported by the test)
+            errors.append(exc)
+
+    jobs = [lambda s, n=n: s.pull(n) for n in pulled]
+    jobs += [lambda s, n=n: s.import_file(files[n], name=n) for n in files]
+    threads = [threading.Thread(target=run, args=(job,)) for job in jobs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    store = ModelStore(cache_dir=tmp_path / "cache", registry=reg)
+    assert sorted(json.loads((tmp_path / "cache" / "imported.json").read_text())["models"]) \
+        == sorted(files)
+    index = json.loads((tmp_path / "cache" / "verified.json").read_text())["files"]
+    for name in [*set(pulled), *files]:
+        path = store.models_dir / reg.get(name).file
+        assert str(path.resolve()) in index, name
+        assert store.resolve(name).origin == "cache"
+    assert not [p for p in store.models_dir.iterdir() if p.name.startswith(".partial-")]
+
+
 def _import_in_a_process(cache: str, names: list[str], files: dict[str, str], barrier) -> None:
     reg = _unpinned_registry(len(files))
     store = ModelStore(cache_dir=cache, registry=reg)
