@@ -904,11 +904,12 @@ class ModelStore:
                 copied_sha, _ = _copy_hashing(f, out, None, None)
             if copied_sha != sha:
                 raise OSError(f"{src} changed while it was being copied; import it again.")
+            if vouch:
+                member_sha, member_size = (self._member_hash(entry, tmp, str(src)) if is_archive
+                                           else (sha, size))
             # The pin and the file it pins land together: under the cache's lock.
             with self._lock():
                 if vouch:
-                    member_sha, member_size = (self._member_hash(entry, tmp, str(src))
-                                               if is_archive else (sha, size))
                     self._pin(entry, member_sha, member_size, src,
                               archive_sha=sha if is_archive else None)
                 path = self._unpack_or_install(entry, tmp, sha, is_archive, "import", source)
