@@ -224,3 +224,24 @@ def test_openvino_exports_have_the_mode_of_new_files_and_no_leftovers(shared_dir
         assert _mode(path) == umask_027, path
     card = read_card(xml)
     assert card.provenance["source_sha256"] == sha256_file(shared_dir / CPM_ONNX)
+
+
+def test_export_model_artefacts_have_the_mode_of_new_files(shared_dir, tmp_path, umask_027):
+    """Through the whole export: the card is attached, parity measured, and the
+    card rewritten into the artefact (a temporary copy renamed over it)."""
+    pytest.importorskip("openvino")
+    api = pytest.importorskip("edgepose_export.api")
+    from edgepose.card import read_card
+
+    result = api.export_model(shared_dir / CPM_ONNX, targets="onnx,openvino", precisions="fp32",
+                              out_dir=tmp_path, parity_inputs=shared_dir / "data/coco",
+                              boxes=shared_dir / "data/coco/test_coco.json", latency_runs=1,
+                              preset="cpm-aic14", force=True)
+    paths = [a.path for a in result.artifacts]
+    assert sorted(p.suffix for p in paths) == [".onnx", ".xml"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [p.name for p in paths] + [p.with_suffix(".bin").name for p in paths if p.suffix == ".xml"])
+    for path in tmp_path.iterdir():
+        assert _mode(path) == umask_027, path
+    for path in paths:
+        assert read_card(path).provenance["parity"]["images"] > 0
