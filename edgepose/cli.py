@@ -20,6 +20,15 @@ scores a model with COCO OKS AP/AR (identical to pycocotools) and PCK
 ``edgepose export SOURCE --out DIR [--to ...] [--precision ...] ...`` converts
 and quantizes a model with the export stage (``edgepose_export.cli``, imported
 only for this command; it needs ``pip install 'edgepose[export]'``).
+
+Every command reports a mistake as one line ``edgepose: error: ...`` on stderr
+(``--debug`` adds the traceback) and exits 0 ok, 1 failed work (a model, card,
+annotation or image file that cannot be used, a runtime failure, failed
+inputs), 2 usage error (bad arguments, a path or model name that names
+nothing), 130 interrupted (:mod:`edgepose._cli`). ``edgepose run`` on a folder
+reports an image it cannot read or estimate, skips it, processes the others and
+ends with ``edgepose: error: N of M inputs failed`` (exit 1). With ``--out -``
+stdout carries only the JSON lines.
 """
 from __future__ import annotations
 
@@ -32,6 +41,8 @@ from pathlib import Path
 import numpy as np
 
 from edgepose._argtypes import positive_int
+from edgepose._cli import (EXIT_FAILED, EXIT_OK, UsageError, add_debug_flag, check_model_arg,
+                           check_output_dir, error_line, run_command)
 from edgepose.images import import_cv2
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
@@ -44,6 +55,7 @@ class Progress:
     def __init__(self, total: int | None, label: str, enabled: bool) -> None:
         self.total, self.label, self.enabled = total, label, enabled
         self.count, self.start = 0, time.perf_counter()
+        self._drawn = False
 
     def update(self) -> None:
         self.count += 1
@@ -58,10 +70,15 @@ class Progress:
             text = f"\r{self.label} {self.count} frames {rate:5.1f} fps"
         sys.stderr.write(text)
         sys.stderr.flush()
+        self._drawn = True
 
     def close(self) -> None:
-        if self.enabled and self.count:
+        """Ends the bar's line (also before a message is printed below it)."""
+        if self._drawn:
             sys.stderr.write("\n")
+            self._drawn = False
+
+    clear = close
 
 
 def _source(source: str) -> tuple[str, list[Path] | None]:
@@ -71,26 +88,25 @@ def _source(source: str) -> tuple[str, list[Path] | None]:
         return "video", None
     path = Path(source)
     if not path.exists():
-        raise SystemExit(f"error: {source} does not exist (expected an image, a folder, a video "
+        raise UsageError(f"{source} does not exist (expected an image, a folder, a video "
                          "file or a camera index).")
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not files:
-            raise SystemExit(f"error: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {source}.")
+            raise UsageError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {source}.")
         return "images", files
     if path.suffix.lower() in VIDEO_SUFFIXES:
         return "video", None
     return "images", [path]
 
 
-def _image_frames(files):
+def _read_image(path: Path) -> np.ndarray:
     cv2 = import_cv2()
-
-    for f in files:
-        image = cv2.imread(str(f), cv2.IMREAD_COLOR)
-        if image is None:
-            raise SystemExit(f"error: {f} could not be read as an image.")
-        yield f.name, image
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise ValueError(f"{path} could not be read as an image (OpenCV cannot decode it: "
+                         "a damaged file, or not an image).")
+    return image
 
 
 def _video_info(source: str) -> tuple[int | None, float]:
@@ -102,9 +118,9 @@ def _video_info(source: str) -> tuple[int | None, float]:
     try:
         if not cap.isOpened():
             if source.isdigit():
-                raise SystemExit(f"error: camera {source} could not be opened: check that a "
-                                 "camera is connected at that index and not in use.")
-            raise SystemExit(f"error: {source} could not be opened as a video (OpenCV could "
+                raise OSError(f"camera {source} could not be opened: check that a "
+                              "camera is connected at that index and not in use.")
+            raise ValueError(f"{source} could not be opened as a video (OpenCV could "
                              "not decode it).")
         count = None if source.isdigit() else int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None
         fps = cap.get(cv2.CAP_PROP_FPS)
@@ -172,7 +188,7 @@ class _Output:
 
     def __init__(self, args: argparse.Namespace, fps: float) -> None:
         self.to_stdout = args.out == "-"
-        self.dir = None if self.to_stdout else Path(args.out)
+        self.dir = None if self.to_stdout else check_output_dir(args.out, "--out")
         if self.dir is not None:
             self.dir.mkdir(parents=True, exist_ok=True)
         self.draw = self.dir is not None and not args.no_draw
@@ -205,28 +221,54 @@ class _Output:
 
 
 def run(args: argparse.Namespace) -> int:
+    """``edgepose run``. Images: a file that cannot be read or estimated is
+    reported on stderr and skipped; the exit status is 1 when any failed."""
     kind, files = _source(args.input)
+    check_model_arg(args.model, "--model")
+    check_model_arg(args.detector, "--detector")
+    if args.out != "-":
+        check_output_dir(args.out, "--out")
     _fetch_named([args.model, args.detector], args.quiet)
     if kind == "video":
         return _run_video(args)
     from edgepose import Estimator
 
+    if len(files) == 1:  # one image: its error is the command's, before any work
+        _read_image(files[0])
+    with Estimator(args.model, args.detector, backend=args.backend, threads=args.threads,
+                   preset=args.preset, detector_preset=args.detector_preset) as est:
+        return _run_images(args, est, files, skip_bad=len(files) > 1)
+
+
+def _run_images(args: argparse.Namespace, est, files: list[Path], skip_bad: bool) -> int:
     out = _Output(args, 0.0)
     progress = Progress(len(files), "edgepose run", enabled=not args.quiet and len(files) != 1)
+    failed = 0
     try:
-        with Estimator(args.model, args.detector, backend=args.backend, threads=args.threads,
-                       preset=args.preset, detector_preset=args.detector_preset) as est:
-            for index, (name, image) in enumerate(_image_frames(files)):
+        for index, path in enumerate(files):
+            try:
+                image = _read_image(path)
                 result = est(image)
-                out.write({"frame": index, "source": name, **result.to_dict()}, result, image,
-                          name, video=False)
-                progress.update()
+            except (ValueError, RuntimeError) as exc:
+                if not skip_bad:
+                    raise
+                failed += 1
+                progress.clear()
+                error_line("edgepose", f"skipped {path.name}: {exc}")
+                continue
+            out.write({"frame": index, "source": path.name, **result.to_dict()}, result, image,
+                      path.name, video=False)
+            progress.update()
     finally:
         progress.close()
         out.close()
     if out.dir is not None and not args.quiet:
         print(f"wrote {progress.count} frame(s) to {out.dir}", file=sys.stderr)
-    return 0
+    if failed:
+        error_line("edgepose", f"{failed} of {len(files)} inputs failed (each reported above; "
+                   "the others were processed)")
+        return EXIT_FAILED
+    return EXIT_OK
 
 
 def _smoothing(args: argparse.Namespace):
@@ -500,8 +542,8 @@ def models_verify(args: argparse.Namespace) -> int:
         else:
             print(f"unknown   {'-':<34} {r.path.name}: not a registry file")
     if bad and not args.remove_bad:
-        print(f"{bad} bad file(s): `edgepose models verify --remove-bad` removes them.",
-              file=sys.stderr)
+        error_line("edgepose", f"{bad} bad file(s): `edgepose models verify --remove-bad` "
+                   "removes them.")
     return 1 if bad and not args.remove_bad else 0
 
 
@@ -511,33 +553,44 @@ def _add_models_parser(sub) -> None:
                        "(cache folder), EDGEPOSE_MODEL_DIR (your model files), EDGEPOSE_MIRROR "
                        "(a folder or an http(s) base URL that holds model files), "
                        "EDGEPOSE_OFFLINE=1 (no network).")
+    add_debug_flag(p, sub=True)
     msub = p.add_subparsers(dest="models_command", required=True)
     q = msub.add_parser("list", help="every known model and whether it is available locally")
+    add_debug_flag(q, sub=True)
     q.set_defaults(func=models_list)
     q = msub.add_parser("info", help="everything about one model")
     q.add_argument("name")
+    add_debug_flag(q, sub=True)
     q.set_defaults(func=models_info)
     q = msub.add_parser("pull", help="fetch models into the cache (mirror, then upstream)")
     q.add_argument("names", nargs="+", metavar="NAME")
     q.add_argument("--force", action="store_true", help="fetch again even if cached")
     q.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_debug_flag(q, sub=True)
     q.set_defaults(func=models_pull)
     q = msub.add_parser("import", help="copy a model file you have into the cache "
                         "(recognised by its sha256, or named with --name)")
     q.add_argument("path")
     q.add_argument("--name", help="the registry name; needed for models without a pinned "
                    "sha256 (rtmpose-*), whose hash you then vouch for")
+    add_debug_flag(q, sub=True)
     q.set_defaults(func=models_import)
     q = msub.add_parser("verify", help="hash every cached file again")
     q.add_argument("--remove-bad", action="store_true",
                    help="delete files with a wrong sha256 and leftover partial downloads")
+    add_debug_flag(q, sub=True)
     q.set_defaults(func=models_verify)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="edgepose", description="2D human pose estimation on the edge.")
+    parser = argparse.ArgumentParser(
+        prog="edgepose", description="2D human pose estimation on the edge.",
+        epilog="Exit codes: 0 ok, 1 failed work (a bad model, card, annotation or image file, "
+        "failed inputs, a runtime failure), 2 usage error, 130 interrupted.")
+    add_debug_flag(parser)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("run", help="run a pose model on an image, a folder, a video or a camera")
+    add_debug_flag(p, sub=True)
     p.add_argument("input", help="an image, a folder of images, a video file or a camera index")
     p.add_argument("--model", required=True,
                    help="pose model file (.onnx, .tflite, .xml) or name (edgepose models list)")
@@ -580,6 +633,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("eval", help="OKS AP/AR and PCK of a model on an annotation file")
     add_eval_arguments(e)
+    add_debug_flag(e, sub=True)
     e.set_defaults(func=run_eval)
     sub.add_parser("export", add_help=False,
                    help="convert and quantize a model (ONNX, OpenVINO, TFLite) with parity "
@@ -592,22 +646,30 @@ def export(argv: list[str]) -> int:
     try:
         from edgepose_export.cli import main as export_main
     except ImportError as exc:
-        print(f"error: edgepose export needs the export stage: pip install 'edgepose[export]' "
-              f"({exc}).", file=sys.stderr)
-        return 2
+        raise ImportError(f"edgepose export needs the export stage: pip install "
+                          f"'edgepose[export]' ({exc}).") from exc
     return export_main(argv, prog="edgepose export")
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
-    if argv and argv[0] == "export":
-        return export(argv[1:])
+def _main(argv: list[str]) -> int:
+    if argv[:1] == ["export"] or argv[:2] == ["--debug", "export"]:
+        rest = argv[argv.index("export") + 1:]
+        return export(rest + ["--debug"] if argv[0] == "--debug" else rest)
     args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except (FileNotFoundError, ValueError, ImportError, TypeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    if args.command == "models" and args.models_command in ("info", "pull"):
+        for name in [args.name] if args.models_command == "info" else args.names:
+            try:
+                _store().registry.get(name)
+            except ValueError as exc:  # an unknown name: the command line is wrong
+                raise UsageError(str(exc)) from None
+    return args.func(args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs ``edgepose``; returns the exit status (0 ok, 1 failed work, 2 usage
+    error, 130 interrupted; see :mod:`edgepose._cli`). argparse's errors exit 2
+    by ``SystemExit``."""
+    return run_command(_main, argv, "edgepose")
 
 
 if __name__ == "__main__":

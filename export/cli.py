@@ -11,24 +11,34 @@
 SOURCE is an ``.onnx`` or ``.tflite`` file, or ``package.module:factory``
 naming a function that returns a ``torch.nn.Module`` (with ``--weights`` a
 state dict to load into it; the card from ``--card``, ``--preset`` or the
-module's ``card()``). Prints the table of artefacts and their parity, writes
+module's ``card()``). Prints the table of artefacts and their parity (on
+stderr with ``--json -``, stdout then carrying only the JSON report), writes
 the JSON report (``--json``, default ``DIR/export.json``).
 
-Exit codes: 0 every artefact within its tolerance (or ``--force``), 1 an
-artefact outside its tolerance, 2 a usage error (bad arguments, missing
-files, unsupported combinations, a missing toolchain package).
+Exit codes (as every edgepose command, :mod:`edgepose._cli`): 0 every artefact
+within its tolerance (or ``--force``); 1 an artefact outside its tolerance, a
+conversion that failed, a missing toolchain package; 2 a usage error (bad
+arguments, missing files, unsupported combinations: the export stage checks the
+whole request before converting anything, so its ``ValueError``s are usage
+errors); 130 interrupted. Errors are one line on stderr; ``--debug`` adds the
+traceback.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import sys
 from pathlib import Path
 from typing import Any
 
+from edgepose._cli import (EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError, add_debug_flag,
+                           check_output_dir, check_output_file, error_line, run_command,
+                           stdout_to_stderr)
+
 __all__ = ["build_parser", "main"]
 
-EXIT_OK, EXIT_TOLERANCE, EXIT_USAGE = 0, 1, 2
+EXIT_TOLERANCE = EXIT_FAILED
 
 
 def _list(text: str) -> list[str]:
@@ -42,7 +52,8 @@ def build_parser(prog: str = "edgepose export") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=prog, description="Export a pose model to ONNX, OpenVINO and TFLite, in FP32, FP16 "
         "and INT8, each file with its model card and a parity report against the source.",
-        epilog="Exit codes: 0 ok, 1 an artefact outside its tolerance, 2 usage error.")
+        epilog="Exit codes: 0 ok, 1 an artefact outside its tolerance (or a failed "
+        "conversion), 2 usage error, 130 interrupted.")
     p.add_argument("source", help="an .onnx or .tflite file, or package.module:factory returning "
                    "a torch.nn.Module")
     p.add_argument("--out", required=True, help="output folder")
@@ -74,6 +85,7 @@ def build_parser(prog: str = "edgepose export") -> argparse.ArgumentParser:
                    "- for stdout)")
     p.add_argument("--latency-runs", type=int, default=20, help="timed runs per latency figure")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_debug_flag(p)
     return p
 
 
@@ -82,10 +94,11 @@ def _torch_source(text: str, weights: str | None) -> Any:
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise ValueError(f"Cannot import {module_name!r} for the source {text!r}: {exc}") from None
+        raise UsageError(f"Cannot import {module_name!r} for the source {text!r}: "
+                         f"{exc}") from None
     factory = getattr(module, attr, None)
     if factory is None:
-        raise ValueError(f"{module_name!r} has no {attr!r} (source {text!r}).")
+        raise UsageError(f"{module_name!r} has no {attr!r} (source {text!r}).")
     model = factory() if callable(factory) and not hasattr(factory, "state_dict") else factory
     if weights is not None:
         from edgepose_export.api import require
@@ -103,7 +116,7 @@ def _source(args: argparse.Namespace) -> Any:
     if ":" in text and not Path(text).exists():
         return _torch_source(text, args.weights)
     if args.weights is not None:
-        raise ValueError("--weights is for torch sources (package.module:factory).")
+        raise UsageError("--weights is for torch sources (package.module:factory).")
     path = Path(text)
     if not path.exists():
         raise FileNotFoundError(f"The source {text} does not exist.")
@@ -114,9 +127,9 @@ def _tolerance(args: argparse.Namespace):
     from edgepose_export.api import Tolerance
 
     if not args.max_keypoint_error > 0:
-        raise ValueError(f"--max-keypoint-error must be positive, got {args.max_keypoint_error}.")
+        raise UsageError(f"--max-keypoint-error must be positive, got {args.max_keypoint_error}.")
     if not 0 <= args.min_oks <= 1:
-        raise ValueError(f"--min-oks must be between 0 and 1, got {args.min_oks}.")
+        raise UsageError(f"--min-oks must be between 0 and 1, got {args.min_oks}.")
     return Tolerance(max_keypoint_error_px=args.max_keypoint_error, min_oks=args.min_oks)
 
 
@@ -127,21 +140,30 @@ def run(args: argparse.Namespace) -> int:
     card = None
     if args.card is not None:
         if args.preset is not None:
-            raise ValueError("Pass --card or --preset, not both.")
+            raise UsageError("Pass --card or --preset, not both.")
+        if not Path(args.card).is_file():
+            raise UsageError(f"--card {args.card} does not exist: pass a model card JSON file.")
         card = ModelCard.from_json(Path(args.card).read_text())
     source = _source(args)
-    out = Path(args.out)
+    out = check_output_dir(args.out, "--out")
+    if args.json not in (None, "-"):
+        check_output_file(args.json, "--json")
+    quiet_stdout = stdout_to_stderr() if args.json == "-" else contextlib.nullcontext()
     try:
-        result = export_model(
-            source, card=card, preset=args.preset, targets=args.to, precisions=args.precision,
-            calibration=args.calib, out_dir=out, parity_inputs=args.parity_images,
-            tolerance=_tolerance(args), force=args.force, boxes=args.calib_annotations,
-            name=args.name, max_calibration_images=args.max_calib,
-            latency_runs=args.latency_runs, progress=not args.quiet)
+        with quiet_stdout:  # stdout carries only the JSON report: toolchains' chatter to stderr
+            result = export_model(
+                source, card=card, preset=args.preset, targets=args.to, precisions=args.precision,
+                calibration=args.calib, out_dir=out, parity_inputs=args.parity_images,
+                tolerance=_tolerance(args), force=args.force, boxes=args.calib_annotations,
+                name=args.name, max_calibration_images=args.max_calib,
+                latency_runs=args.latency_runs, progress=not args.quiet)
         code = EXIT_OK
     except ParityError as exc:
         result, code = exc.result, EXIT_TOLERANCE
-    print(result.table())
+    except (ValueError, TypeError, FileNotFoundError) as exc:
+        # the export stage checks the whole request before converting anything
+        raise UsageError(str(exc)) from exc
+    print(result.table(), file=sys.stderr if args.json == "-" else sys.stdout)
     text = result.to_json(indent=2)
     if args.json == "-":
         print(text)
@@ -151,22 +173,24 @@ def run(args: argparse.Namespace) -> int:
         target.write_text(text + "\n")
         print(f"report: {target}", file=sys.stderr)
     if code == EXIT_TOLERANCE:
-        print(f"error: {len(result.failed)} artefact(s) outside the tolerance (mean keypoint "
-              f"error <= {args.max_keypoint_error} px, OKS >= {args.min_oks}); --force accepts "
-              "them.", file=sys.stderr)
+        error_line(args.prog, f"{len(result.failed)} artefact(s) outside the tolerance (mean "
+                   f"keypoint error <= {args.max_keypoint_error} px, OKS >= {args.min_oks}); "
+                   "--force accepts them.")
     return code
 
 
 def main(argv: list[str] | None = None, prog: str = "edgepose export") -> int:
-    try:
-        args = build_parser(prog).parse_args(argv)
-    except SystemExit as exc:  # argparse: 0 for --help, 2 for bad arguments
-        return int(exc.code or 0)
-    try:
+    """Runs the export; returns the exit status (argparse's too: 0 for
+    ``--help``, 2 for bad arguments)."""
+    def body(args_list: list[str]) -> int:
+        try:
+            args = build_parser(prog).parse_args(args_list)
+        except SystemExit as exc:
+            return EXIT_USAGE if exc.code else EXIT_OK
+        args.prog = prog
         return run(args)
-    except (FileNotFoundError, ValueError, ImportError, TypeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+
+    return run_command(body, argv, prog)
 
 
 if __name__ == "__main__":

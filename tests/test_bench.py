@@ -454,7 +454,7 @@ def test_video_and_image_together_and_a_bad_video(shared_dir, tmp_path, capsys,
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(b"not a video")
     capsys.readouterr()
-    assert main([model, "--video", str(bad)]) == 2
+    assert main([model, "--video", str(bad)]) == 1  # 1: the file exists but is no video
     assert "cannot read the video" in capsys.readouterr().err
 
 

@@ -168,16 +168,19 @@ def test_a_camera_is_tracked_live_dropping_frames_while_busy(shared_dir, movenet
     assert json.loads((out / "summary.json").read_text())["dropped"] is None
 
 
-def test_a_camera_that_cannot_be_opened_says_so(movenet):
-    with pytest.raises(SystemExit, match="camera 97 could not be opened"):
-        main(["run", "97", "--model", movenet, "--out", "-"])
+def test_a_camera_that_cannot_be_opened_says_so(movenet, capsys):
+    assert main(["run", "97", "--model", movenet, "--out", "-"]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("edgepose: error: camera 97 could not be opened")
 
 
-def test_missing_input_exits_with_a_message(tmp_path, movenet):
-    with pytest.raises(SystemExit, match="does not exist"):
-        main(["run", str(tmp_path / "x.jpg"), "--model", movenet])
-    with pytest.raises(SystemExit, match="no images"):
-        main(["run", str(tmp_path), "--model", movenet])
+def test_missing_input_exits_2_with_a_message(tmp_path, movenet, capsys):
+    assert main(["run", str(tmp_path / "x.jpg"), "--model", movenet]) == 2
+    assert capsys.readouterr().err == (f"edgepose: error: {tmp_path / 'x.jpg'} does not exist "
+                                       "(expected an image, a folder, a video file or a camera "
+                                       "index).\n")
+    assert main(["run", str(tmp_path), "--model", movenet]) == 2
+    assert capsys.readouterr().err.startswith("edgepose: error: no images (.bmp, ")
 
 
 def test_missing_model_is_reported_on_stderr(shared_dir, tmp_path, capsys):
@@ -185,7 +188,8 @@ def test_missing_model_is_reported_on_stderr(shared_dir, tmp_path, capsys):
                  "--model", str(tmp_path / "missing.onnx"), "--out", str(tmp_path / "o")])
     assert code == 2
     err = capsys.readouterr().err
-    assert err.startswith("error:") and "does not exist" in err
+    assert err.startswith("edgepose: error: --model") and "does not exist" in err
+    assert not (tmp_path / "o").exists()  # checked before any work
 
 
 def test_console_script_is_installed(movenet, shared_dir):

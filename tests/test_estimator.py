@@ -1,13 +1,9 @@
 """Estimator on the real models of ../shared, end to end, and on bad input.
 
 Measured on x86-64 with onnxruntime 1.32, ai-edge-litert 2.3 (XNNPACK) and
-OpenVINO 2026.4 (figures the floors below are set under):
-
-* YOLOX-nano + MoveNet Lightning on data/coco (detected boxes, MMPose
-  rescoring): OKS AP 0.551 (int8 .tflite), 0.579 (its ONNX conversion). With
-  TFLite's reference kernels instead of XNNPACK the .tflite scores higher:
-  the int8 kernels round differently.
-* CPM on data/aic (GT boxes): mean error 60.1 px with argmax, 57.6 px with DARK.
+OpenVINO 2026.4: CPM on data/aic (GT boxes): mean error 60.1 px with argmax,
+57.6 px with DARK. The OKS AP floors on data/coco live in test_accuracy.py,
+with margins that hold across CPUs.
 """
 from __future__ import annotations
 
@@ -48,46 +44,10 @@ def coco(shared_dir):
     return gt, images
 
 
-def _oks_ap(gt, results) -> float:
-    from pycocotools.cocoeval import COCOeval
-
-    with contextlib.redirect_stdout(io.StringIO()):
-        evaluator = COCOeval(gt, gt.loadRes(results), "keypoints")
-        evaluator.evaluate()
-        evaluator.accumulate()
-        evaluator.summarize()
-    return float(evaluator.stats[0])
-
-
 def _gt_boxes(gt, image_id):
     anns = [a for a in gt.loadAnns(gt.getAnnIds(imgIds=image_id)) if not a["iscrowd"]]
     return np.array([[a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2],
                       a["bbox"][1] + a["bbox"][3]] for a in anns], np.float32)
-
-
-@pytest.mark.parametrize("model, floor", [(MOVENET, 0.55), (MOVENET_ONNX, 0.50)])
-def test_movenet_with_yolox_reaches_its_ap_floor(models, coco, model, floor):
-    gt, images = coco
-    results = []
-    with Estimator(models / model, detector=models / YOLOX) as est:
-        assert est.card.name == "movenet-lightning" and est.keypoint_set.name == "coco17"
-        for image_id, image in images.items():
-            poses = est(image)
-            assert poses.boxes is not None and len(poses.boxes) == len(poses)
-            results += poses.to_coco(image_id)
-    assert len(results) >= 10  # 11 people are found; a broken detector finds none
-    assert _oks_ap(gt, results) >= floor
-
-
-def test_movenet_on_tflite_reference_kernels(models, coco):
-    """xnnpack=False: TFLite's reference int8 kernels (0.564 measured)."""
-    gt, images = coco
-    results = []
-    with Estimator(models / MOVENET, detector=models / YOLOX, xnnpack=False) as est:
-        assert est._pose.backend.xnnpack is False
-        for image_id, image in images.items():
-            results += est(image).to_coco(image_id)
-    assert _oks_ap(gt, results) >= 0.55
 
 
 def _decode_all(models, model, images, gt, **kwargs):
@@ -288,21 +248,6 @@ def test_stage_timings_of_the_last_call(models, coco):
 
 
 TFPOSE = "openpose_paf/tfpose_mobilenet_v2_small.onnx"
-
-
-def test_tfpose_bottom_up_reaches_its_ap_floor(models, coco):
-    """tf-pose MobileNetV2 (OpenPose-style PAF) on data/coco, whole images, grouped by
-    ops.group_paf, COCO-18 -> COCO-17: OKS AP 0.492 measured (the OpenVINO model zoo's
-    Python decoder on x4-upsampled maps: 0.40; grouping here takes under 1 ms a frame)."""
-    gt, images = coco
-    results = []
-    with Estimator(models / TFPOSE, keypoint_set="coco17") as est:
-        assert est.card.name == "tfpose-mobilenet-v2" and est.card.head == "paf"
-        for image_id, image in images.items():
-            poses = est(image)
-            assert poses.boxes is None
-            results += poses.to_coco(image_id)
-    assert _oks_ap(gt, results) >= 0.47
 
 
 def test_tfpose_finds_the_crowd(models, shared_dir):

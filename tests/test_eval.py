@@ -694,6 +694,70 @@ def test_evaluate_model_errors(tmp_path):
         evaluate_model(lambda image: None, load_mpii(_mpii_people()), tmp_path)
 
 
+def _broken(change):
+    gt = simple_dataset()
+    change(gt)
+    return gt
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda gt: gt["images"][1].pop("id"),
+     r"<dict>: images\[1\] has no 'id'; every image needs an integer 'id'"),
+    (lambda gt: gt["images"][0].update(id="1"),
+     r"images\[0\] has 'id' '1'; expected an integer"),
+    (lambda gt: gt.update(images={"id": 1, "file_name": "1.jpg"}),
+     r"'images' is a dict \(\{'id': 1, 'file_name': '1.jpg'\}\); expected a list of objects"),
+    (lambda gt: gt["images"].append("3.jpg"),
+     r"images\[2\] is '3.jpg'; expected an object"),
+    (lambda gt: gt["annotations"][2].pop("image_id"),
+     r"annotations\[2\] \(id 3\) has no 'image_id'; every annotation needs an integer"),
+    (lambda gt: gt["annotations"][0].pop("id"),
+     r"annotations\[0\] has no 'id'"),
+    (lambda gt: gt["annotations"][1].update(bbox=[1, 2, 3]),
+     r"annotations\[1\] \(id 2\) has 'bbox' \[1, 2, 3\]; expected 4 numbers \[x, y, width, "
+     r"height\]"),
+    (lambda gt: gt["annotations"][1].update(bbox=[1, 2, 3, None]),
+     r"annotations\[1\] \(id 2\) has 'bbox' \[1, 2, 3, None\]; expected 4 numbers"),
+    (lambda gt: gt["annotations"][3].update(keypoints=[0, 0, "2"] * 17),
+     r"annotations\[3\] \(id 4\) has 'keypoints' \[0, 0, '2', .* ...>; expected a list of "
+     r"numbers, x, y, v"),
+    (lambda gt: gt["annotations"][3].update(keypoints=[0, 0]),
+     r"annotations\[3\] \(id 4\) has 'keypoints' \[0, 0\]; expected a list of numbers"),
+    (lambda gt: gt["annotations"][0].update(num_keypoints=True),
+     r"annotations\[0\] \(id 1\) has 'num_keypoints' True; expected an integer"),
+    (lambda gt: gt["annotations"][0].update(area="big"),
+     r"annotations\[0\] \(id 1\) has 'area' 'big'; expected a number"),
+    (lambda gt: gt.update(annotations=None),
+     r"'annotations' is a NoneType \(None\); expected a list of objects"),
+    (lambda gt: gt["categories"].append({"name": "dog"}),
+     r"categories\[1\] is \{'name': 'dog'\}; expected an object with an integer 'id'"),
+])
+def test_annotation_entries_are_checked_one_by_one(change, message):
+    with pytest.raises(ValueError, match=message):
+        load_coco_keypoints(_broken(change))
+
+
+def test_annotation_checks_accept_numpy_numbers_and_every_real_file(shared_dir):
+    gt = simple_dataset()
+    gt["annotations"][0]["bbox"] = list(np.array(gt["annotations"][0]["bbox"], np.float32))
+    gt["images"][0]["id"] = np.int64(1)
+    assert load_coco_keypoints(gt).bbox_xywh.shape == (4, 4)
+    for name in ("coco/test_coco.json", "crowdpose/test_crowdpose.json", "aic/test_aic.json"):
+        assert len(load_coco_keypoints(shared_dir / "data" / name)) > 0
+
+
+def test_nothing_to_evaluate_is_an_error(tmp_path):
+    for change in (lambda gt: gt.update(annotations=[]),
+                   lambda gt: [a.update(num_keypoints=0) for a in gt["annotations"]],
+                   lambda gt: [a.update(iscrowd=1) for a in gt["annotations"]]):
+        with pytest.raises(ValueError, match=r"nothing to evaluate: <dict> has 2 images and "
+                                             r"\d annotations, none of them a person with a "
+                                             r"labelled keypoint"):
+            evaluate_model(lambda image: None, _broken(change), tmp_path)
+    with pytest.raises(ValueError, match="nothing to evaluate: <list> has no annotated person"):
+        evaluate_model(lambda image: None, load_mpii([]), tmp_path, gt_boxes=True)
+
+
 def test_main_eval_reports_user_errors(capsys, tmp_path):
     rc = main_eval(["model.onnx", "--annotations", str(tmp_path / "none.json"),
                     "--images", str(tmp_path)])

@@ -132,8 +132,9 @@ def test_edgepose_eval_command(shared_dir, tmp_path, capsys):
     record = json.loads(out.read_text())
     assert record["boxes"] == "ground truth" and record["keypoint_set"] == "aic14"
     assert record["num_people"] == 9 and record["coco"]["area_source"] == "bbox"
-    # README: CPM PCK@0.1 0.63 on data/aic with GT boxes and argmax
-    assert record["summary"]["PCK@0.1"] == pytest.approx(0.63, abs=0.01)
+    # README: CPM PCK@0.1 0.63 on data/aic with GT boxes and argmax (126 keypoints: 0.02
+    # leaves room for two of them to cross the threshold with another CPU's float kernels)
+    assert record["summary"]["PCK@0.1"] == pytest.approx(0.63, abs=0.02)
     assert set(record["pck"][1]["per_keypoint"]) == set(record["coco"]["per_keypoint"])
 
 

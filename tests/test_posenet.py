@@ -470,11 +470,12 @@ def _coco_keypoint_ap(shared_dir, run, variant):
     return ev.stats[0]
 
 
-@pytest.mark.parametrize("variant, floor", [("coral", 0.55), ("tfjs", 0.30)])
+@pytest.mark.parametrize("variant, floor", [("coral", 0.60 - 0.08), ("tfjs", 0.35 - 0.08)])
 def test_coco_oks_ap(shared_dir, posenet_481x641, variant, floor):
     """OKS AP on data/coco (4 images, 12 people with keypoints), 481x641
     model, centred letterbox, default decoder parameters. Measured: coral
     0.600, tfjs 0.350 (the single short-offset step cannot cross the +/-10 px
-    the quantized offsets saturate at)."""
+    the quantized offsets saturate at). An int8 model: the floors leave the margin of
+    tests/test_accuracy.py (INT8_AP_MARGIN) for other CPUs' kernels."""
     ap = _coco_keypoint_ap(shared_dir, posenet_481x641, variant)
     assert ap >= floor, ap

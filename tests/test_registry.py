@@ -150,8 +150,11 @@ def test_pinned_entries_match_the_real_files(shared_dir):
         actual = (_sha(path.read_bytes()), path.stat().st_size)
         assert actual == (entry.sha256, entry.size), entry.name
         assert entry.license == "Apache-2.0"
-    # every real model file is in the registry
-    assert {e.file for e in pinned} == set(files)
+    # every real model file is in the registry, but for the one-stage multi-person models,
+    # which no decoder of this edgepose reads yet (they join with their head)
+    one_stage = {"yolo11n-pose.onnx", "yolo11n-pose-dynamic.onnx", "yolo11n-pose.tflite",
+                 "movenet_multipose_lightning_fp16.tflite"}
+    assert {e.file for e in pinned} == set(files) - one_stage
 
 
 def test_entries_agree_with_the_presets_and_known_files():
@@ -536,9 +539,9 @@ def test_cli_models_list_info_pull_import_verify(shared_dir, monkeypatch, tmp_pa
     assert "Unknown model name 'nope'" in capsys.readouterr().err
     monkeypatch.delenv(registry.MIRROR_ENV)
     monkeypatch.setenv(registry.OFFLINE_ENV, "1")
-    assert main(["models", "pull", "blazepose-full"]) == 2
+    assert main(["models", "pull", "blazepose-full"]) == 1  # 1: failed work (no copy reachable)
     err = capsys.readouterr().err
-    assert err.startswith("error: No copy of model 'blazepose-full'")
+    assert err.startswith("edgepose: error: No copy of model 'blazepose-full'")
     assert "Fetch https://storage.googleapis.com/mediapipe-assets/pose_landmark_full.tflite" in err
 
 

@@ -16,8 +16,11 @@ model card) gives the TFLite backend's float outputs.
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import os
-from collections.abc import Sequence
+import sys
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -46,9 +49,10 @@ _DTYPES = {
     "tensor(bool)": np.bool_,
 }
 
-# onnxruntime's error classes for a file it cannot parse or build a graph from.
+# onnxruntime's error classes for a file it cannot parse or build a graph from
+# (a damaged file can also fail on decoding its own error message).
 _LOAD_ERRORS = ("InvalidProtobuf", "InvalidGraph", "InvalidArgument", "Fail",
-                "NotImplemented", "NoModel")
+                "NotImplemented", "NoModel", "UnicodeDecodeError")
 
 #: Session log severity: 3 = errors only. onnxruntime's graph warnings (such as
 #: "Initializer ... appears in graph inputs", which many exported detectors
@@ -94,6 +98,41 @@ def _normalize_providers(providers, available: list[str]) -> tuple[list[str], li
         names.append(name)
         options.append(dict(opts))
     return names, options
+
+
+@contextlib.contextmanager
+def _quiet_stdout() -> Iterator[io.StringIO]:
+    """Keeps onnxruntime's chatter off stdout while an InferenceSession is created.
+
+    onnxruntime prints its "EP Error ... Falling back ... and retrying" banner
+    with ``print`` on stdout (and its C++ code may write to file descriptor 1),
+    which would corrupt a caller's stdout, such as ``edgepose run --out -``'s
+    JSON lines. Python's ``sys.stdout`` goes into the yielded buffer (the
+    banner repeats the error the session raises; a caller may quote it), file
+    descriptor 1 points at stderr; both are restored afterwards.
+    """
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+    try:
+        saved: int | None = os.dup(1)
+    except OSError:  # no fd 1 (a service): only the Python-level redirect
+        saved = None
+    if saved is not None:
+        try:
+            os.dup2(2, 1)
+        except OSError:
+            os.close(saved)
+            saved = None
+    buffer = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(buffer):
+            yield buffer
+    finally:
+        if saved is not None:
+            with contextlib.suppress(Exception):
+                sys.stderr.flush()
+            os.dup2(saved, 1)
+            os.close(saved)
 
 
 def _tensor_info(node, path, role: str) -> TensorInfo:
@@ -156,9 +195,10 @@ class OnnxRuntimeBackend(BackendBase):
         if threads is not None:
             session_options.intra_op_num_threads = threads
         try:
-            session = ort.InferenceSession(
-                str(self.path), sess_options=session_options, providers=names,
-                provider_options=options)
+            with _quiet_stdout() as banner:
+                session = ort.InferenceSession(
+                    str(self.path), sess_options=session_options, providers=names,
+                    provider_options=options)
         except Exception as error:  # onnxruntime raises its own pybind classes
             if type(error).__name__ in _LOAD_ERRORS:
                 raise ValueError(
@@ -170,9 +210,13 @@ class OnnxRuntimeBackend(BackendBase):
         active = session.get_providers()
         dropped = [n for n in names if n not in active]
         if dropped:
+            said = " ".join(line.strip("* ") for line in banner.getvalue().splitlines()
+                            if line.strip("* "))
             raise RuntimeError(
                 f"onnxruntime did not enable provider(s) {', '.join(dropped)} for {self.path} "
-                f"(active: {', '.join(active)}); see onnxruntime's log for the reason.")
+                f"(active: {', '.join(active)}); "
+                + (f"onnxruntime said: {said}" if said else "see onnxruntime's log for the reason")
+                + ".")
         self.inputs = tuple(_tensor_info(n, self.path, "input") for n in session.get_inputs())
         self.outputs = tuple(_tensor_info(n, self.path, "output")
                              for n in session.get_outputs())

@@ -15,8 +15,12 @@ the video (:class:`edgepose.PoseTracker`) serially and pipelined
 (:mod:`edgepose.pipeline`), run back to back, and the gain. Models are files
 or registry names. The table goes to stdout, the progress bar to stderr.
 
-Exit status: 0 when every configuration ran (or was skipped because a backend
-cannot open a file type), 1 when one failed, 2 for a usage error.
+Exit status (as every edgepose command, :mod:`edgepose._cli`): 0 when every
+configuration ran (or was skipped because a backend cannot open a file type);
+1 when one failed, or a model, image or video file exists but cannot be used;
+2 for a usage error (bad arguments, no image or model given, a file or model
+name that names nothing); 130 when interrupted. Errors are one line on
+stderr; ``--debug`` adds the traceback.
 """
 from __future__ import annotations
 
@@ -29,6 +33,8 @@ import time
 from pathlib import Path
 
 from edgepose._argtypes import non_negative_int, positive_int
+from edgepose._cli import (UsageError, add_debug_flag, check_model_arg, check_output_file,
+                           run_command)
 from edgepose._files import sha256_file
 from edgepose.backends._base import available_cores
 
@@ -181,6 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     bar.add_argument("--progress", dest="progress", action="store_true", default=None,
                      help="always draw the progress bar (default: when stderr is a terminal)")
     bar.add_argument("--no-progress", dest="progress", action="store_false")
+    add_debug_flag(p)
     return p
 
 
@@ -248,10 +255,13 @@ def _image_settings(path: Path) -> tuple[bytes, dict]:
     import numpy as np
 
     cv2 = import_cv2()
+    if not path.is_file():
+        raise UsageError(f"--image {path} does not exist: pass a photo with people in it.")
     data = path.read_bytes()
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if image is None:
-        raise ValueError(f"{path} is not an image OpenCV can decode (JPEG, PNG, BMP, ...).")
+        raise ValueError(f"cannot read the image {path}: it is not an image OpenCV can decode "
+                         "(JPEG, PNG, BMP, ...).")
     return data, {"path": str(path), "sha256": hashlib.sha256(data).hexdigest(),
                   "bytes": len(data), "width": int(image.shape[1]), "height": int(image.shape[0])}
 
@@ -261,12 +271,13 @@ def _video_settings(path: Path) -> dict:
 
     cv2 = import_cv2()
     if not path.is_file():
-        raise ValueError("no such file")
+        raise UsageError(f"--video {path} does not exist: pass a video file.")
     cap = cv2.VideoCapture(str(path))
     try:
         ok, frame = cap.read() if cap.isOpened() else (False, None)
         if not ok:
-            raise ValueError("OpenCV cannot decode a frame of it (mp4, avi, mkv, ...)")
+            raise ValueError(f"cannot read the video {path}: OpenCV cannot decode a frame of it "
+                             "(mp4, avi, mkv, ...).")
         return {"path": str(path), "sha256": sha256_file(path), "bytes": path.stat().st_size,
                 "width": int(frame.shape[1]), "height": int(frame.shape[0]),
                 "frames": int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None,
@@ -276,11 +287,18 @@ def _video_settings(path: Path) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Runs ``edgepose-bench``; returns the exit status."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    argv_list = list(sys.argv[1:] if argv is None else argv)
+    """Runs ``edgepose-bench``; returns the exit status (0 ok, 1 failed work,
+    2 usage error, 130 interrupted; argparse's errors exit 2 by ``SystemExit``)."""
+    return run_command(_main, argv, "edgepose-bench")
+
+
+def _main(argv_list: list[str]) -> int:
+    args = build_parser().parse_args(argv_list)
     out = sys.stderr if args.json is not None and str(args.json) == "-" else sys.stdout
+    if args.json is not None and str(args.json) != "-":
+        check_output_file(args.json, "--json")
+    if args.markdown is not None:
+        check_output_file(args.markdown, "--markdown")
 
     from edgepose.bench import report
     from edgepose.bench.probe import probe_machine
@@ -288,24 +306,16 @@ def main(argv: list[str] | None = None) -> int:
 
     image_path = args.image or (Path(os.environ[IMAGE_ENV]) if os.environ.get(IMAGE_ENV) else None)
     if image_path is None and args.video is None:
-        print(f"edgepose-bench: error: {_NO_IMAGE_HELP.format(env=IMAGE_ENV)}", file=sys.stderr)
-        return 2
+        raise UsageError(_NO_IMAGE_HELP.format(env=IMAGE_ENV))
+    for arg in args.models:
+        check_model_arg(arg, "MODEL")
+    check_model_arg(args.detector, "--detector")
     image_bytes, image_info = None, None
     if image_path is not None:
-        try:
-            image_bytes, image_info = _image_settings(image_path)
-        except (OSError, ValueError) as exc:
-            print(f"edgepose-bench: error: cannot read the image {image_path}: {exc}",
-                  file=sys.stderr)
-            return 2
+        image_bytes, image_info = _image_settings(image_path)
     video_info = None
     if args.video is not None:
-        try:
-            video_info = _video_settings(args.video)
-        except (OSError, ValueError) as exc:
-            print(f"edgepose-bench: error: cannot read the video {args.video}: {exc}",
-                  file=sys.stderr)
-            return 2
+        video_info = _video_settings(args.video)
         video_info |= {"max_frames": args.video_frames, "detect_every": args.detect_every,
                        "repeats": args.repeats}
 
@@ -313,8 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     if not models:
         models, where = default_models()
         if not models:
-            print(f"edgepose-bench: error: {_NO_MODELS_HELP}", file=sys.stderr)
-            return 2
+            raise UsageError(_NO_MODELS_HELP)
         print(f"(no MODEL given: the {len(models)} pose model(s) in {where}: "
               f"{', '.join(models)})", file=sys.stderr)
 
@@ -330,20 +339,16 @@ def main(argv: list[str] | None = None) -> int:
             backends = [args.detector_backend] if is_detector else (args.backend or [None])
             described[arg] = describe_model(arg, "detector" if is_detector else "pose",
                                             backend=_first_backend(arg, backends))
-    except (FileNotFoundError, ValueError, ImportError) as exc:
+    finally:
         bar.done()
-        print(f"edgepose-bench: error: {exc}", file=sys.stderr)
-        return 2
     if args.detector and described[args.detector]["card"]["task"] != "detector":
-        print(f"edgepose-bench: error: --detector {args.detector} is a "
-              f"{described[args.detector]['card']['task']} pose model, not a person detector.",
-              file=sys.stderr)
-        return 2
+        raise UsageError(f"--detector {args.detector} is a "
+                         f"{described[args.detector]['card']['task']} pose model, not a person "
+                         "detector.")
     for arg in models:
         if described[arg]["card"]["task"] == "detector":
-            print(f"edgepose-bench: error: {arg} is a person detector: pass it as --detector "
-                  "and a pose model as MODEL.", file=sys.stderr)
-            return 2
+            raise UsageError(f"{arg} is a person detector: pass it as --detector and a pose "
+                             "model as MODEL.")
 
     threads = args.threads or [available_cores()]
     backends = args.backend or [None]

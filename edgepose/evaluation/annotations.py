@@ -64,6 +64,99 @@ def _int_ids(values: list, what: str) -> NDArray[np.int64]:
     return arr.astype(np.int64)
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+        value, (bool, np.bool_))
+
+
+_JSON_NUMBERS = frozenset({int, float})
+
+
+def _numbers(values: Any) -> bool:
+    """``values`` is a list of numbers (bools are not)."""
+    if not isinstance(values, list):
+        return False
+    return _JSON_NUMBERS.issuperset(map(type, values)) or all(_is_number(v) for v in values)
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 4] + " ...>"
+
+
+def _check_list(data: Mapping, key: str, where: str, example: str) -> list:
+    value = data[key]
+    if not isinstance(value, list):
+        raise ValueError(f"{where}: {key!r} is a {type(value).__name__} ({_short(value)}); "
+                         f"expected a list of objects such as {example}.")
+    return value
+
+
+def _check_coco(data: Mapping, where: str) -> None:
+    """Checks the structure of a COCO-format keypoint file: every image an
+    object with an integer 'id', every annotation one with integer 'id' and
+    'image_id', a 'keypoints' list of numbers and a 'bbox' of 4 numbers.
+
+    Raises:
+        ValueError: naming the first offending entry (its index, key and
+            value) and what is expected.
+    """
+    images = _check_list(data, "images", where, "{'id': 1, 'file_name': 'a.jpg'}")
+    for i, im in enumerate(images):
+        if not isinstance(im, Mapping):
+            raise ValueError(f"{where}: images[{i}] is {_short(im)}; expected an object "
+                             "{'id': <integer>, 'file_name': <name>}.")
+        if "id" not in im:
+            raise ValueError(f"{where}: images[{i}] has no 'id'; every image needs an integer "
+                             "'id' (and its 'file_name').")
+        if not _is_int(im["id"]):
+            raise ValueError(f"{where}: images[{i}] has 'id' {_short(im['id'])}; expected an "
+                             "integer.")
+    anns = _check_list(data, "annotations", where,
+                       "{'id': 1, 'image_id': 1, 'keypoints': [...], 'bbox': [x, y, w, h]}")
+    for i, a in enumerate(anns):
+        if not isinstance(a, Mapping):
+            raise ValueError(f"{where}: annotations[{i}] is {_short(a)}; expected an object "
+                             "with 'id', 'image_id', 'keypoints' and 'bbox'.")
+        name = f"annotations[{i}]" + (f" (id {a['id']!r})" if "id" in a else "")
+        for key in ("id", "image_id"):
+            if key not in a:
+                raise ValueError(f"{where}: {name} has no {key!r}; every annotation needs an "
+                                 f"integer {key!r}.")
+            if not _is_int(a[key]):
+                raise ValueError(f"{where}: {name} has {key!r} {_short(a[key])}; expected an "
+                                 "integer.")
+        for key in ("category_id", "num_keypoints"):
+            if key in a and not _is_int(a[key]):
+                raise ValueError(f"{where}: {name} has {key!r} {_short(a[key])}; expected an "
+                                 "integer.")
+        if "area" in a and not _is_number(a["area"]):
+            raise ValueError(f"{where}: {name} has 'area' {_short(a['area'])}; expected a "
+                             "number (square pixels).")
+        kp = a.get("keypoints")
+        if "keypoints" in a and (not _numbers(kp) or len(kp) % 3):
+            raise ValueError(f"{where}: {name} has 'keypoints' {_short(kp)}; expected a list "
+                             "of numbers, x, y, v for each keypoint.")
+        box = a.get("bbox")
+        if "bbox" in a and (not _numbers(box) or len(box) != 4):
+            raise ValueError(f"{where}: {name} has 'bbox' {_short(box)}; expected 4 numbers "
+                             "[x, y, width, height].")
+    if "categories" in data:
+        cats = _check_list(data, "categories", where,
+                           "{'id': 1, 'name': 'person', 'keypoints': [...]}")
+        for i, cat in enumerate(cats):
+            if not isinstance(cat, Mapping) or not _is_int(cat.get("id")):
+                raise ValueError(f"{where}: categories[{i}] is {_short(cat)}; expected an "
+                                 "object with an integer 'id' (and 'keypoints', the names).")
+            if "keypoints" in cat and not isinstance(cat["keypoints"], list):
+                raise ValueError(f"{where}: categories[{i}] has 'keypoints' "
+                                 f"{_short(cat['keypoints'])}; expected a list of names.")
+
+
 @dataclass(frozen=True, eq=False)
 class CocoKeypoints:
     """Keypoint ground truth of a COCO-format annotation file.
@@ -153,16 +246,22 @@ def load_coco_keypoints(source: str | Path | Mapping) -> CocoKeypoints:
 
     Raises:
         FileNotFoundError: no such file.
-        ValueError: not COCO-format keypoint annotations (the message says
-            what is missing), keypoints of different lengths, or repeated
-            annotation ids.
+        ValueError: not COCO-format keypoint annotations (the message names
+            the offending entry, its key and value, and what is expected),
+            keypoints of different lengths, or repeated annotation ids.
     """
     data = load_json(source, "annotation")
-    where = str(source) if isinstance(source, (str, Path)) else "<dict>"
+    return coco_from_data(data, str(source) if isinstance(source, (str, Path)) else "<dict>")
+
+
+def coco_from_data(data: Any, where: str) -> CocoKeypoints:
+    """:func:`load_coco_keypoints` of parsed JSON ``data`` that came from
+    ``where`` (named in the errors)."""
     if not isinstance(data, Mapping) or "annotations" not in data or "images" not in data:
         raise ValueError(
             f"{where} is not a COCO-format annotation file: expected a JSON object with "
             "'images' and 'annotations' (an MPII file is a list; load it with load_mpii).")
+    _check_coco(data, where)
     images = sorted(data["images"], key=lambda im: im["id"])
     image_ids = _int_ids([im["id"] for im in images], "image ids")
     if len(np.unique(image_ids)) != len(image_ids):

@@ -8,6 +8,11 @@ files), keypoint errors and latency, and writes them as JSON with ``--json``
 (``-`` for stdout, the table then goes to stderr). A progress bar goes to
 stderr unless ``--quiet``.
 
+Exit codes (as every edgepose command, :mod:`edgepose._cli`): 0 ok; 1 failed
+work: an annotation file that is not valid (the message names the entry), one
+with nothing to evaluate, a bad model or image file; 2 usage error: bad
+arguments, a missing annotation file, image folder or model.
+
 Wire it as a sub-command with :func:`add_eval_arguments` and :func:`run_eval`,
 or call :func:`main_eval` with the arguments after ``eval``.
 """
@@ -20,6 +25,10 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from edgepose._argtypes import positive_int
+from edgepose._cli import (UsageError, add_debug_flag, check_model_arg, check_output_file,
+                           run_command)
 
 __all__ = ["main_eval", "add_eval_arguments", "run_eval"]
 
@@ -38,7 +47,7 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
     parser.add_argument("--preset", help="card preset of the pose model, if it carries no card")
     parser.add_argument("--detector-preset", help="card preset of the detector")
     parser.add_argument("--backend", choices=["onnxruntime", "tflite", "openvino"])
-    parser.add_argument("--threads", type=int, help="inference threads per model")
+    parser.add_argument("--threads", type=positive_int, help="inference threads per model")
     parser.add_argument("--keypoint-set",
                         help="the dataset's keypoint set, if its names are not recognised "
                              "(e.g. coco17, crowdpose14, aic14)")
@@ -55,22 +64,34 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    return add_eval_arguments(argparse.ArgumentParser(
+    parser = add_eval_arguments(argparse.ArgumentParser(
         prog="edgepose eval", description="Accuracy of a pose model on annotated images: "
                                           "OKS AP/AR, PCK, PCKh, keypoint errors."))
+    add_debug_flag(parser)
+    return parser
 
 
 def run_eval(args: argparse.Namespace) -> int:
     """Runs ``edgepose eval`` for parsed arguments; returns the exit code.
 
     Raises:
-        FileNotFoundError, ValueError, ImportError, TypeError: as
+        UsageError: a missing annotation file, image folder or model, or a
+            ``--json`` path that cannot be written.
+        FileNotFoundError, ValueError, ImportError, RuntimeError: as
             :func:`~edgepose.evaluation.evaluate_model` and
             :class:`~edgepose.Estimator` do (:func:`main_eval` prints them).
     """
     from edgepose import Estimator, __version__
     from edgepose.evaluation.runner import evaluate_model, load_annotations
 
+    if not Path(args.annotations).is_file():
+        raise UsageError(f"annotation file {args.annotations} does not exist (--annotations).")
+    if not Path(args.images).is_dir():
+        raise UsageError(f"image folder {args.images} does not exist (--images).")
+    check_model_arg(args.model, "MODEL")
+    check_model_arg(args.detector, "--detector")
+    if args.json and args.json != "-":
+        check_output_file(args.json, "--json")
     annotations = load_annotations(args.annotations)
     started = time.time()
     with Estimator(args.model, args.detector, backend=args.backend, threads=args.threads,
@@ -108,10 +129,7 @@ def run_eval(args: argparse.Namespace) -> int:
 
 def main_eval(args: list[str]) -> int:
     """``edgepose eval`` with the arguments after ``eval``; returns the exit
-    code (2 with an ``error:`` line on stderr for a user mistake)."""
-    parsed = _build_parser().parse_args(args)
-    try:
-        return run_eval(parsed)
-    except (FileNotFoundError, ValueError, ImportError, TypeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    code (an ``edgepose eval: error:`` line on stderr for a user mistake; 2
+    for a usage error, 1 for failed work)."""
+    return run_command(lambda argv: run_eval(_build_parser().parse_args(argv)), args,
+                       "edgepose eval")

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from edgepose.evaluation.annotations import (CocoKeypoints, KeypointDetections,
-                                             load_coco_keypoints, load_json, match_keypoint_set)
+                                             coco_from_data, load_json, match_keypoint_set)
 from edgepose.evaluation.coco import CocoMetrics, evaluate_coco
 from edgepose.evaluation.mpii import MpiiAnnotations, MpiiPCKh, evaluate_pckh, load_mpii
 from edgepose.evaluation.pck import KeypointErrors, PCKResult, bbox_size, keypoint_errors, pck
@@ -189,7 +189,11 @@ class _Bar:
 def load_annotations(source: str | Path) -> CocoKeypoints | MpiiAnnotations:
     """A COCO-format (object) or MPII (list) annotation file, by its content."""
     data = load_json(source, "annotation")
-    ann = load_mpii(data) if isinstance(data, list) else load_coco_keypoints(data)
+    if not isinstance(data, list):
+        return coco_from_data(data, str(source) if isinstance(source, (str, Path)) else "<dict>")
+    ann = load_mpii(data)
+    if not isinstance(source, (str, Path)):  # parsed content: "<list>"
+        return ann
     return dataclasses.replace(ann, source=str(source))
 
 
@@ -292,12 +296,14 @@ def evaluate_model(
     Raises:
         FileNotFoundError: the annotation file, the image folder or an
             annotated image is missing.
-        ValueError: MPII without ``gt_boxes``, keypoints that cannot be
-            matched to the dataset, a model that returns the wrong number of
-            poses for the boxes.
+        ValueError: annotations with nothing to evaluate (no person with a
+            labelled keypoint), MPII without ``gt_boxes``, keypoints that
+            cannot be matched to the dataset, a model that returns the wrong
+            number of poses for the boxes.
     """
     ann = annotations if isinstance(annotations, (CocoKeypoints, MpiiAnnotations)) \
         else load_annotations(annotations)
+    _check_not_empty(ann)
     folder = Path(images)
     if isinstance(ann, MpiiAnnotations):
         if not gt_boxes:
@@ -306,6 +312,22 @@ def evaluate_model(
         return _evaluate_mpii(model, ann, folder, per_keypoint, progress)
     return _evaluate_coco_files(model, ann, folder, gt_boxes, keypoint_set, sigmas, area_source,
                                 pck_alphas, per_keypoint, progress)
+
+
+def _check_not_empty(ann: CocoKeypoints | MpiiAnnotations) -> None:
+    """Every metric needs one annotated person: refuses annotations without
+    (all metrics would be n/a)."""
+    if isinstance(ann, MpiiAnnotations):
+        if len(ann) == 0:
+            raise ValueError(f"nothing to evaluate: {ann.source} has no annotated person.")
+        return
+    evaluable = (~ann.iscrowd & (ann.num_keypoints > 0)
+                 & np.isin(ann.category_ids, ann.categories))
+    if not evaluable.any():
+        raise ValueError(
+            f"nothing to evaluate: {ann.source} has {ann.num_images} images and {len(ann)} "
+            "annotations, none of them a person with a labelled keypoint (not crowd, "
+            "num_keypoints > 0): every metric would be n/a.")
 
 
 def _evaluate_coco_files(model, ann: CocoKeypoints, folder: Path, gt_boxes: bool, keypoint_set,

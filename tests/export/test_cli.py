@@ -86,7 +86,7 @@ def test_usage_errors_exit_2_with_a_message(paths, tmp_path, capsys, argv, messa
     values = dict(paths, missing=str(tmp_path / "missing.onnx"), out=str(tmp_path / "out"))
     assert run([a.format(**values) for a in argv]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("error:") and message in err, err
+    assert err.startswith("edgepose export: error:") and message in err, err
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 

