@@ -82,7 +82,8 @@ def create_temp(folder: str | os.PathLike, name: str, *,
 
 def fsync_file(path: str | os.PathLike) -> None:
     """Flushes a file that another library wrote to the disk (before a rename)."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    # Windows flushes only through a handle that may write.
+    fd = os.open(path, (os.O_RDWR | os.O_BINARY) if os.name == "nt" else os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:

@@ -245,3 +245,16 @@ def test_export_model_artefacts_have_the_mode_of_new_files(shared_dir, tmp_path,
         assert _mode(path) == umask_027, path
     for path in paths:
         assert read_card(path).provenance["parity"]["images"] > 0
+
+
+def test_fsync_file_flushes_by_path_and_names_a_missing_file(tmp_path, monkeypatch):
+    path = tmp_path / "written-by-a-library.bin"
+    path.write_bytes(b"ir")
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(_files.os, "fsync", lambda fd: (synced.append(os.fstat(fd).st_ino),
+                                                        real_fsync(fd)))
+    _files.fsync_file(path)
+    assert synced == [path.stat().st_ino]
+    with pytest.raises(FileNotFoundError, match="missing.bin"):
+        _files.fsync_file(tmp_path / "missing.bin")
