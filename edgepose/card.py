@@ -39,7 +39,6 @@ import mmap
 import os
 import shutil
 import struct
-import tempfile
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -613,15 +612,11 @@ def write_card(src: str | os.PathLike, dst: str | os.PathLike, card: ModelCard) 
 
 
 def _write_atomic(dst: Path, write) -> None:
-    """Calls ``write(file)`` on a temporary file beside ``dst``, then renames it to ``dst``."""
-    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, dst)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Calls ``write(file)`` on a temporary file beside ``dst``, then renames it to ``dst``
+    (:func:`edgepose._files.atomic_write`: fsynced, with the mode of an ordinary new file)."""
+    from edgepose._files import atomic_write
+
+    atomic_write(dst, write)
 
 
 def _copy_into(src: Path, f) -> None:

@@ -25,6 +25,11 @@ _BOTTOM_UP_HEADS = ("posenet", "paf")
 #: Keypoints scoring at most this do not count towards a person's score.
 KEYPOINT_SCORE_FLOOR = 0.2
 
+#: Boxes cropped, run and decoded together when the model's batch size is
+#: dynamic (a fixed batch size is used as it is): memory stays bounded however
+#: many boxes come, and the runtime still gets batches.
+DYNAMIC_BATCH_CHUNK = 8
+
 
 def _person_scores(scores: np.ndarray, box_scores: np.ndarray | None) -> np.ndarray:
     """MMPose's top-down rescoring: the mean score of the keypoints above
@@ -47,9 +52,11 @@ class Estimator:
 
     Top-down and single-person models: each box (from ``boxes=``, else the
     detector, else the whole image) is cropped with an aspect-fitted affine
-    warp, the crops run as one batch where the model allows, and the decoded
-    keypoints go back to image pixels through the inverse warp. Bottom-up
-    models run on the whole image.
+    warp, and the decoded keypoints go back to image pixels through the
+    inverse warp. The boxes are streamed in chunks of the model's batch size
+    (:data:`DYNAMIC_BATCH_CHUNK` for a dynamic batch): each chunk is cropped,
+    run and decoded before the next, so memory does not grow with the number
+    of boxes. Bottom-up models run on the whole image.
 
     Args:
         model: path of the pose model file.
@@ -169,19 +176,28 @@ class Estimator:
 
     def _top_down(self, image: np.ndarray, boxes: np.ndarray, box_scores: np.ndarray | None,
                   padding: float, watch: Stopwatch) -> PoseResult:
-        model = self._pose
+        model, card = self._pose, self._pose.card
         in_h, in_w = model.input_hw
         centers, sizes = boxes_to_center_scale(boxes, in_w / in_h, padding)
         matrices = crop_matrices(centers, sizes, (in_h, in_w))
-        crops = warp_crops(image, matrices, (in_h, in_w), pad_value=model.card.input.pad_value)
-        tensor = model.preprocess(crops)
-        watch.lap("preprocess")
-        outputs = model.run(tensor)
-        watch.lap("inference")
-        check_finite_outputs(outputs, model.name)
-        card = model.card
-        kp, sc = decode_head(card.head, outputs, card.head_params, (in_h, in_w))
-        kp = apply_affine(kp, invert_affine(matrices))
+        inverse = invert_affine(matrices)
+        step = model.max_batch or DYNAMIC_BATCH_CHUNK
+        keypoints, scores = [], []
+        for start in range(0, len(matrices), step):
+            part = slice(start, start + step)
+            crops = warp_crops(image, matrices[part], (in_h, in_w),
+                               pad_value=card.input.pad_value)
+            tensor = model.preprocess(crops)
+            watch.lap("preprocess")
+            outputs = model.run(tensor)
+            watch.lap("inference")
+            check_finite_outputs(outputs, model.name)
+            kp, sc = decode_head(card.head, outputs, card.head_params, (in_h, in_w))
+            keypoints.append(apply_affine(kp, inverse[part]))
+            scores.append(sc)
+            watch.lap("decode")
+        kp = keypoints[0] if len(keypoints) == 1 else np.concatenate(keypoints)
+        sc = scores[0] if len(scores) == 1 else np.concatenate(scores)
         person = _person_scores(sc, box_scores)
         result = PoseResult(kp, sc, self._model_set, boxes=boxes, person_scores=person)
         watch.lap("decode")

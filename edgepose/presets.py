@@ -10,10 +10,10 @@ several resolutions).
 from __future__ import annotations
 
 import copy
-import hashlib
 from pathlib import Path
 from typing import Any
 
+from edgepose._files import sha256_file
 from edgepose.card import ModelCard
 
 __all__ = ["PRESETS", "KNOWN_FILES", "preset_names", "preset_card", "recognise", "file_sha256"]
@@ -214,12 +214,8 @@ def preset_card(name: str, model_input_hw: tuple[int, int] | None = None) -> Mod
 
 
 def file_sha256(path: str | Path) -> str:
-    """The sha256 of a file, hex."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    """The sha256 of a file, hex (:func:`edgepose._files.sha256_file`)."""
+    return sha256_file(path)
 
 
 def recognise(path: str | Path) -> str | None:

@@ -31,6 +31,12 @@ a copy they trust (:meth:`ModelStore.import_file`, ``edgepose models import
 FILE --name rtmpose-m``), which records the sha256 they vouch for in
 ``imported.json`` in the cache.
 
+``imported.json`` and ``verified.json`` are read, changed and written back
+under the cache's lock (``cache.lock``, see :func:`edgepose._files.file_lock`),
+which excludes other threads and other processes: concurrent imports and
+pulls into one cache keep every pin. Every file is written through a
+temporary file (fsynced, then renamed) with the mode of an ordinary new file.
+
 Library calls print nothing; pass ``progress=`` to follow a download.
 """
 from __future__ import annotations
@@ -42,7 +48,6 @@ import json
 import logging
 import os
 import re
-import secrets
 import time
 import urllib.error
 import urllib.parse
@@ -53,6 +58,9 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterable, Iterator, Mapping
+
+from edgepose._files import (TEMP_PREFIX, atomic_write, create_temp, file_lock, sha256_file,
+                             sha256_stream)
 
 __all__ = [
     "ArchiveSpec", "ModelEntry", "ModelRegistry", "ModelStore", "ResolvedModel", "CacheCheck",
@@ -73,7 +81,7 @@ ProgressFn = Callable[[int, "int | None"], None]
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
-_PARTIAL_PREFIX = ".partial-"
+_PARTIAL_PREFIX = TEMP_PREFIX
 _CHUNK = 1 << 16
 
 
@@ -321,14 +329,6 @@ def looks_like_name(text: str) -> bool:
 # --- small file helpers ------------------------------------------------------------
 
 
-def _hash_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _read_json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -340,31 +340,10 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _create_temp(folder: Path, name: str) -> tuple[BinaryIO, Path]:
-    """A new temporary file ``.partial-NAME.XXXXXXXX`` in ``folder``, opened for
-    writing, with the permissions of an ordinary new file (umask applies)."""
-    for _ in range(100):
-        path = folder / f"{_PARTIAL_PREFIX}{name}.{secrets.token_hex(4)}"
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
-                         0o666)
-        except FileExistsError:
-            continue
-        return os.fdopen(fd, "wb"), path
-    raise FileExistsError(f"Could not create a temporary file in {folder}.")
-
-
 def _write_json(path: Path, data: Mapping[str, Any]) -> None:
-    """Writes JSON atomically (temporary file, then rename)."""
+    """Writes JSON atomically (temporary file, fsync, then rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    f, tmp = _create_temp(path.parent, path.name)
-    try:
-        with f:
-            f.write(json.dumps(data, indent=1, sort_keys=True).encode("utf-8"))
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    atomic_write(path, json.dumps(data, indent=1, sort_keys=True).encode("utf-8"))
 
 
 def _copy_hashing(src: BinaryIO, dst: BinaryIO, total: int | None,
@@ -384,6 +363,8 @@ def _copy_hashing(src: BinaryIO, dst: BinaryIO, total: int | None,
         if progress is not None and now - last >= 0.05:
             progress(done, total)
             last = now
+    dst.flush()
+    os.fsync(dst.fileno())
     if progress is not None:
         progress(done, total)
     return digest.hexdigest(), done
@@ -512,6 +493,12 @@ class ModelStore:
     def _index_path(self) -> Path:
         return self.cache_dir / "verified.json"
 
+    def _lock(self):
+        """The cache's lock (``cache.lock``): held by every read-modify-write of
+        ``imported.json`` and ``verified.json``, by threads and processes alike."""
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        return file_lock(self.cache_dir / "cache.lock")
+
     def imported(self, entry: ModelEntry) -> dict[str, Any] | None:
         """What the user vouched for when importing an entry without a pinned
         sha256 (``{"sha256", "size", "imported_from", ...}``), or None."""
@@ -545,10 +532,11 @@ class ModelStore:
     def _remember(self, path: Path, sha256: str) -> None:
         try:
             st = path.stat()
-            data = _read_json(self._index_path())
-            files = {p: r for p, r in data.get("files", {}).items() if Path(p).exists()}
-            files[str(path)] = [st.st_size, st.st_mtime_ns, sha256]
-            _write_json(self._index_path(), {"version": 1, "files": files})
+            with self._lock():
+                data = _read_json(self._index_path())
+                files = {p: r for p, r in data.get("files", {}).items() if Path(p).exists()}
+                files[str(path)] = [st.st_size, st.st_mtime_ns, sha256]
+                _write_json(self._index_path(), {"version": 1, "files": files})
         except OSError as exc:  # a read-only cache still works, it just hashes again
             log.debug("could not record the verification of %s: %s", path, exc)
 
@@ -560,7 +548,7 @@ class ModelStore:
         st = path.stat()
         if use_index and self._indexed_sha256(path, st) == expected:
             return
-        actual = _hash_file(path)
+        actual = sha256_file(path)
         if actual != expected:
             raise self._mismatch(entry, f"the {place} file {path}", expected, actual, st.st_size,
                                  place)
@@ -759,7 +747,7 @@ class ModelStore:
 
     def _temp_file(self, name: str) -> tuple[BinaryIO, Path]:
         self.models_dir.mkdir(parents=True, exist_ok=True)
-        return _create_temp(self.models_dir, name)
+        return create_temp(self.models_dir, name)
 
     def _install(self, entry: ModelEntry, tmp: Path, sha256: str, place: str,
                  source: str) -> Path:
@@ -886,7 +874,7 @@ class ModelStore:
         src = Path(path).expanduser()
         if not src.is_file():
             raise FileNotFoundError(f"{str(src)!r} is not a file: pass the model file to import.")
-        sha, size = _hash_file(src), src.stat().st_size
+        sha, size = sha256_file(src), src.stat().st_size
         source = f"import {src}"
         if name is None:
             hit = self.registry.by_sha256(sha) or self._imported_by_sha256(sha)
@@ -919,9 +907,12 @@ class ModelStore:
             if vouch:
                 member_sha, member_size = (self._member_hash(entry, tmp, str(src)) if is_archive
                                            else (sha, size))
-                self._pin(entry, member_sha, member_size, src,
-                          archive_sha=sha if is_archive else None)
-            path = self._unpack_or_install(entry, tmp, sha, is_archive, "import", source)
+            # The pin and the file it pins land together: under the cache's lock.
+            with self._lock():
+                if vouch:
+                    self._pin(entry, member_sha, member_size, src,
+                              archive_sha=sha if is_archive else None)
+                path = self._unpack_or_install(entry, tmp, sha, is_archive, "import", source)
         finally:
             if tmp is not None:
                 tmp.unlink(missing_ok=True)
@@ -938,24 +929,22 @@ class ModelStore:
         try:
             with zipfile.ZipFile(archive) as zf:
                 member = self._archive_member(entry, zf, where)
-                digest = hashlib.sha256()
                 with zf.open(member) as f:
-                    for chunk in iter(lambda: f.read(_CHUNK), b""):
-                        digest.update(chunk)
-                return digest.hexdigest(), zf.getinfo(member).file_size
+                    return sha256_stream(f), zf.getinfo(member).file_size
         except zipfile.BadZipFile as exc:
             raise ValueError(f"{where} is not a valid zip archive ({exc}).") from None
 
     def _pin(self, entry: ModelEntry, sha: str, size: int, src: Path, *,
              archive_sha: str | None) -> None:
-        data = _read_json(self._imports_path())
-        models = dict(data.get("models", {}))
         record: dict[str, Any] = {"sha256": sha, "size": size, "imported_from": str(src),
                                   "imported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         if archive_sha is not None:
             record["archive_sha256"] = archive_sha
-        models[entry.name] = record
-        _write_json(self._imports_path(), {"version": 1, "models": models})
+        with self._lock():  # read, change and write as one step: no pin is lost
+            data = _read_json(self._imports_path())
+            models = dict(data.get("models", {}))
+            models[entry.name] = record
+            _write_json(self._imports_path(), {"version": 1, "models": models})
 
     def verify(self, *, remove_bad: bool = False) -> list[CacheCheck]:
         """Hashes every file in the cache again and checks it.
@@ -986,7 +975,7 @@ class ModelStore:
             if expected is None:
                 results.append(CacheCheck(path, "unpinned", entry))
                 continue
-            actual = _hash_file(path)
+            actual = sha256_file(path)
             if actual == expected:
                 self._remember(path.resolve(), actual)
                 results.append(CacheCheck(path, "ok", entry, expected, actual))

@@ -281,9 +281,11 @@ def _subset(tensors: np.ndarray, n: int) -> np.ndarray:
 
 def _rewrite_card(path: Path, card: ModelCard) -> None:
     """Replaces the card inside ``path`` (write_card writes a copy: write beside, rename)."""
+    from edgepose._files import create_temp
     from edgepose.card import write_card
 
-    tmp = path.with_name(f".{path.stem}.card{path.suffix}")
+    f, tmp = create_temp(path.parent, path.name, suffix=path.suffix)
+    f.close()
     try:
         write_card(path, tmp, card)
         os.replace(tmp, path)

@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from edgepose.card import ONNX_METADATA_KEY, ModelCard, read_card
-from edgepose.presets import file_sha256
+from edgepose._files import atomic_write, sha256_file
 from edgepose_export.api import (CalibrationSet, Tolerance, card_with_provenance, require,
                                  tool_versions)
 
@@ -78,16 +78,8 @@ def _save(model, out_path: Path, card: ModelCard | None) -> Path:
         for key, value in kept + [(ONNX_METADATA_KEY, card.to_json())]:
             model.metadata_props.add(key=key, value=value)
     data = model.SerializeToString()  # raises ValueError past protobuf's 2 GB limit
-    fd, tmp = tempfile.mkstemp(dir=out_path.parent, prefix=f".{out_path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        onnx.checker.check_model(tmp)
-        os.replace(tmp, out_path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return out_path
+    onnx.checker.check_model(data)  # the bytes about to be written
+    return atomic_write(out_path, data)
 
 
 def _sort_topologically(model) -> None:
@@ -145,7 +137,7 @@ def _derived(card: ModelCard | None, src: Path, precision: str, **fields: Any
     if card is None:
         return None
     return card_with_provenance(
-        card, precision=precision, derived_from={"file": src.name, "sha256": file_sha256(src)},
+        card, precision=precision, derived_from={"file": src.name, "sha256": sha256_file(src)},
         tools=tool_versions(*_ONNX_TOOLS), parity=None, **fields)
 
 
@@ -193,7 +185,7 @@ def attach_card(src: str | os.PathLike, out_path: str | os.PathLike, card: Model
         if src.suffix.lower() == ".onnx":
             precision = "quantized (as the source)" if is_quantized(src) else "fp32"
     card = card_with_provenance(
-        card, source={"file": src.name, "sha256": file_sha256(src)}, precision=precision,
+        card, source={"file": src.name, "sha256": sha256_file(src)}, precision=precision,
         tools=tool_versions("edgepose"))
     Path(out_path).parent.mkdir(parents=True, exist_ok=True)
     return write_card(src, out_path, card)

@@ -26,9 +26,9 @@ targets large MatMuls and leaves the compute in float).
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
+import os
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from edgepose._files import create_temp, fsync_file, sha256_file
 from edgepose.card import OPENVINO_RT_INFO_PATH, ModelCard
 from edgepose_export.api import PRECISIONS, CalibrationSet, require
 
@@ -155,8 +156,27 @@ def to_openvino(src: str | Path | torch.nn.Module, out_xml: str | Path, card: Mo
     final = ModelCard.from_dict(data)
     model.set_rt_info(final.to_json(), list(OPENVINO_RT_INFO_PATH))
     out_xml.parent.mkdir(parents=True, exist_ok=True)
-    ov.save_model(model, str(out_xml), compress_to_fp16=(precision == "fp16"))
+    _save_ir(ov, model, out_xml, compress_to_fp16=(precision == "fp16"))
     return out_xml
+
+
+def _save_ir(ov, model, out_xml: Path, *, compress_to_fp16: bool) -> None:
+    """``openvino.save_model`` into a temporary ``.xml``/``.bin`` pair beside
+    ``out_xml``, fsynced, then renamed (the .bin first): an interrupted export
+    leaves no half-written IR. OpenVINO creates the files as any new file (the
+    umask applies)."""
+    f, tmp_xml = create_temp(out_xml.parent, out_xml.name, suffix=".xml")
+    f.close()
+    pairs = [(tmp_xml.with_suffix(".bin"), out_xml.with_suffix(".bin")), (tmp_xml, out_xml)]
+    try:
+        ov.save_model(model, str(tmp_xml), compress_to_fp16=compress_to_fp16)
+        for tmp, _ in pairs:
+            fsync_file(tmp)
+        for tmp, final in pairs:
+            os.replace(tmp, final)
+    finally:
+        for tmp, _ in pairs:
+            tmp.unlink(missing_ok=True)
 
 
 def head_scope(model: openvino.Model, depth: int) -> list[str]:
@@ -257,7 +277,7 @@ def _read_source(ov, src, card: ModelCard, example, calib, batch_dynamic: bool):
                      else ov.convert_model(str(path)))
         except Exception as error:  # OpenVINO raises RuntimeError and frontend errors
             raise ValueError(f"OpenVINO could not read {path}: {error}") from error
-        return model, {"source": path.name, "source_sha256": _sha256(path)}
+        return model, {"source": path.name, "source_sha256": sha256_file(path)}
     torch = require("torch")
     if not isinstance(src, torch.nn.Module):
         raise TypeError(
@@ -510,14 +530,6 @@ def _heatmap_peaks(card: ModelCard, outputs: Mapping[str, np.ndarray]
 
 def _round(value: float) -> float:
     return float(round(float(value), 4))
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _tool_versions(names: Iterable[str]) -> dict[str, str]:

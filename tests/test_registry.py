@@ -15,6 +15,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import threading
 import urllib.parse
 import zipfile
@@ -318,8 +319,8 @@ def test_verification_is_remembered_until_the_file_changes(shared_dir, monkeypat
     store = _store(tmp_path, mirror=shared_dir / "models")
     path = store.resolve(POSENET).path
     calls = []
-    real = registry._hash_file
-    monkeypatch.setattr(registry, "_hash_file", lambda p: calls.append(p) or real(p))
+    real = registry.sha256_file
+    monkeypatch.setattr(registry, "sha256_file", lambda p: calls.append(p) or real(p))
     for _ in range(3):
         assert store.resolve(POSENET).origin == "cache"
     assert calls == []
@@ -552,3 +553,177 @@ def test_cli_run_by_name(shared_dir, monkeypatch, tmp_path, capsys):
                  "--out", "-", "--quiet"]) == 0
     record = json.loads(capsys.readouterr().out)
     assert len(record["people"]) >= 1
+
+
+# --- many imports at once into one cache ------------------------------------------------
+
+
+def _unpinned_registry(n: int) -> ModelRegistry:
+    """n entries without a pinned sha256 (as RTMPose's), each with its own file."""
+    base = registry.default_registry().get("rtmpose-m")
+    return ModelRegistry(dataclasses.replace(base, name=f"unpinned-{i}", file=f"unpinned_{i}.onnx",
+                                             url=None, archive=None) for i in range(n))
+
+
+def _import_at_once(cache: Path, reg: ModelRegistry, files: dict[str, Path], barrier,
+                    errors: list) -> None:
+    name = threading.current_thread().name
+    barrier.wait()
+    try:
+        ModelStore(cache_dir=cache, registry=reg).import_file(files[name], name=name)
+    except Exception as exc:  # noqa: BLE001 (reported by the test)
+        errors.append(exc)
+
+
+def _check_every_pin(cache: Path, reg: ModelRegistry, files: dict[str, Path]) -> None:
+    store = ModelStore(cache_dir=cache, registry=reg)
+    pins = json.loads((cache / "imported.json").read_text())["models"]
+    assert sorted(pins) == sorted(files)
+    for name, src in files.items():
+        assert pins[name]["sha256"] == _sha(src.read_bytes())
+        found = store.resolve(name)  # UnverifiedModelError if its pin were lost
+        assert found.origin == "cache" and found.path.read_bytes() == src.read_bytes()
+    assert not [p for p in store.models_dir.iterdir() if p.name.startswith(".partial-")]
+
+
+def test_concurrent_imports_keep_every_pin(tmp_path):
+    n = 8
+    reg = _unpinned_registry(n)
+    files = {}
+    for i in range(n):
+        files[f"unpinned-{i}"] = tmp_path / f"src{i}.onnx"
+        files[f"unpinned-{i}"].write_bytes(f"model {i} ".encode() * 5000)
+    for round_ in range(6):
+        cache = tmp_path / f"cache{round_}"
+        barrier, errors = threading.Barrier(n), []
+        threads = [threading.Thread(target=_import_at_once, name=name,
+                                    args=(cache, reg, files, barrier, errors)) for name in files]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        _check_every_pin(cache, reg, files)
+
+
+def test_concurrent_pulls_and_imports_keep_every_pin_and_verification(shared_dir, tmp_path):
+    """Threads pulling real models from a mirror folder (two of them the same
+    model) while others import unpinned ones, into one cache."""
+    unpinned = _unpinned_registry(4)
+    pulled = ["movenet-lightning", "yolox-nano", POSENET, "movenet-lightning"]
+    reg = ModelRegistry([*registry.default_registry(), *unpinned])
+    files = {e.name: tmp_path / f"{e.name}.onnx" for e in unpinned}
+    for i, path in enumerate(files.values()):
+        path.write_bytes(f"model {i} ".encode() * 3000)
+    barrier, errors = threading.Barrier(len(pulled) + len(files)), []
+
+    def run(job):
+        barrier.wait()
+        try:
+            job(ModelStore(cache_dir=tmp_path / "cache", mirror=shared_dir / "models",
+                           registry=reg))
+        except Exception as exc:  # noqa: BLE001 (reported by the test)
+            errors.append(exc)
+
+    jobs = [lambda s, n=n: s.pull(n) for n in pulled]
+    jobs += [lambda s, n=n: s.import_file(files[n], name=n) for n in files]
+    threads = [threading.Thread(target=run, args=(job,)) for job in jobs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    store = ModelStore(cache_dir=tmp_path / "cache", registry=reg)
+    assert sorted(json.loads((tmp_path / "cache" / "imported.json").read_text())["models"]) \
+        == sorted(files)
+    index = json.loads((tmp_path / "cache" / "verified.json").read_text())["files"]
+    for name in [*set(pulled), *files]:
+        path = store.models_dir / reg.get(name).file
+        assert str(path.resolve()) in index, name
+        assert store.resolve(name).origin == "cache"
+    assert not [p for p in store.models_dir.iterdir() if p.name.startswith(".partial-")]
+
+
+def _import_in_a_process(cache: str, names: list[str], files: dict[str, str], barrier) -> None:
+    reg = _unpinned_registry(len(files))
+    store = ModelStore(cache_dir=cache, registry=reg)
+    barrier.wait()
+    for name in names:
+        store.import_file(files[name], name=name)
+        store.resolve(name)  # and remember the verification, writing verified.json
+
+
+def test_concurrent_imports_from_processes_keep_every_pin(tmp_path):
+    import multiprocessing
+
+    n_procs, per_proc = 3, 12
+    reg = _unpinned_registry(n_procs * per_proc)
+    files = {}
+    for i, entry in enumerate(reg):
+        files[entry.name] = tmp_path / f"src{i}.onnx"
+        files[entry.name].write_bytes(f"model {i} ".encode() * 2000)
+    names = list(files)
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(n_procs)
+    procs = [ctx.Process(target=_import_in_a_process,
+                         args=(str(tmp_path / "cache"), names[k::n_procs],
+                               {n: str(p) for n, p in files.items()}, barrier))
+             for k in range(n_procs)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert [p.exitcode for p in procs] == [0] * n_procs
+    _check_every_pin(tmp_path / "cache", reg, files)
+    index = json.loads((tmp_path / "cache" / "verified.json").read_text())["files"]
+    cached = {str((tmp_path / "cache" / "models" / e.file).resolve()) for e in reg}
+    assert cached <= set(index)  # no verification was lost either
+
+
+_CLI_AT = ("import sys, time; from edgepose.cli import main; "
+           "time.sleep(max(0.0, float(sys.argv[1]) - time.time())); sys.exit(main(sys.argv[2:]))")
+
+
+def test_concurrent_cli_imports_keep_every_pin(tmp_path):
+    """Three `edgepose models import` commands at once (started together once
+    Python and edgepose are loaded), several rounds."""
+    import subprocess
+    import sys
+    import time
+
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parent.parent),
+                                         env.get("PYTHONPATH", "")])
+    sources = {}
+    for name in ("rtmpose-t", "rtmpose-s", "rtmpose-m"):
+        sources[name] = tmp_path / f"{name}.onnx"
+        sources[name].write_bytes(name.encode() * 10000)
+    for round_ in range(3):
+        env[registry.CACHE_ENV] = str(tmp_path / f"cache{round_}")
+        start = f"{time.time() + 4.0:.3f}"
+        procs = [subprocess.Popen([sys.executable, "-c", _CLI_AT, start, "models", "import",
+                                   str(src), "--name", name], env=env, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+                 for name, src in sources.items()]
+        outs = [p.communicate(timeout=120) for p in procs]
+        assert [p.returncode for p in procs] == [0, 0, 0], outs
+        store = ModelStore(cache_dir=tmp_path / f"cache{round_}")
+        for name, src in sources.items():
+            assert store.imported(store.registry.get(name))["sha256"] == _sha(src.read_bytes())
+            assert store.resolve(name).path.read_bytes() == src.read_bytes()
+
+
+def test_cache_files_have_the_mode_of_ordinary_new_files(shared_dir, tmp_path):
+    previous = os.umask(0o027)
+    try:
+        store = _store(tmp_path, mirror=shared_dir / "models")
+        found = store.pull(POSENET)
+        src = tmp_path / "rtm.onnx"
+        src.write_bytes(b"rtm")
+        store.import_file(src, name="rtmpose-t")
+    finally:
+        os.umask(previous)
+    imported = store.models_dir / store.registry.get("rtmpose-t").file
+    for path in (found.path, imported, tmp_path / "cache" / "imported.json",
+                 tmp_path / "cache" / "verified.json"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o640, path

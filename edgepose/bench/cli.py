@@ -35,6 +35,7 @@ from pathlib import Path
 from edgepose._argtypes import non_negative_int, positive_int
 from edgepose._cli import (UsageError, add_debug_flag, check_model_arg, check_output_file,
                            run_command)
+from edgepose._files import sha256_file
 from edgepose.backends._base import available_cores
 
 __all__ = ["main", "build_parser", "default_models", "IMAGE_ENV"]
@@ -277,11 +278,7 @@ def _video_settings(path: Path) -> dict:
         if not ok:
             raise ValueError(f"cannot read the video {path}: OpenCV cannot decode a frame of it "
                              "(mp4, avi, mkv, ...).")
-        digest = hashlib.sha256()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-        return {"path": str(path), "sha256": digest.hexdigest(), "bytes": path.stat().st_size,
+        return {"path": str(path), "sha256": sha256_file(path), "bytes": path.stat().st_size,
                 "width": int(frame.shape[1]), "height": int(frame.shape[0]),
                 "frames": int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None,
                 "fps": float(cap.get(cv2.CAP_PROP_FPS)) or None}

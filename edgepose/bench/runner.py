@@ -26,7 +26,6 @@ says which).
 from __future__ import annotations
 
 import gc
-import hashlib
 import math
 import os
 import resource
@@ -40,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from edgepose._files import sha256_file
 from edgepose.bench.graph import count_graph
 from edgepose.bench.probe import read_temperatures
 from edgepose.bench.stats import drift, percentile, summarize
@@ -141,14 +141,6 @@ def attribute_stages(t_ns: tuple[int, int, int, int], timings: dict[str, float],
     return parts
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _input_shape(card) -> tuple[int, ...]:
     h, w = card.input.size
     return (1, 3, h, w) if card.input.layout == "NCHW" else (1, h, w, 3)
@@ -187,7 +179,7 @@ def describe_model(model: str, role: str = "pose", *,
         "path": str(path),
         "format": path.suffix.lower().lstrip("."),
         "size_bytes": size,
-        "sha256": _sha256(path),
+        "sha256": sha256_file(path),
         "registry": None if entry is None else entry.name,
         "params": graph.params,
         "gflops": graph.gflops,
