@@ -139,7 +139,7 @@ def test_a_camera_is_tracked_live_dropping_frames_while_busy(shared_dir, movenet
                                                             monkeypatch):
     import time
 
-    import edgepose.cli
+    import edgepose.cli._run
     import edgepose.pipeline
 
     frames = list(edgepose.pipeline.video_frames(panning_video))
@@ -151,7 +151,7 @@ def test_a_camera_is_tracked_live_dropping_frames_while_busy(shared_dir, movenet
             yield frame, time.monotonic() * 1000.0
 
     monkeypatch.setattr(edgepose.pipeline, "video_frames", camera)
-    monkeypatch.setattr(edgepose.cli, "_video_info", lambda source: (None, 30.0))
+    monkeypatch.setattr(edgepose.cli._run, "_video_info", lambda source: (None, 30.0))
     detector = str(shared_dir / "models/detectors/yolox_yolox_nano_416x416.onnx")
     out = tmp_path / "live"
     assert main(["run", "0", "--model", movenet, "--detector", detector, "--out", str(out),
