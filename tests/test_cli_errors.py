@@ -129,6 +129,9 @@ def test_every_command_takes_debug():
     assert parser.parse_args(["run", "x", "--model", "m", "--debug"]).debug is True
     assert parser.parse_args(["run", "x", "--model", "m"]).debug is False
     assert bench_parser().parse_args(["--debug"]).debug is True
+    assert parser.parse_args(["bench", "m", "--debug"]).debug is True
+    assert parser.parse_args(["--debug", "bench", "m"]).debug is True
+    assert parser.parse_args(["models", "list", "--json", "-"]).debug is False
     assert eval_parser().parse_args(["m", "--annotations", "a", "--images", "i",
                                      "--debug"]).debug is True
 
@@ -274,3 +277,10 @@ def test_bench_bad_image_is_failed_work_and_missing_image_a_usage_error(shared_d
                 str(tmp_path / "none.jpg"), "--json", "-")
     line = _one_error_line(done, EXIT_USAGE, "edgepose-bench")
     assert f"--image {tmp_path / 'none.jpg'} does not exist" in line and done.stdout == ""
+    # edgepose bench: the same errors, under the one command's name
+    done = _run("edgepose.cli", "bench", str(shared_dir / ONNX_MOVENET), "--image", str(bad))
+    line = _one_error_line(done, EXIT_FAILED, "edgepose")
+    assert f"cannot read the image {bad}: it is not an image OpenCV can decode" in line
+    done = _run("edgepose.cli", "bench", str(tmp_path / "none.onnx"), "--json", "-")
+    line = _one_error_line(done, EXIT_USAGE, "edgepose")
+    assert f"MODEL {tmp_path / 'none.onnx'} does not exist" in line and done.stdout == ""
