@@ -63,10 +63,10 @@ def add_debug_flag(parser: argparse.ArgumentParser, *, sub: bool = False) -> Non
 
 # --- the flags every command spells the same way ------------------------------------
 
-def _split(text: str, flag: str) -> list[str]:
+def _split(text: str) -> list[str]:
     items = [t.strip() for t in text.split(",") if t.strip()]
     if not items:
-        raise argparse.ArgumentTypeError(f"{flag} takes a comma-separated list, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a comma-separated list, got {text!r}")
     return items
 
 
@@ -88,7 +88,7 @@ def backend_name(text: str) -> str:
 
 def backend_names(text: str) -> list[str]:
     """``--backend`` of a command that takes several: a comma list of names."""
-    return [backend_name(item) for item in _split(text, "--backend")]
+    return [backend_name(item) for item in _split(text)]
 
 
 def thread_count(text: str) -> int:
@@ -98,8 +98,7 @@ def thread_count(text: str) -> int:
     except ValueError:
         n = 0
     if n < 1:
-        raise argparse.ArgumentTypeError(
-            f"--threads takes an int >= 1, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected an int >= 1, got {text!r}")
     return n
 
 
@@ -107,7 +106,7 @@ def thread_counts(text: str) -> list[int | None]:
     """``--threads`` of a command that takes several: ints >= 1 or ``default``
     (the runtime's own, None), comma-separated."""
     out: list[int | None] = []
-    for item in _split(text, "--threads"):
+    for item in _split(text):
         if item == "default":
             out.append(None)
             continue
@@ -115,7 +114,7 @@ def thread_counts(text: str) -> list[int | None]:
             out.append(thread_count(item))
         except argparse.ArgumentTypeError:
             raise argparse.ArgumentTypeError(
-                f"--threads takes ints >= 1 or 'default' (the runtime's own), got {item!r}"
+                f"expected ints >= 1 or 'default' (the runtime's own), got {item!r}"
             ) from None
     return out
 

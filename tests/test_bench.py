@@ -573,7 +573,7 @@ def test_bad_arguments_exit_with_usage(capsys):
             main(argv)
         assert exc.value.code == 2
     err = capsys.readouterr().err
-    assert "--threads: --threads takes ints >= 1 or 'default' (the runtime's own), got '0'" in err
+    assert "argument --threads: expected ints >= 1 or 'default' (the runtime's own), got '0'" in err
     assert "unknown backend 'tensorrt'; available: onnxruntime, tflite, openvino" in err
 
 

@@ -275,8 +275,9 @@ def test_every_command_takes_the_common_flags(argv, backend, threads):
 @pytest.mark.parametrize("flag, value, message", [
     ("--backend", "tensorrt", "argument --backend: unknown backend 'tensorrt'; available: "
                               "onnxruntime, tflite, openvino"),
-    ("--threads", "0", "argument --threads: --threads takes "),
-    ("--threads", "two", "argument --threads: --threads takes "),
+    ("--threads", "0", "argument --threads: expected "),
+    ("--threads", "two", "argument --threads: expected "),
+    ("--threads", ",", "argument --threads: expected "),
 ])
 def test_every_command_checks_backend_and_threads_alike(command, flag, value, message, capsys):
     argv = {"run": ["run", "x.jpg", "--model", "m"],
