@@ -1,6 +1,7 @@
-"""edgepose bench (and edgepose-bench, the same command): statistics, stage attribution, the machine probe on fake
-/proc and /sys trees, graph counting, the JSON schema, and short real runs
-on the models in ../shared (no timing assertions)."""
+"""edgepose bench (and edgepose-bench, the same command): statistics, stage
+attribution, the machine probe on fake /proc and /sys trees, graph counting,
+the JSON schema, and short real runs on the models in ../shared (no timing
+assertions)."""
 from __future__ import annotations
 
 import json
@@ -556,7 +557,8 @@ def test_the_old_spellings_still_work_with_a_note(shared_dir, tmp_path, capsys,
 
 def test_model_as_an_option_adds_to_the_positional_models(shared_dir, tmp_path,
                                                           isolated_registry):
-    onnx = str(shared_dir / "models/movenet/onnx_converted/movenet_singlepose_lightning_int8_4.onnx")
+    onnx = str(shared_dir / "models/movenet/onnx_converted/"
+               "movenet_singlepose_lightning_int8_4.onnx")
     out_json = tmp_path / "b.json"
     assert main([str(shared_dir / MOVENET), "--model", onnx, *QUICK, "--quiet",
                  "--json", str(out_json)]) == 0

@@ -112,9 +112,10 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("models", nargs="*", metavar="MODEL",
                    help="pose model files or registry names (default: the pose models found "
                         "in EDGEPOSE_MODEL_DIR or the cache, else in an EDGEPOSE_MIRROR folder)")
-    p.add_argument("--model", dest="model_opts", action="append", default=None, metavar="M",
+    p.add_argument("--model", dest="model_opts", action="append", default=None,
+                   metavar="MODEL",
                    help="a pose model, as an option (the same as MODEL; may be repeated)")
-    p.add_argument("--detector", metavar="D", default=None,
+    p.add_argument("--detector", metavar="DETECTOR", default=None,
                    help="person detector file or name, run before each top-down model")
     p.add_argument("--detector-backend", metavar="B", default=None, type=backend_name,
                    help="the detector's backend (default: chosen by its file type)")

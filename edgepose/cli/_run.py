@@ -338,7 +338,7 @@ def add_run_parser(sub) -> None:
                        "file or a camera index: annotated images (or video) in --out, one JSON "
                        "line per frame in --out/poses.jsonl (or --json PATH).")
     add_debug_flag(p, sub=True)
-    p.add_argument("input", nargs="?", default=None,
+    p.add_argument("input", nargs="?", default=None, metavar="INPUT",
                    help="an image, a folder of images, a video file or a camera index "
                         "(default: the sample photo edgepose ships)")
     p.add_argument("--model", required=True,
