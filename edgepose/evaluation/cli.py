@@ -3,8 +3,9 @@
 ``edgepose eval MODEL --annotations FILE --images DIR [--detector D | --gt-boxes]
 [--backend B] [--threads T] [--json PATH] [--per-keypoint] [--quiet]`` runs
 MODEL (a file or a registry name; ``--model MODEL`` says the same) over the
-annotated images, prints a table of OKS AP/AR (COCO, CrowdPose, AIC files), box-normalised PCK, MPII PCKh (MPII
-files), keypoint errors and latency, and writes them as JSON with ``--json``
+annotated images, prints a table of OKS AP/AR (COCO, CrowdPose, AIC files),
+box-normalised PCK, MPII PCKh (MPII files), keypoint errors and latency, and
+writes them as JSON with ``--json``
 (``-`` for stdout, the table then goes to stderr). A progress bar goes to
 stderr unless ``--quiet``.
 
