@@ -1,6 +1,7 @@
 """`edgepose run` on real models: an image, a folder and a video."""
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -368,3 +369,29 @@ def test_export_without_the_export_stage_says_which_extra(argv):
         assert "Traceback" in done.stderr and done.stderr.splitlines()[-1] == line
     else:
         assert done.stderr == line + "\n"
+
+
+def test_models_verify_json(shared_dir, monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("EDGEPOSE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("EDGEPOSE_MIRROR", str(shared_dir / "models"))
+    monkeypatch.delenv("EDGEPOSE_MODEL_DIR", raising=False)
+    assert main(["models", "pull", "movenet-lightning", "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["models", "verify", "--json", "-"]) == 0
+    out, err = capsys.readouterr()
+    (ok,) = json.loads(out)["files"]
+    path = tmp_path / "cache" / "models" / "movenet_singlepose_lightning_int8_4.tflite"
+    assert (ok["path"], ok["name"], ok["status"], ok["removed"]) == \
+        (str(path), "movenet-lightning", "ok", False)
+    assert err.startswith("ok        movenet-lightning")
+    with open(path, "r+b") as f:
+        f.truncate(100)
+    assert main(["models", "verify", "--json", "-"]) == 1
+    out, err = capsys.readouterr()
+    doc = json.loads(out)
+    (bad,) = doc["files"]
+    assert doc["bad"] == 1 and bad["status"] == "mismatch" and bad["removed"] is False
+    assert bad["expected_sha256"] == ok["expected_sha256"] != bad["actual_sha256"]
+    assert bad["actual_sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert err.splitlines()[0].startswith("MISMATCH  movenet-lightning")
+    assert err.splitlines()[-1].startswith("edgepose: error: 1 bad file(s)")

@@ -24,6 +24,28 @@ def _store():
     return ModelStore.from_env()
 
 
+def _text_out(args: argparse.Namespace):
+    """Where the human-readable text goes: stderr when ``--json -`` takes stdout.
+    Checks a ``--json`` file path first."""
+    json_path = getattr(args, "json", None)
+    if json_path not in (None, "-"):
+        check_output_file(json_path, "--json")
+    return sys.stderr if json_path == "-" else sys.stdout
+
+
+def _write_json(args: argparse.Namespace, doc: dict) -> None:
+    """Writes ``doc`` where ``--json`` says (nothing without it)."""
+    json_path = getattr(args, "json", None)
+    if json_path is None:
+        return
+    text = json.dumps(doc, indent=2)
+    if json_path == "-":
+        print(text)
+    else:
+        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(json_path).write_text(text + "\n", encoding="utf-8")
+
+
 def _entry(store, name: str):
     """The registry entry of ``name``; an unknown name is a usage error."""
     try:
@@ -54,10 +76,7 @@ def _local_status(store, entry) -> str:
 
 def models_list(args: argparse.Namespace) -> int:
     store = _store()
-    json_path = getattr(args, "json", None)
-    if json_path not in (None, "-"):
-        check_output_file(json_path, "--json")
-    out = sys.stderr if json_path == "-" else sys.stdout
+    out = _text_out(args)
     print(_where_text(store), file=out)
     print(file=out)
     rows = [("NAME", "TASK", "HEAD", "FORMAT", "SIZE", "LOCAL")]
@@ -75,16 +94,10 @@ def models_list(args: argparse.Namespace) -> int:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip(), file=out)
-    if json_path is not None:
-        text = json.dumps({"cache": str(store.models_dir),
-                           "model_dir": str(store.model_dir) if store.model_dir else None,
-                           "mirror": store.mirror or None, "offline": bool(store.offline),
-                           "models": records}, indent=2)
-        if json_path == "-":
-            print(text)
-        else:
-            Path(json_path).parent.mkdir(parents=True, exist_ok=True)
-            Path(json_path).write_text(text + "\n", encoding="utf-8")
+    _write_json(args, {"cache": str(store.models_dir),
+                       "model_dir": str(store.model_dir) if store.model_dir else None,
+                       "mirror": store.mirror or None, "offline": bool(store.offline),
+                       "models": records})
     return 0
 
 
@@ -165,28 +178,32 @@ def models_import(args: argparse.Namespace) -> int:
 
 def models_verify(args: argparse.Namespace) -> int:
     store = _store()
+    out = _text_out(args)
     results = store.verify(remove_bad=args.remove_bad)
+    bad = sum(r.status in ("mismatch", "partial") for r in results)
+    _write_json(args, {"cache": str(store.models_dir), "bad": bad, "files": [
+        {"path": str(r.path), "name": r.entry.name if r.entry else None, "status": r.status,
+         "expected_sha256": r.expected, "actual_sha256": r.actual, "removed": r.removed}
+        for r in results]})
     if not results:
-        print(f"{store.models_dir}: empty")
+        print(f"{store.models_dir}: empty", file=out)
         return 0
-    bad = 0
     for r in results:
         name = r.entry.name if r.entry else "-"
         removed = " (removed)" if r.removed else ""
         if r.status == "ok":
-            print(f"ok        {name:<34} {r.path.name}")
+            line = f"ok        {name:<34} {r.path.name}"
         elif r.status == "mismatch":
-            bad += 1
-            print(f"MISMATCH  {name:<34} {r.path.name}: sha256 {r.actual}, expected "
-                  f"{r.expected}{removed}")
+            line = (f"MISMATCH  {name:<34} {r.path.name}: sha256 {r.actual}, expected "
+                    f"{r.expected}{removed}")
         elif r.status == "partial":
-            bad += 1
-            print(f"PARTIAL   {'-':<34} {r.path.name}: an interrupted download{removed}")
+            line = f"PARTIAL   {'-':<34} {r.path.name}: an interrupted download{removed}"
         elif r.status == "unpinned":
-            print(f"unpinned  {name:<34} {r.path.name}: no sha256 to check against "
-                  f"(edgepose models import {r.path} --name {name})")
+            line = (f"unpinned  {name:<34} {r.path.name}: no sha256 to check against "
+                    f"(edgepose models import {r.path} --name {name})")
         else:
-            print(f"unknown   {'-':<34} {r.path.name}: not a registry file")
+            line = f"unknown   {'-':<34} {r.path.name}: not a registry file"
+        print(line, file=out)
     if bad and not args.remove_bad:
         error_line("edgepose", f"{bad} bad file(s): `edgepose models verify --remove-bad` "
                    "removes them.")
@@ -226,6 +243,9 @@ def add_models_parser(sub) -> None:
     q = msub.add_parser("verify", help="hash every cached file again")
     q.add_argument("--remove-bad", action="store_true",
                    help="delete files with a wrong sha256 and leftover partial downloads")
+    add_json_flag(q, "each file's status (ok, mismatch, partial, unpinned, unknown)",
+                  help="write each file's status as JSON to PATH ('-': stdout; the lines then "
+                       "go to stderr)")
     add_debug_flag(q, sub=True)
     q.set_defaults(func=models_verify)
 
