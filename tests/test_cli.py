@@ -395,3 +395,24 @@ def test_models_verify_json(shared_dir, monkeypatch, tmp_path, capsys):
     assert bad["actual_sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
     assert err.splitlines()[0].startswith("MISMATCH  movenet-lightning")
     assert err.splitlines()[-1].startswith("edgepose: error: 1 bad file(s)")
+
+
+def test_models_info_json(monkeypatch, tmp_path, capsys):
+    from edgepose.registry import ModelStore
+
+    monkeypatch.setenv("EDGEPOSE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("EDGEPOSE_OFFLINE", "1")
+    for var in ("EDGEPOSE_MIRROR", "EDGEPOSE_MODEL_DIR"):
+        monkeypatch.delenv(var, raising=False)
+    entry = ModelStore.from_env().registry.get("rtmpose-m")
+    assert main(["models", "info", "rtmpose-m", "--json", "-"]) == 0
+    out, err = capsys.readouterr()
+    doc = json.loads(out)
+    assert (doc["name"], doc["file"], doc["sha256"], doc["url"]) == \
+        (entry.name, entry.file, entry.sha256, entry.url)
+    assert doc["archive"]["member"] == entry.archive.member == "end2end.onnx"
+    assert doc["expected_sha256"] is None and doc["local"] is None  # never imported here
+    assert err.startswith("rtmpose-m\n") and "edgepose models import FILE" in err
+    assert main(["models", "info", "nope", "--json", "-"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("edgepose: error: Unknown model name 'nope'")

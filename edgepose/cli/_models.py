@@ -3,6 +3,7 @@ verify [--remove-bad]``: the model registry and cache (:mod:`edgepose.registry`)
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -104,6 +105,7 @@ def models_list(args: argparse.Namespace) -> int:
 def models_info(args: argparse.Namespace) -> int:
     store = _store()
     entry = _entry(store, args.name)
+    out = _text_out(args)
     expected = store.expected_sha256(entry)
     lines = [entry.name, f"  {entry.description}"]
 
@@ -149,7 +151,10 @@ def models_info(args: argparse.Namespace) -> int:
             f"      {store.cache_dir / 'imported.json'}",
             "  which later copies (model dir, mirror) must match.",
         ]
-    print("\n".join(lines))
+    print("\n".join(lines), file=out)
+    _write_json(args, {**dataclasses.asdict(entry), "expected_sha256": expected,
+                       "local": str(local[1]) if local else None,
+                       "local_origin": local[0] if local else None})
     return 0
 
 
@@ -225,6 +230,7 @@ def add_models_parser(sub) -> None:
     q.set_defaults(func=models_list)
     q = msub.add_parser("info", help="everything about one model")
     q.add_argument("name")
+    add_json_flag(q, "the registry entry, its expected sha256 and local copy")
     add_debug_flag(q, sub=True)
     q.set_defaults(func=models_info)
     q = msub.add_parser("pull", help="fetch models into the cache (mirror, then upstream)")
