@@ -622,3 +622,20 @@ def test_bench_vs_rtmlib_quick(shared_dir, tmp_path, monkeypatch):
     assert doc["checks"]["people"] == 3 and doc["checks"]["dot_error_px"]["edgepose"] <= 2.0
     (row,) = doc["pipelines"]
     assert row["model"].startswith("rtmpose_like") and row["full_ratio"] > 0
+
+
+def test_edgepose_bench_stays_an_entry_point_beside_edgepose():
+    import importlib
+    import sys
+
+    if sys.version_info < (3, 11):
+        pytest.skip("tomllib is Python 3.11+")
+    import tomllib
+
+    from tests.conftest import REPO_ROOT
+
+    scripts = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts == {"edgepose": "edgepose.cli:main", "edgepose-bench": "edgepose.bench.cli:main"}
+    for target in scripts.values():
+        module, _, name = target.partition(":")
+        assert callable(getattr(importlib.import_module(module), name))
