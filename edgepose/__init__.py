@@ -25,7 +25,7 @@ _LAZY = {
 }
 _SUBMODULES = ("ops", "backends", "card", "keypoints", "presets", "transforms", "results",
                "heads", "detectors", "posenet", "paf", "estimator", "registry", "evaluation",
-               "tracking", "smoothing", "pipeline")
+               "tracking", "smoothing", "pipeline", "data")
 
 __all__ = ["__version__", *_LAZY, *_SUBMODULES]
 

@@ -1,5 +1,6 @@
-"""The error path shared by the command lines (``edgepose``, ``edgepose-bench``,
-``edgepose eval``, ``edgepose export``).
+"""The error path and the flags shared by the command lines (``edgepose run |
+eval | bench | export | models``, and ``edgepose-bench``, the same as
+``edgepose bench``).
 
 Exit codes, the same in every command:
 
@@ -18,6 +19,15 @@ ends the command quietly with 1 (the rest was not written).
 A user mistake is reported as one line, ``<prog>: error: <message>``, on
 stderr, the message saying what to do; ``--debug`` adds the traceback. An
 unexpected exception (a bug) gets a short line asking for ``--debug``.
+
+The same flag means the same thing in every command: ``--backend`` (names
+from :data:`edgepose.backends.BACKENDS`; a comma list where a command takes
+several), ``--threads`` (an int >= 1; a comma list in ``bench``), ``--quiet``
+(no progress bar, no notes on stderr), ``--json PATH`` (``-``: stdout, the
+table then goes to stderr), ``--debug``. A renamed flag keeps its old
+spelling as a hidden alias (:func:`add_deprecated_alias`) that prints a note
+on stderr (not a ``DeprecationWarning``: Python hides those outside
+``__main__``, so a command-line user would never see one).
 """
 from __future__ import annotations
 
@@ -31,7 +41,10 @@ from pathlib import Path
 
 __all__ = ["EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "EXIT_INTERRUPTED", "UsageError",
            "add_debug_flag", "run_command", "error_line", "check_output_dir",
-           "check_output_file", "check_model_arg", "stdout_to_stderr", "one_line"]
+           "check_output_file", "check_model_arg", "stdout_to_stderr", "one_line",
+           "backend_name", "backend_names", "thread_count", "thread_counts",
+           "add_backend_flag", "add_threads_flag", "add_quiet_flag", "add_json_flag",
+           "add_deprecated_alias"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -46,6 +59,114 @@ def add_debug_flag(parser: argparse.ArgumentParser, *, sub: bool = False) -> Non
     parser.add_argument("--debug", action="store_true",
                         default=argparse.SUPPRESS if sub else False,
                         help="print the traceback of an error")
+
+
+# --- the flags every command spells the same way ------------------------------------
+
+def _split(text: str) -> list[str]:
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items:
+        raise argparse.ArgumentTypeError(f"expected a comma-separated list, got {text!r}")
+    return items
+
+
+def _backend_table() -> list[str]:
+    from edgepose.backends import BACKENDS  # a plain table; imports no runtime
+
+    return list(BACKENDS)
+
+
+def backend_name(text: str) -> str:
+    """``--backend``: one name of :data:`edgepose.backends.BACKENDS`."""
+    known = _backend_table()
+    if text not in known:
+        hint = " (one backend here; only bench takes a comma list)" if "," in text else ""
+        raise argparse.ArgumentTypeError(
+            f"unknown backend {text!r}{hint}; available: {', '.join(known)}")
+    return text
+
+
+def backend_names(text: str) -> list[str]:
+    """``--backend`` of a command that takes several: a comma list of names."""
+    return [backend_name(item) for item in _split(text)]
+
+
+def thread_count(text: str) -> int:
+    """``--threads``: an int >= 1 (the one converter for thread counts)."""
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected an int >= 1, got {text!r}")
+    return n
+
+
+def thread_counts(text: str) -> list[int | None]:
+    """``--threads`` of a command that takes several: ints >= 1 or ``default``
+    (the runtime's own, None), comma-separated."""
+    out: list[int | None] = []
+    for item in _split(text):
+        if item == "default":
+            out.append(None)
+            continue
+        try:
+            out.append(thread_count(item))
+        except argparse.ArgumentTypeError:
+            raise argparse.ArgumentTypeError(
+                f"expected ints >= 1 or 'default' (the runtime's own), got {item!r}"
+            ) from None
+    return out
+
+
+def add_backend_flag(parser: argparse.ArgumentParser, *, many: bool = False,
+                     help: str | None = None) -> None:
+    """``--backend B`` (``many``: ``B[,B...]``), checked against the backend table."""
+    names = ",".join(_backend_table())
+    parser.add_argument(
+        "--backend", type=backend_names if many else backend_name, default=None,
+        metavar=f"{{{names}}}" + ("[,...]" if many else ""),
+        help=help or "the runtime (default: chosen by the model file's type)")
+
+
+def add_threads_flag(parser: argparse.ArgumentParser, *, many: bool = False,
+                     help: str | None = None) -> None:
+    """``--threads T`` (``many``: ``T[,T...]``), each an int >= 1."""
+    parser.add_argument(
+        "--threads", type=thread_counts if many else thread_count, default=None,
+        metavar="T[,T...]" if many else "T",
+        help=help or "inference threads per model (default: the runtime's own)")
+
+
+def add_quiet_flag(parser: argparse.ArgumentParser, *, help: str | None = None) -> None:
+    """``--quiet``: no progress bar and no notes on stderr (errors still)."""
+    parser.add_argument("--quiet", action="store_true", default=False,
+                        help=help or "no progress bar and no notes on stderr (errors still)")
+
+
+def add_json_flag(parser: argparse.ArgumentParser, what: str, *,
+                  help: str | None = None) -> None:
+    """``--json PATH``: where the machine-readable result goes, ``-`` for stdout."""
+    parser.add_argument("--json", metavar="PATH", default=None,
+                        help=help or f"write {what} as JSON to PATH ('-': stdout; the table "
+                                     "then goes to stderr)")
+
+
+def add_deprecated_alias(parser: argparse.ArgumentParser, old: str, new: str) -> None:
+    """Adds ``old`` as a hidden spelling of the option ``new`` (added before):
+    it does what ``new`` does and prints ``<prog>: note: <old> is deprecated``
+    on stderr."""
+    target = parser._option_string_actions[new]
+
+    class _Alias(argparse.Action):
+        def __call__(self, parser, namespace, values, option_string=None):
+            sys.stderr.write(f"{parser.prog}: note: {old} is deprecated, use {new} (the old "
+                             "spelling still works, for now)\n")
+            target(parser, namespace, values, new)
+
+    parser.add_argument(old, action=_Alias, dest=target.dest, nargs=target.nargs,
+                        type=target.type, metavar=target.metavar, default=argparse.SUPPRESS,
+                        help=argparse.SUPPRESS)
 
 
 def one_line(text: str) -> str:

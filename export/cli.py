@@ -6,14 +6,16 @@
         [--precision fp32,fp16,int8,int8-dynamic] [--calib DIR|VIDEO]
         [--calib-annotations JSON] [--preset NAME | --card CARD.json]
         [--parity-images DIR] [--max-keypoint-error PX] [--min-oks X]
-        [--force] [--json OUT] [--quiet]
+        [--force] [--json PATH] [--runs N] [--quiet]
 
 SOURCE is an ``.onnx`` or ``.tflite`` file, or ``package.module:factory``
 naming a function that returns a ``torch.nn.Module`` (with ``--weights`` a
 state dict to load into it; the card from ``--card``, ``--preset`` or the
 module's ``card()``). Prints the table of artefacts and their parity (on
 stderr with ``--json -``, stdout then carrying only the JSON report), writes
-the JSON report (``--json``, default ``DIR/export.json``).
+the JSON report (``--json``, default ``DIR/export.json``). ``--runs`` is the
+number of timed runs per latency figure, as in ``edgepose bench``; its old
+spelling ``--latency-runs`` still works, with a note on stderr.
 
 Exit codes (as every edgepose command, :mod:`edgepose._cli`): 0 every artefact
 within its tolerance (or ``--force``); 1 an artefact outside its tolerance, a
@@ -32,7 +34,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from edgepose._argtypes import positive_int
 from edgepose._cli import (EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError, add_debug_flag,
+                           add_deprecated_alias, add_json_flag, add_quiet_flag,
                            check_output_dir, check_output_file, error_line, run_command,
                            stdout_to_stderr)
 
@@ -65,7 +69,7 @@ def build_parser(prog: str = "edgepose export") -> argparse.ArgumentParser:
                    "(needed for int8)")
     p.add_argument("--calib-annotations", help="COCO-style annotations with the person boxes of "
                    "the calibration (and parity) images, for top-down models")
-    p.add_argument("--max-calib", type=int, default=300,
+    p.add_argument("--max-calib", type=positive_int, default=300, metavar="N",
                    help="at most this many calibration tensors (default: 300)")
     p.add_argument("--preset", help="card preset for a model without a card "
                    "(edgepose.presets.preset_names())")
@@ -81,10 +85,12 @@ def build_parser(prog: str = "edgepose export") -> argparse.ArgumentParser:
                    help=f"tolerance: mean OKS against the source (default: {default.min_oks})")
     p.add_argument("--force", action="store_true",
                    help="exit 0 even when an artefact is outside its tolerance")
-    p.add_argument("--json", help="where to write the JSON report (default: OUT/export.json; "
-                   "- for stdout)")
-    p.add_argument("--latency-runs", type=int, default=20, help="timed runs per latency figure")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_json_flag(p, "the report", help="where to write the JSON report (default: "
+                  "OUT/export.json; '-': stdout, the table then goes to stderr)")
+    p.add_argument("--runs", type=positive_int, default=20, metavar="N",
+                   help="timed runs per latency figure (default: 20)")
+    add_deprecated_alias(p, "--latency-runs", "--runs")
+    add_quiet_flag(p, help="no progress bars")
     add_debug_flag(p)
     return p
 
@@ -156,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
                 calibration=args.calib, out_dir=out, parity_inputs=args.parity_images,
                 tolerance=_tolerance(args), force=args.force, boxes=args.calib_annotations,
                 name=args.name, max_calibration_images=args.max_calib,
-                latency_runs=args.latency_runs, progress=not args.quiet)
+                latency_runs=args.runs, progress=not args.quiet)
         code = EXIT_OK
     except ParityError as exc:
         result, code = exc.result, EXIT_TOLERANCE

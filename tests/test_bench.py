@@ -1,6 +1,7 @@
-"""edgepose-bench: statistics, stage attribution, the machine probe on fake
-/proc and /sys trees, graph counting, the JSON schema, and short real runs
-on the models in ../shared (no timing assertions)."""
+"""edgepose bench (and edgepose-bench, the same command): statistics, stage
+attribution, the machine probe on fake /proc and /sys trees, graph counting,
+the JSON schema, and short real runs on the models in ../shared (no timing
+assertions)."""
 from __future__ import annotations
 
 import json
@@ -364,7 +365,7 @@ def test_real_run_top_down_json_and_markdown(shared_dir, tmp_path, capsys, isola
                  "--detector", str(models / "detectors/yolox_yolox_nano_416x416.onnx"),
                  "--image", str(shared_dir / "data/coco/000000197388.jpg"),
                  "--runs", "3", "--warmup", "1", "--threads", "1",
-                 "--json", str(out_json), "--markdown", str(out_md), "--no-progress"])
+                 "--json", str(out_json), "--markdown", str(out_md), "--quiet"])
     assert code == 0
     doc = json.loads(out_json.read_text())
     _check_document(doc)
@@ -390,7 +391,7 @@ def test_real_run_across_backends_by_name_with_a_sustained_window(
     out_json = tmp_path / "b.json"
     code = main(["movenet-lightning-onnx", "--backend", "onnxruntime,tflite",
                  "--threads", "1", "--duration", "0.3", "--warmup", "0",
-                 "--json", str(out_json), "--no-progress"])
+                 "--json", str(out_json), "--quiet"])
     assert code == 0
     doc = json.loads(out_json.read_text())
     _check_document(doc)
@@ -408,7 +409,7 @@ def test_real_run_across_backends_by_name_with_a_sustained_window(
 def test_json_to_stdout_moves_the_table_to_stderr(shared_dir, capsys, isolated_registry):
     code = main([str(shared_dir / "models/movenet/movenet_singlepose_lightning_int8_4.tflite"),
                  "--image", str(shared_dir / "data/coco/000000000785.jpg"), "--runs", "1",
-                 "--warmup", "0", "--json", "-", "--no-progress"])
+                 "--warmup", "0", "--json", "-", "--quiet"])
     captured = capsys.readouterr()
     assert code == 0
     _check_document(json.loads(captured.out))
@@ -421,9 +422,9 @@ def test_video_serial_against_pipelined(shared_dir, tmp_path, capsys, isolated_r
     out_json, out_md = tmp_path / "v.json", tmp_path / "v.md"
     code = main([str(models / "movenet/movenet_singlepose_lightning_int8_4.tflite"),
                  "--detector", str(models / "detectors/yolox_yolox_nano_416x416.onnx"),
-                 "--video", str(panning_video), "--video-frames", "8", "--detect-every", "2",
+                 "--video", str(panning_video), "--max-frames", "8", "--detect-every", "2",
                  "--repeats", "1", "--warmup", "1", "--threads", "1", "--json", str(out_json),
-                 "--markdown", str(out_md), "--no-progress"])
+                 "--markdown", str(out_md), "--quiet"])
     assert code == 0
     doc = json.loads(out_json.read_text())
     _check_document(doc)
@@ -444,8 +445,8 @@ def test_video_and_image_together_and_a_bad_video(shared_dir, tmp_path, capsys,
     model = str(shared_dir / "models/movenet/movenet_singlepose_lightning_int8_4.tflite")
     out_json = tmp_path / "v.json"
     code = main([model, "--image", str(shared_dir / "data/coco/000000000785.jpg"), "--runs", "2",
-                 "--warmup", "0", "--video", str(panning_video), "--video-frames", "3",
-                 "--repeats", "2", "--json", str(out_json), "--no-progress"])
+                 "--warmup", "0", "--video", str(panning_video), "--max-frames", "3",
+                 "--repeats", "2", "--json", str(out_json), "--quiet"])
     assert code == 0
     doc = json.loads(out_json.read_text())
     _check_document(doc)
@@ -475,10 +476,96 @@ def test_default_models_come_from_the_mirror_folder(shared_dir, monkeypatch, iso
     assert "mirror" in where
 
 
-def test_without_an_image_the_message_asks_for_one(capsys, isolated_registry):
-    assert main(["movenet-lightning"]) == 2
+MOVENET = "models/movenet/movenet_singlepose_lightning_int8_4.tflite"
+QUICK = ["--runs", "2", "--warmup", "0", "--threads", "1"]
+
+
+def test_without_an_image_the_sample_photo_is_timed(shared_dir, tmp_path, capsys,
+                                                   isolated_registry):
+    from edgepose.data import sample_path
+
+    out_json = tmp_path / "b.json"
+    assert main([str(shared_dir / MOVENET), *QUICK, "--json", str(out_json)]) == 0
     err = capsys.readouterr().err
-    assert "--image PATH" in err and IMAGE_ENV in err
+    assert f"(no --image given: timing the sample photo edgepose ships, {sample_path()}" in err
+    doc = json.loads(out_json.read_text())
+    _check_document(doc)
+    image = doc["settings"]["image"]
+    assert image["path"] == str(sample_path()) and (image["width"], image["height"]) == (640, 426)
+    (row,) = doc["results"]
+    assert row["status"] == "ok" and row["people"] == 1   # single-person MoveNet
+    # --quiet: no note, no "wrote" line; the table still on stdout
+    assert main([str(shared_dir / MOVENET), *QUICK, "--json", str(out_json), "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert "sample photo" not in captured.err and "wrote" not in captured.err
+    assert "crop/preprocess" in captured.out
+
+
+def test_bench_is_a_subcommand_of_edgepose_equal_to_edgepose_bench(shared_dir, tmp_path,
+                                                                   isolated_registry):
+    from edgepose.cli import main as edgepose_main
+
+    detector = str(shared_dir / "models/detectors/yolox_yolox_nano_416x416.onnx")
+    args = [str(shared_dir / MOVENET), "--detector", detector, "--image",
+            str(shared_dir / "data/coco/000000197388.jpg"), *QUICK, "--quiet"]
+    assert main([*args, "--json", str(tmp_path / "a.json")]) == 0
+    assert edgepose_main(["bench", *args, "--json", str(tmp_path / "b.json")]) == 0
+    alias, sub = (json.loads((tmp_path / n).read_text()) for n in ("a.json", "b.json"))
+    _check_document(sub)
+    assert alias["command"].startswith("edgepose-bench ")
+    assert sub["command"].startswith("edgepose bench ")
+    assert alias["settings"] == sub["settings"] and alias["models"] == sub["models"]
+    timing = {"stages_ms", "fps", "peak_rss_mb", "rss_scope", "temperature_c", "load_s",
+              "timeline", "drift", "window_s"}
+    for a, b in zip(alias["results"], sub["results"], strict=True):
+        assert {k: v for k, v in a.items() if k not in timing} == \
+            {k: v for k, v in b.items() if k not in timing}
+        assert set(a) == set(b) and a["status"] == "ok" and a["people"] >= 3
+
+
+def test_bench_and_edgepose_bench_take_the_same_options():
+    from edgepose.bench.cli import build_parser
+    from edgepose.cli import build_parser as edgepose_parser
+
+    def options(parser):
+        return sorted((a.dest, tuple(a.option_strings), a.nargs, a.default)
+                      for a in parser._actions if a.dest not in ("help", "debug"))
+
+    sub = edgepose_parser()._subparsers._group_actions[0].choices["bench"]
+    assert options(sub) == options(build_parser())
+    assert "--quiet" in sub._option_string_actions and "--max-frames" in sub._option_string_actions
+
+
+def test_the_old_spellings_still_work_with_a_note(shared_dir, tmp_path, capsys,
+                                                  isolated_registry, panning_video):
+    from edgepose.bench.cli import build_parser
+
+    args = build_parser().parse_args(["--no-progress", "--video-frames", "4"])
+    assert args.quiet is True and args.max_frames == 4
+    err = capsys.readouterr().err
+    assert err.splitlines() == [
+        "edgepose-bench: note: --no-progress is deprecated, use --quiet (the old spelling still "
+        "works, for now)",
+        "edgepose-bench: note: --video-frames is deprecated, use --max-frames (the old spelling "
+        "still works, for now)"]
+    out_json = tmp_path / "v.json"
+    assert main([str(shared_dir / MOVENET), "--video", str(panning_video), "--video-frames", "3",
+                 "--repeats", "1", "--warmup", "0", "--threads", "1", "--no-progress",
+                 "--json", str(out_json)]) == 0
+    assert json.loads(out_json.read_text())["video"][0]["frames"] == 3
+
+
+def test_model_as_an_option_adds_to_the_positional_models(shared_dir, tmp_path,
+                                                          isolated_registry):
+    onnx = str(shared_dir / "models/movenet/onnx_converted/"
+               "movenet_singlepose_lightning_int8_4.onnx")
+    out_json = tmp_path / "b.json"
+    assert main([str(shared_dir / MOVENET), "--model", onnx, *QUICK, "--quiet",
+                 "--json", str(out_json)]) == 0
+    rows = json.loads(out_json.read_text())["results"]
+    assert [(r["model"].rsplit("/", 1)[-1], r["backend"]) for r in rows] == [
+        ("movenet_singlepose_lightning_int8_4.tflite", "tflite"),
+        ("movenet_singlepose_lightning_int8_4.onnx", "onnxruntime")]
 
 
 def test_bad_arguments_exit_with_usage(capsys):
@@ -487,7 +574,9 @@ def test_bad_arguments_exit_with_usage(capsys):
         with pytest.raises(SystemExit) as exc:
             main(argv)
         assert exc.value.code == 2
-    assert "available: onnxruntime, tflite, openvino" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "argument --threads: expected ints >= 1 or 'default' (the runtime's own), got '0'" in err
+    assert "unknown backend 'tensorrt'; available: onnxruntime, tflite, openvino" in err
 
 
 def test_a_detector_given_as_the_model_is_refused(shared_dir, capsys, isolated_registry):
@@ -533,3 +622,20 @@ def test_bench_vs_rtmlib_quick(shared_dir, tmp_path, monkeypatch):
     assert doc["checks"]["people"] == 3 and doc["checks"]["dot_error_px"]["edgepose"] <= 2.0
     (row,) = doc["pipelines"]
     assert row["model"].startswith("rtmpose_like") and row["full_ratio"] > 0
+
+
+def test_edgepose_bench_stays_an_entry_point_beside_edgepose():
+    import importlib
+    import sys
+
+    if sys.version_info < (3, 11):
+        pytest.skip("tomllib is Python 3.11+")
+    import tomllib
+
+    from tests.conftest import REPO_ROOT
+
+    scripts = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts == {"edgepose": "edgepose.cli:main", "edgepose-bench": "edgepose.bench.cli:main"}
+    for target in scripts.values():
+        module, _, name = target.partition(":")
+        assert callable(getattr(importlib.import_module(module), name))

@@ -1,6 +1,7 @@
 """`edgepose run` on real models: an image, a folder and a video."""
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import pytest
 cv2 = pytest.importorskip("cv2")
 
 from edgepose.cli import main  # noqa: E402
+from tests.conftest import REPO_ROOT  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -139,7 +141,7 @@ def test_a_camera_is_tracked_live_dropping_frames_while_busy(shared_dir, movenet
                                                             monkeypatch):
     import time
 
-    import edgepose.cli
+    import edgepose.cli._run
     import edgepose.pipeline
 
     frames = list(edgepose.pipeline.video_frames(panning_video))
@@ -151,7 +153,7 @@ def test_a_camera_is_tracked_live_dropping_frames_while_busy(shared_dir, movenet
             yield frame, time.monotonic() * 1000.0
 
     monkeypatch.setattr(edgepose.pipeline, "video_frames", camera)
-    monkeypatch.setattr(edgepose.cli, "_video_info", lambda source: (None, 30.0))
+    monkeypatch.setattr(edgepose.cli._run, "_video_info", lambda source: (None, 30.0))
     detector = str(shared_dir / "models/detectors/yolox_yolox_nano_416x416.onnx")
     out = tmp_path / "live"
     assert main(["run", "0", "--model", movenet, "--detector", detector, "--out", str(out),
@@ -209,3 +211,208 @@ def test_eval_scores_a_model_on_coco(shared_dir, movenet, tmp_path):
     report = json.loads(out.read_text())
     text = json.dumps(report)
     assert '"AP"' in text and "PCK" in text
+
+
+# --- one command, the same flags everywhere ------------------------------------------
+
+def test_run_writes_json_lines_to_json_and_drawings_to_out(shared_dir, movenet, tmp_path,
+                                                          capsys):
+    image = shared_dir / "data/coco/000000000785.jpg"
+    lines = tmp_path / "sub" / "poses.jsonl"
+    assert main(["run", str(image), "--model", movenet, "--out", str(tmp_path / "out"),
+                 "--json", str(lines), "--quiet"]) == 0
+    (record,) = [json.loads(line) for line in lines.read_text().splitlines()]
+    assert record["source"] == "000000000785.jpg" and len(record["people"]) == 1
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["000000000785_pose.jpg"]
+    # --json -: the same record on stdout, and only it
+    capsys.readouterr()
+    assert main(["run", str(image), "--model", movenet, "--out", str(tmp_path / "out2"),
+                 "--json", "-", "--quiet"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out) == record and err == ""
+    assert (tmp_path / "out2" / "000000000785_pose.jpg").is_file()
+
+
+def test_run_without_input_uses_the_sample_photo(movenet, shared_dir, tmp_path, capsys):
+    from edgepose.data import sample_path
+
+    detector = str(shared_dir / "models/detectors/yolox_yolox_nano_416x416.onnx")
+    assert main(["run", "--model", movenet, "--detector", detector, "--out", "-"]) == 0
+    out, err = capsys.readouterr()
+    record = json.loads(out)
+    assert record["source"] == "sample_people.jpg" and len(record["people"]) == 2
+    assert f"(no INPUT given: running on the sample photo edgepose ships, {sample_path()})" in err
+    assert main(["run", "--model", movenet, "--out", "-", "--quiet"]) == 0
+    assert "sample photo" not in capsys.readouterr().err
+
+
+def _subparser(name):
+    from edgepose.cli import build_parser
+
+    return build_parser()._subparsers._group_actions[0].choices[name]
+
+
+COMMON = ["--backend", "openvino", "--threads", "2", "--quiet", "--json", "-", "--debug"]
+
+
+@pytest.mark.parametrize("argv, backend, threads", [
+    (["run", "x.jpg", "--model", "m.onnx"], "openvino", 2),
+    (["eval", "m.onnx", "--annotations", "a.json", "--images", "i"], "openvino", 2),
+    (["eval", "--model", "m.onnx", "--annotations", "a.json", "--images", "i"], "openvino", 2),
+    (["bench", "m.onnx"], ["openvino"], [2]),
+    (["bench", "--model", "m.onnx"], ["openvino"], [2]),
+])
+def test_every_command_takes_the_common_flags(argv, backend, threads):
+    from edgepose.cli import build_parser
+
+    args = build_parser().parse_args(argv + COMMON)
+    assert (args.backend, args.threads, args.quiet, args.json, args.debug) == \
+        (backend, threads, True, "-", True)
+    models = build_parser().parse_args(["models", "list", "--json", "-", "--debug"])
+    assert (models.json, models.debug) == ("-", True)
+
+
+@pytest.mark.parametrize("command", ["run", "eval", "bench"])
+@pytest.mark.parametrize("flag, value, message", [
+    ("--backend", "tensorrt", "argument --backend: unknown backend 'tensorrt'; available: "
+                              "onnxruntime, tflite, openvino"),
+    ("--threads", "0", "argument --threads: expected "),
+    ("--threads", "two", "argument --threads: expected "),
+    ("--threads", ",", "argument --threads: expected "),
+])
+def test_every_command_checks_backend_and_threads_alike(command, flag, value, message, capsys):
+    argv = {"run": ["run", "x.jpg", "--model", "m"],
+            "eval": ["eval", "m", "--annotations", "a", "--images", "i"],
+            "bench": ["bench", "m"]}[command]
+    with pytest.raises(SystemExit) as exc:
+        main(argv + [flag, value])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"usage: edgepose {command} ") and message in err
+    assert f"got '{value}'" in err or flag == "--backend"
+
+
+def test_backend_choices_come_from_the_backend_table():
+    from edgepose.backends import BACKENDS
+
+    for name in ("run", "eval", "bench"):
+        action = _subparser(name)._option_string_actions["--backend"]
+        assert action.metavar.startswith("{" + ",".join(BACKENDS) + "}")
+    args = _subparser("bench").parse_args(["--backend", "onnxruntime, tflite",
+                                           "--threads", "1,default,4"])
+    assert args.backend == ["onnxruntime", "tflite"] and args.threads == [1, None, 4]
+
+
+def test_eval_takes_the_model_once_as_model_or_option(shared_dir, movenet, tmp_path, capsys):
+    common = ["--annotations", str(shared_dir / "data/coco/test_coco.json"), "--images",
+              str(shared_dir / "data/coco"), "--gt-boxes", "--quiet"]
+    assert main(["eval", "--model", movenet, *common, "--json", str(tmp_path / "o.json")]) == 0
+    assert main(["eval", movenet, *common, "--json", str(tmp_path / "p.json")]) == 0
+    by_option, by_position = (json.loads((tmp_path / n).read_text()) for n in ("o.json", "p.json"))
+    assert by_option["model"] == by_position["model"] == movenet
+    def accuracy(report):  # the figures, not the latency of this run
+        return {k: v for k, v in report["summary"].items() if not k.startswith("latency")}
+
+    assert accuracy(by_option) == accuracy(by_position)
+    capsys.readouterr()
+    assert main(["eval", movenet, "--model", movenet, *common]) == 2
+    assert capsys.readouterr().err == (
+        f"edgepose: error: the pose model was given twice (MODEL {movenet} and --model "
+        f"{movenet}): give it once.\n")
+    assert main(["eval", *common]) == 2
+    assert capsys.readouterr().err.startswith("edgepose: error: no pose model given: edgepose "
+                                              "eval MODEL --annotations FILE --images DIR")
+
+
+def test_models_list_json(shared_dir, monkeypatch, tmp_path, capsys):
+    from edgepose.registry import ModelStore
+
+    monkeypatch.setenv("EDGEPOSE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("EDGEPOSE_MIRROR", str(shared_dir / "models"))
+    monkeypatch.setenv("EDGEPOSE_OFFLINE", "1")
+    monkeypatch.delenv("EDGEPOSE_MODEL_DIR", raising=False)
+    assert main(["models", "list", "--json", "-"]) == 0
+    out, err = capsys.readouterr()
+    doc = json.loads(out)
+    names = [e.name for e in ModelStore.from_env().registry]
+    assert [m["name"] for m in doc["models"]] == names
+    assert doc["cache"] == str(tmp_path / "cache" / "models") or doc["cache"].startswith(
+        str(tmp_path / "cache"))
+    assert doc["offline"] is True and all(m["path"] is None for m in doc["models"])
+    assert "NAME" in err and "movenet-lightning" in err  # the table, on stderr
+    assert main(["models", "list", "--json", str(tmp_path / "m.json")]) == 0
+    assert json.loads((tmp_path / "m.json").read_text()) == doc
+    assert "NAME" in capsys.readouterr().out
+
+
+def test_the_runtime_never_imports_the_export_stage_or_torch():
+    code = ("import sys, edgepose.cli; edgepose.cli.build_parser(); "
+            "print(sorted(m for m in ('edgepose_export', 'torch', 'onnxruntime', 'cv2') "
+            "if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, cwd=REPO_ROOT)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("argv", [["export", "m.onnx", "--out", "o"], ["export", "--help"],
+                                  ["--debug", "export", "m.onnx", "--out", "o"]])
+def test_export_without_the_export_stage_says_which_extra(argv):
+    code = ("import sys; sys.modules['edgepose_export'] = None  # as if not installed\n"
+            "from edgepose.cli import main; sys.exit(main(sys.argv[1:]))")
+    done = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True,
+                          timeout=120, cwd=REPO_ROOT)
+    assert done.returncode == 1 and done.stdout == ""
+    line = ("edgepose: error: edgepose export needs the export stage (edgepose_export), which "
+            "is not installed: pip install 'edgepose[export]'.")
+    if "--debug" in argv:
+        assert "Traceback" in done.stderr and done.stderr.splitlines()[-1] == line
+    else:
+        assert done.stderr == line + "\n"
+
+
+def test_models_verify_json(shared_dir, monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("EDGEPOSE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("EDGEPOSE_MIRROR", str(shared_dir / "models"))
+    monkeypatch.delenv("EDGEPOSE_MODEL_DIR", raising=False)
+    assert main(["models", "pull", "movenet-lightning", "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["models", "verify", "--json", "-"]) == 0
+    out, err = capsys.readouterr()
+    (ok,) = json.loads(out)["files"]
+    path = tmp_path / "cache" / "models" / "movenet_singlepose_lightning_int8_4.tflite"
+    assert (ok["path"], ok["name"], ok["status"], ok["removed"]) == \
+        (str(path), "movenet-lightning", "ok", False)
+    assert err.startswith("ok        movenet-lightning")
+    with open(path, "r+b") as f:
+        f.truncate(100)
+    assert main(["models", "verify", "--json", "-"]) == 1
+    out, err = capsys.readouterr()
+    doc = json.loads(out)
+    (bad,) = doc["files"]
+    assert doc["bad"] == 1 and bad["status"] == "mismatch" and bad["removed"] is False
+    assert bad["expected_sha256"] == ok["expected_sha256"] != bad["actual_sha256"]
+    assert bad["actual_sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert err.splitlines()[0].startswith("MISMATCH  movenet-lightning")
+    assert err.splitlines()[-1].startswith("edgepose: error: 1 bad file(s)")
+
+
+def test_models_info_json(monkeypatch, tmp_path, capsys):
+    from edgepose.registry import ModelStore
+
+    monkeypatch.setenv("EDGEPOSE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("EDGEPOSE_OFFLINE", "1")
+    for var in ("EDGEPOSE_MIRROR", "EDGEPOSE_MODEL_DIR"):
+        monkeypatch.delenv(var, raising=False)
+    entry = ModelStore.from_env().registry.get("rtmpose-m")
+    assert main(["models", "info", "rtmpose-m", "--json", "-"]) == 0
+    out, err = capsys.readouterr()
+    doc = json.loads(out)
+    assert (doc["name"], doc["file"], doc["sha256"], doc["url"]) == \
+        (entry.name, entry.file, entry.sha256, entry.url)
+    assert doc["archive"]["member"] == entry.archive.member == "end2end.onnx"
+    assert doc["expected_sha256"] is None and doc["local"] is None  # never imported here
+    assert err.startswith("rtmpose-m\n") and "edgepose models import FILE" in err
+    assert main(["models", "info", "nope", "--json", "-"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("edgepose: error: Unknown model name 'nope'")

@@ -129,6 +129,9 @@ def test_every_command_takes_debug():
     assert parser.parse_args(["run", "x", "--model", "m", "--debug"]).debug is True
     assert parser.parse_args(["run", "x", "--model", "m"]).debug is False
     assert bench_parser().parse_args(["--debug"]).debug is True
+    assert parser.parse_args(["bench", "m", "--debug"]).debug is True
+    assert parser.parse_args(["--debug", "bench", "m"]).debug is True
+    assert parser.parse_args(["models", "list", "--json", "-"]).debug is False
     assert eval_parser().parse_args(["m", "--annotations", "a", "--images", "i",
                                      "--debug"]).debug is True
 
@@ -274,3 +277,33 @@ def test_bench_bad_image_is_failed_work_and_missing_image_a_usage_error(shared_d
                 str(tmp_path / "none.jpg"), "--json", "-")
     line = _one_error_line(done, EXIT_USAGE, "edgepose-bench")
     assert f"--image {tmp_path / 'none.jpg'} does not exist" in line and done.stdout == ""
+    # edgepose bench: the same errors, under the one command's name
+    done = _run("edgepose.cli", "bench", str(shared_dir / ONNX_MOVENET), "--image", str(bad))
+    line = _one_error_line(done, EXIT_FAILED, "edgepose")
+    assert f"cannot read the image {bad}: it is not an image OpenCV can decode" in line
+    done = _run("edgepose.cli", "bench", str(tmp_path / "none.onnx"), "--json", "-")
+    line = _one_error_line(done, EXIT_USAGE, "edgepose")
+    assert f"MODEL {tmp_path / 'none.onnx'} does not exist" in line and done.stdout == ""
+
+
+# --- the shared flag converters ------------------------------------------------------
+
+def test_the_flag_converters():
+    import argparse
+
+    from edgepose._cli import backend_name, backend_names, thread_count, thread_counts
+
+    assert thread_count("3") == 3 and thread_counts(" 1, default,4 ") == [1, None, 4]
+    assert backend_name("tflite") == "tflite"
+    assert backend_names("openvino,onnxruntime") == ["openvino", "onnxruntime"]
+    for call, text, message in [
+            (thread_count, "0", "expected an int >= 1, got '0'"),
+            (thread_count, "1.5", "expected an int >= 1, got '1.5'"),
+            (thread_counts, "2,-1", "expected ints >= 1 or 'default' .*got '-1'"),
+            (thread_counts, " , ", "expected a comma-separated list, got ' , '"),
+            (backend_name, "onnxruntime,tflite", "unknown backend 'onnxruntime,tflite' \\(one "
+                                                 "backend here; only bench takes a comma list\\)"),
+            (backend_names, "tflite,coreml", "unknown backend 'coreml'; available: onnxruntime, "
+                                             "tflite, openvino")]:
+        with pytest.raises(argparse.ArgumentTypeError, match=message):
+            call(text)

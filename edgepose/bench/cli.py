@@ -1,11 +1,13 @@
-"""``edgepose-bench``: latency per stage of pose models on this machine.
+"""``edgepose bench`` (also installed as ``edgepose-bench``): latency per stage
+of pose models on this machine.
 
 ::
 
-    edgepose-bench [MODEL ...] [--detector D] [--backend onnxruntime,tflite,openvino]
-                   [--threads 1,2,4] [--runs N] [--warmup N] [--duration S]
-                   [--image PATH] [--video PATH [--detect-every N] [--repeats N]]
-                   [--json OUT] [--markdown OUT]
+    edgepose bench [MODEL ...] [--model M] [--detector D]
+                   [--backend onnxruntime,tflite,openvino] [--threads 1,2,4]
+                   [--runs N] [--warmup N] [--duration S] [--image PATH]
+                   [--video PATH [--max-frames N] [--detect-every N] [--repeats N]]
+                   [--json PATH] [--markdown PATH] [--quiet | --progress]
 
 For each model x backend x thread count: p50, p90, p99 and mean of every
 stage (decode image, detector, crop/preprocess, inference, postprocess/decode,
@@ -13,12 +15,17 @@ total), FPS, peak RSS, the model file's size, parameters and GFLOPs; a header
 identifying the machine. With ``--video``, also the throughput of tracking
 the video (:class:`edgepose.PoseTracker`) serially and pipelined
 (:mod:`edgepose.pipeline`), run back to back, and the gain. Models are files
-or registry names. The table goes to stdout, the progress bar to stderr.
+or registry names. Without ``--image`` (or ``$EDGEPOSE_BENCH_IMAGE``) the
+sample photo edgepose ships is timed (:func:`edgepose.data.sample_path`),
+with a note on stderr unless ``--quiet``. The table goes to stdout (stderr
+with ``--json -``), the progress bar and notes to stderr. Renamed flags still
+work, with a note: ``--video-frames`` (now ``--max-frames``, as in ``edgepose
+run``), ``--no-progress`` (now ``--quiet``).
 
 Exit status (as every edgepose command, :mod:`edgepose._cli`): 0 when every
 configuration ran (or was skipped because a backend cannot open a file type);
 1 when one failed, or a model, image or video file exists but cannot be used;
-2 for a usage error (bad arguments, no image or model given, a file or model
+2 for a usage error (bad arguments, no model given or found, a file or model
 name that names nothing); 130 when interrupted. Errors are one line on
 stderr; ``--debug`` adds the traceback.
 """
@@ -33,27 +40,30 @@ import time
 from pathlib import Path
 
 from edgepose._argtypes import non_negative_int, positive_int
-from edgepose._cli import (UsageError, add_debug_flag, check_model_arg, check_output_file,
-                           run_command)
+from edgepose._cli import (UsageError, add_backend_flag, add_debug_flag, add_deprecated_alias,
+                           add_json_flag, add_quiet_flag, add_threads_flag, backend_name,
+                           check_model_arg, check_output_file, run_command)
 from edgepose._files import sha256_file
 from edgepose.backends._base import available_cores
 
-__all__ = ["main", "build_parser", "default_models", "IMAGE_ENV"]
+__all__ = ["main", "build_parser", "add_bench_arguments", "run_bench", "default_models",
+           "IMAGE_ENV", "BENCH_DESCRIPTION"]
 
 #: Environment variable naming the default image when --image is not given.
 IMAGE_ENV = "EDGEPOSE_BENCH_IMAGE"
 
+BENCH_DESCRIPTION = (
+    "Latency per stage of pose models on this machine: decode image, detector, "
+    "crop/preprocess, inference, postprocess, total (p50/p90/p99/mean), FPS, peak RSS, model "
+    "size, parameters and GFLOPs. Times the sample photo edgepose ships unless --image (or "
+    f"${IMAGE_ENV}) names one.")
+
 _NO_MODELS_HELP = (
     "No pose model given and none found locally (model dir or cache). Name models or "
-    "files: edgepose-bench movenet-lightning --detector yolox-nano. Names resolve through "
+    "files: edgepose bench movenet-lightning --detector yolox-nano. Names resolve through "
     "the registry: set EDGEPOSE_MODEL_DIR to a folder of model files, or EDGEPOSE_MIRROR to "
     "a folder or URL that holds them, or fetch them into the cache with "
     "`edgepose models pull movenet-lightning yolox-nano` (see `edgepose models list`).")
-
-_NO_IMAGE_HELP = (
-    "edgepose-bench times real frames: pass --image PATH, a photo with people in it at the "
-    "resolution your application uses (or set {env} to one). No default image was found: "
-    "edgepose ships none.")
 
 
 class ProgressBar:
@@ -87,47 +97,6 @@ def _bar(fraction: float, width: int = 24) -> str:
     return "#" * n + "." * (width - n)
 
 
-def _csv(text: str, what: str) -> list[str]:
-    items = [t.strip() for t in text.split(",") if t.strip()]
-    if not items:
-        raise argparse.ArgumentTypeError(f"{what} must be a comma-separated list, got {text!r}")
-    return items
-
-
-def _backends(text: str) -> list[str]:
-    from edgepose.backends import BACKENDS
-
-    items = _csv(text, "--backend")
-    bad = [b for b in items if b not in BACKENDS]
-    if bad:
-        raise argparse.ArgumentTypeError(
-            f"unknown backend {bad[0]!r}; available: {', '.join(BACKENDS)}")
-    return items
-
-
-def _backend(text: str) -> str:
-    if "," in text:
-        raise argparse.ArgumentTypeError(f"--detector-backend takes one backend, got {text!r}")
-    return _backends(text)[0]
-
-
-def _thread_list(text: str) -> list[int | None]:
-    out: list[int | None] = []
-    for item in _csv(text, "--threads"):
-        if item == "default":
-            out.append(None)
-            continue
-        try:
-            n = int(item)
-        except ValueError:
-            n = 0
-        if n < 1:
-            raise argparse.ArgumentTypeError(
-                f"--threads takes ints >= 1 or 'default' (the runtime's own), got {item!r}")
-        out.append(n)
-    return out
-
-
 def _seconds(text: str) -> float:
     try:
         s = float(text)
@@ -138,25 +107,25 @@ def _seconds(text: str) -> float:
     return s
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="edgepose-bench",
-        description="Latency per stage of pose models on this machine: decode image, detector, "
-                    "crop/preprocess, inference, postprocess, total (p50/p90/p99/mean), FPS, "
-                    "peak RSS, model size, parameters and GFLOPs.")
+def add_bench_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Adds the bench's arguments (all but ``--debug``) to ``p``: the same for
+    ``edgepose bench`` and ``edgepose-bench``."""
     p.add_argument("models", nargs="*", metavar="MODEL",
                    help="pose model files or registry names (default: the pose models found "
                         "in EDGEPOSE_MODEL_DIR or the cache, else in an EDGEPOSE_MIRROR folder)")
-    p.add_argument("--detector", metavar="D", default=None,
+    p.add_argument("--model", dest="model_opts", action="append", default=None,
+                   metavar="MODEL",
+                   help="a pose model, as an option (the same as MODEL; may be repeated)")
+    p.add_argument("--detector", metavar="DETECTOR", default=None,
                    help="person detector file or name, run before each top-down model")
-    p.add_argument("--detector-backend", metavar="B", default=None, type=_backend,
+    p.add_argument("--detector-backend", metavar="B", default=None, type=backend_name,
                    help="the detector's backend (default: chosen by its file type)")
-    p.add_argument("--backend", type=_backends, default=None, metavar="B[,B...]",
-                   help="pose model backends: onnxruntime, tflite, openvino (default: chosen by "
-                        "each file's type); a backend that cannot open a file type is skipped")
-    p.add_argument("--threads", type=_thread_list, default=None, metavar="T[,T...]",
-                   help="inference threads per model, e.g. 1,2,4, or 'default' for the "
-                        f"runtime's own (default: the usable cores, {available_cores()})")
+    add_backend_flag(p, many=True,
+                     help="pose model backends, comma-separated (default: chosen by each "
+                          "file's type); a backend that cannot open a file type is skipped")
+    add_threads_flag(p, many=True,
+                     help="inference threads per model, e.g. 1,2,4, or 'default' for the "
+                          f"runtime's own (default: the usable cores, {available_cores()})")
     p.add_argument("--runs", type=positive_int, default=100, metavar="N",
                    help="timed runs per configuration (default 100)")
     p.add_argument("--warmup", type=non_negative_int, default=10, metavar="N",
@@ -166,27 +135,36 @@ def build_parser() -> argparse.ArgumentParser:
                         "latency drift (thermal throttling): first vs last minute p50, or the "
                         "first vs last 20%% of a window shorter than two minutes")
     p.add_argument("--image", type=Path, default=None, metavar="PATH",
-                   help=f"the image to time, with people in it (default: ${IMAGE_ENV}; "
-                        "edgepose ships no image)")
+                   help=f"the image to time, with people in it (default: ${IMAGE_ENV}, else "
+                        "the sample photo edgepose ships, 640 x 426, two people)")
     p.add_argument("--video", type=Path, default=None, metavar="PATH",
                    help="also track this video serially and pipelined (reading and detection "
-                        "on worker threads) and report both throughputs; --image is then "
-                        "optional")
-    p.add_argument("--video-frames", type=positive_int, default=None, metavar="N",
+                        "on worker threads) and report both throughputs; only the video is "
+                        "timed unless --image is given too")
+    p.add_argument("--max-frames", type=positive_int, default=None, metavar="N",
                    help="frames of the video per run (default: all)")
+    add_deprecated_alias(p, "--video-frames", "--max-frames")
     p.add_argument("--detect-every", type=positive_int, default=1, metavar="N",
                    help="with --video: run the detector every N frames (default 1)")
     p.add_argument("--repeats", type=positive_int, default=3, metavar="N",
                    help="with --video: serial/pipelined pairs of runs (default 3)")
-    p.add_argument("--json", type=Path, default=None, metavar="OUT",
-                   help="write the results as JSON to OUT ('-': stdout, the table then goes "
-                        "to stderr)")
-    p.add_argument("--markdown", type=Path, default=None, metavar="OUT",
-                   help="write a markdown report to OUT")
+    add_json_flag(p, "the results")
+    p.add_argument("--markdown", type=Path, default=None, metavar="PATH",
+                   help="write a markdown report to PATH")
     bar = p.add_mutually_exclusive_group()
-    bar.add_argument("--progress", dest="progress", action="store_true", default=None,
+    bar.add_argument("--progress", action="store_true", default=None,
                      help="always draw the progress bar (default: when stderr is a terminal)")
-    bar.add_argument("--no-progress", dest="progress", action="store_false")
+    add_quiet_flag(bar)
+    add_deprecated_alias(p, "--no-progress", "--quiet")
+    p.set_defaults(func=run_bench)
+    return p
+
+
+def build_parser(prog: str = "edgepose-bench") -> argparse.ArgumentParser:
+    """The parser of ``edgepose-bench`` (``edgepose bench`` adds the same
+    arguments to its sub-parser)."""
+    p = argparse.ArgumentParser(prog=prog, description=BENCH_DESCRIPTION)
+    add_bench_arguments(p)
     add_debug_flag(p)
     return p
 
@@ -287,16 +265,44 @@ def _video_settings(path: Path) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Runs ``edgepose-bench``; returns the exit status (0 ok, 1 failed work,
-    2 usage error, 130 interrupted; argparse's errors exit 2 by ``SystemExit``)."""
+    """Runs ``edgepose-bench`` (the same as ``edgepose bench``); returns the exit
+    status (0 ok, 1 failed work, 2 usage error, 130 interrupted; argparse's
+    errors exit 2 by ``SystemExit``)."""
     return run_command(_main, argv, "edgepose-bench")
 
 
 def _main(argv_list: list[str]) -> int:
     args = build_parser().parse_args(argv_list)
-    out = sys.stderr if args.json is not None and str(args.json) == "-" else sys.stdout
-    if args.json is not None and str(args.json) != "-":
-        check_output_file(args.json, "--json")
+    args.command_line = " ".join(["edgepose-bench", *(shlex.quote(a) for a in argv_list)])
+    return run_bench(args)
+
+
+def _image_path(args: argparse.Namespace) -> Path | None:
+    """The image to time: --image, else $EDGEPOSE_BENCH_IMAGE, else (unless only
+    a video is timed) the sample photo, with a note on stderr."""
+    if args.image is not None:
+        return args.image
+    if os.environ.get(IMAGE_ENV):
+        return Path(os.environ[IMAGE_ENV])
+    if args.video is not None:
+        return None
+    from edgepose.data import sample_path
+
+    path = sample_path()
+    if not args.quiet:
+        print(f"(no --image given: timing the sample photo edgepose ships, {path}, 640 x 426 "
+              "with two people; pass --image PATH for frames like your application's)",
+              file=sys.stderr)
+    return path
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    """Runs the bench for parsed arguments (:func:`add_bench_arguments`);
+    returns the exit status. ``args.command_line`` is recorded in the report."""
+    json_path = None if args.json is None else Path(args.json)
+    out = sys.stderr if args.json == "-" else sys.stdout
+    if json_path is not None and args.json != "-":
+        check_output_file(json_path, "--json")
     if args.markdown is not None:
         check_output_file(args.markdown, "--markdown")
 
@@ -304,30 +310,30 @@ def _main(argv_list: list[str]) -> int:
     from edgepose.bench.probe import probe_machine
     from edgepose.bench.runner import BenchConfig, RunSettings, describe_model, run_config
 
-    image_path = args.image or (Path(os.environ[IMAGE_ENV]) if os.environ.get(IMAGE_ENV) else None)
-    if image_path is None and args.video is None:
-        raise UsageError(_NO_IMAGE_HELP.format(env=IMAGE_ENV))
-    for arg in args.models:
+    models = list(args.models) + list(args.model_opts or [])
+    for arg in models:
         check_model_arg(arg, "MODEL")
     check_model_arg(args.detector, "--detector")
     image_bytes, image_info = None, None
+    image_path = _image_path(args)
     if image_path is not None:
         image_bytes, image_info = _image_settings(image_path)
     video_info = None
     if args.video is not None:
         video_info = _video_settings(args.video)
-        video_info |= {"max_frames": args.video_frames, "detect_every": args.detect_every,
+        video_info |= {"max_frames": args.max_frames, "detect_every": args.detect_every,
                        "repeats": args.repeats}
 
-    models = list(args.models)
     if not models:
         models, where = default_models()
         if not models:
             raise UsageError(_NO_MODELS_HELP)
-        print(f"(no MODEL given: the {len(models)} pose model(s) in {where}: "
-              f"{', '.join(models)})", file=sys.stderr)
+        if not args.quiet:
+            print(f"(no MODEL given: the {len(models)} pose model(s) in {where}: "
+                  f"{', '.join(models)})", file=sys.stderr)
 
-    enabled = args.progress if args.progress is not None else sys.stderr.isatty()
+    enabled = (False if args.quiet else
+               args.progress if args.progress is not None else sys.stderr.isatty())
     bar = ProgressBar(enabled)
     described: dict[str, dict] = {}
     try:
@@ -397,28 +403,30 @@ def _main(argv_list: list[str]) -> int:
                      f"tracking {args.video.name} serially and pipelined, {args.repeats}x...",
                      force=True)
             video_results.append(run_video_config(
-                config, args.video, detect_every=args.detect_every, max_frames=args.video_frames,
+                config, args.video, detect_every=args.detect_every, max_frames=args.max_frames,
                 warmup=args.warmup, repeats=args.repeats,
                 model_path=described[config.model]["path"],
                 detector_path=described[config.detector]["path"] if config.detector else None))
             bar.done()
 
     doc = report.build_document(
-        command="edgepose-bench " + " ".join(shlex.quote(a) for a in argv_list),
+        command=getattr(args, "command_line", "edgepose-bench"),
         settings=run_settings, machine=machine, models=described, results=results,
         video=video_results)
     out.write(report.to_text(doc))
     out.flush()
-    if args.json is not None:
+    if json_path is not None:
         text = report.to_json(doc)
-        if str(args.json) == "-":
+        if args.json == "-":
             sys.stdout.write(text)
         else:
-            args.json.parent.mkdir(parents=True, exist_ok=True)
-            args.json.write_text(text)
-            print(f"wrote {args.json}", file=sys.stderr)
+            json_path.parent.mkdir(parents=True, exist_ok=True)
+            json_path.write_text(text)
+            if not args.quiet:
+                print(f"wrote {json_path}", file=sys.stderr)
     if args.markdown is not None:
         args.markdown.parent.mkdir(parents=True, exist_ok=True)
         args.markdown.write_text(report.to_markdown(doc))
-        print(f"wrote {args.markdown}", file=sys.stderr)
+        if not args.quiet:
+            print(f"wrote {args.markdown}", file=sys.stderr)
     return 1 if any(r["status"] == "error" for r in results + video_results) else 0

@@ -1,10 +1,11 @@
 """``edgepose eval``: a model's accuracy on an annotated image folder.
 
 ``edgepose eval MODEL --annotations FILE --images DIR [--detector D | --gt-boxes]
-[--backend B] [--threads T] [--json OUT] [--per-keypoint]`` runs MODEL (a
-file or a registry name) over the annotated images, prints a table of OKS
-AP/AR (COCO, CrowdPose, AIC files), box-normalised PCK, MPII PCKh (MPII
-files), keypoint errors and latency, and writes them as JSON with ``--json``
+[--backend B] [--threads T] [--json PATH] [--per-keypoint] [--quiet]`` runs
+MODEL (a file or a registry name; ``--model MODEL`` says the same) over the
+annotated images, prints a table of OKS AP/AR (COCO, CrowdPose, AIC files),
+box-normalised PCK, MPII PCKh (MPII files), keypoint errors and latency, and
+writes them as JSON with ``--json``
 (``-`` for stdout, the table then goes to stderr). A progress bar goes to
 stderr unless ``--quiet``.
 
@@ -26,16 +27,22 @@ import time
 from pathlib import Path
 from typing import Any
 
-from edgepose._argtypes import positive_int
-from edgepose._cli import (UsageError, add_debug_flag, check_model_arg, check_output_file,
+from edgepose._cli import (UsageError, add_backend_flag, add_debug_flag, add_json_flag,
+                           add_quiet_flag, add_threads_flag, check_model_arg, check_output_file,
                            run_command)
 
-__all__ = ["main_eval", "add_eval_arguments", "run_eval"]
+__all__ = ["main_eval", "add_eval_arguments", "run_eval", "EVAL_DESCRIPTION"]
+
+EVAL_DESCRIPTION = ("Accuracy of a pose model on annotated images: OKS AP/AR, PCK, PCKh, "
+                    "keypoint errors.")
 
 
 def add_eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Adds ``edgepose eval``'s arguments to ``parser`` and sets ``func``."""
-    parser.add_argument("model", help="pose model file (.onnx, .tflite, .xml) or registry name")
+    parser.add_argument("model_arg", nargs="?", default=None, metavar="MODEL",
+                        help="pose model file (.onnx, .tflite, .xml) or registry name")
+    parser.add_argument("--model", dest="model_opt", default=None, metavar="MODEL",
+                        help="the pose model, as an option (the same as MODEL; give one)")
     parser.add_argument("--annotations", required=True,
                         help="COCO-format keypoint annotations (COCO, CrowdPose, AIC) or an "
                              "MPII JSON file")
@@ -46,8 +53,8 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
                        help="run the pose model on the ground-truth person boxes")
     parser.add_argument("--preset", help="card preset of the pose model, if it carries no card")
     parser.add_argument("--detector-preset", help="card preset of the detector")
-    parser.add_argument("--backend", choices=["onnxruntime", "tflite", "openvino"])
-    parser.add_argument("--threads", type=positive_int, help="inference threads per model")
+    add_backend_flag(parser)
+    add_threads_flag(parser)
     parser.add_argument("--keypoint-set",
                         help="the dataset's keypoint set, if its names are not recognised "
                              "(e.g. coco17, crowdpose14, aic14)")
@@ -55,20 +62,31 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
                         help="ground-truth area for OKS: the 'area' field, or 0.53 x box area "
                              "(CrowdPose, AIC); auto picks 'annotation' when every annotation "
                              "has one")
-    parser.add_argument("--json", metavar="OUT", help="write the results as JSON (- for stdout)")
+    add_json_flag(parser, "the results")
     parser.add_argument("--per-keypoint", action="store_true",
                         help="also print and write the per-keypoint breakdown")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_quiet_flag(parser, help="no progress bar")
     parser.set_defaults(func=run_eval)
     return parser
 
 
 def _build_parser() -> argparse.ArgumentParser:
     parser = add_eval_arguments(argparse.ArgumentParser(
-        prog="edgepose eval", description="Accuracy of a pose model on annotated images: "
-                                          "OKS AP/AR, PCK, PCKh, keypoint errors."))
+        prog="edgepose eval", description=EVAL_DESCRIPTION))
     add_debug_flag(parser)
     return parser
+
+
+def _model(args: argparse.Namespace) -> str:
+    """The pose model, given as MODEL or as ``--model`` (exactly one)."""
+    if args.model_arg is not None and args.model_opt is not None:
+        raise UsageError(f"the pose model was given twice (MODEL {args.model_arg} and --model "
+                         f"{args.model_opt}): give it once.")
+    model = args.model_arg if args.model_arg is not None else args.model_opt
+    if model is None:
+        raise UsageError("no pose model given: edgepose eval MODEL --annotations FILE "
+                         "--images DIR (MODEL a file or a registry name; or --model MODEL).")
+    return model
 
 
 def run_eval(args: argparse.Namespace) -> int:
@@ -84,6 +102,7 @@ def run_eval(args: argparse.Namespace) -> int:
     from edgepose import Estimator, __version__
     from edgepose.evaluation.runner import evaluate_model, load_annotations
 
+    args.model = _model(args)
     if not Path(args.annotations).is_file():
         raise UsageError(f"annotation file {args.annotations} does not exist (--annotations).")
     if not Path(args.images).is_dir():

@@ -39,7 +39,7 @@ def test_fp32_and_fp16_within_tolerance_exit_0(paths, tmp_path, capsys):
     out = tmp_path / "out"
     code = run([str(src), "--to", "onnx", "--precision", "fp32,fp16", "--parity-images",
                 paths["coco"], "--calib-annotations", paths["ann"], "--out", str(out),
-                "--latency-runs", "2", "--quiet"])
+                "--runs", "2", "--quiet"])
     stdout = capsys.readouterr().out
     assert code == 0, stdout
     assert "onnx      fp32" in stdout and "onnx      fp16" in stdout and "yes" in stdout
@@ -56,7 +56,7 @@ def test_an_artefact_outside_its_tolerance_exits_1_unless_forced(paths, tmp_path
     # CPM FP16 moves keypoints by ~0.015 px: a 0.001 px tolerance must fail.
     args = [paths["cpm"], "--precision", "fp16", "--parity-images", paths["coco"],
             "--calib-annotations", paths["ann"], "--max-keypoint-error", "0.001",
-            "--latency-runs", "1", "--quiet"]
+            "--runs", "1", "--quiet"]
     out = tmp_path / "strict"
     assert run(args + ["--out", str(out), "--json", str(tmp_path / "r.json")]) == 1
     captured = capsys.readouterr()
@@ -100,7 +100,7 @@ def test_edgepose_export_is_a_subcommand(paths, tmp_path, capsys):
     out = tmp_path / "out"
     code = edgepose_main(["export", paths["cpm"], "--out", str(out), "--parity-images",
                           paths["coco"], "--calib-annotations", paths["ann"], "--json", "-",
-                          "--latency-runs", "1", "--quiet"])
+                          "--runs", "1", "--quiet"])
     assert code == 0
     stdout = capsys.readouterr().out
     report = json.loads(stdout[stdout.index("{"):])
@@ -118,6 +118,25 @@ def test_the_console_script_runs_the_export(paths, tmp_path):
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "cpm-aic14_fp32.onnx").is_file()
+    # --latency-runs is the old spelling of --runs: it still works, with a note
+    assert ("edgepose export: note: --latency-runs is deprecated, use --runs (the old "
+            "spelling still works, for now)") in done.stderr
+
+
+def test_export_takes_the_common_flags_and_checks_counts(capsys):
+    from edgepose_export.cli import build_parser
+
+    args = build_parser().parse_args(["m.onnx", "--out", "o", "--quiet", "--json", "-",
+                                      "--debug", "--runs", "3", "--max-calib", "50"])
+    assert (args.quiet, args.json, args.debug, args.runs, args.max_calib) == \
+        (True, "-", True, 3, 50)
+    assert build_parser().parse_args(["m.onnx", "--out", "o"]).runs == 20
+    assert build_parser().parse_args(["m.onnx", "--out", "o", "--latency-runs", "4"]).runs == 4
+    assert capsys.readouterr().err == ("edgepose export: note: --latency-runs is deprecated, "
+                                       "use --runs (the old spelling still works, for now)\n")
+    for flag in ("--runs", "--max-calib", "--latency-runs"):
+        assert run(["m.onnx", "--out", "o", flag, "0"]) == 2
+        assert f"argument {flag}: expected an int >= 1, got '0'" in capsys.readouterr().err
 
 
 def tiny_heatmap_model():
@@ -155,7 +174,7 @@ def test_a_torch_factory_as_source_to_onnx_and_openvino(paths, tmp_path, capsys)
     code = run(["tests.export.test_cli:tiny_heatmap_model", "--to", "onnx,openvino",
                 "--precision", "fp32,fp16", "--parity-images", paths["coco"],
                 "--calib-annotations", paths["ann"], "--out", str(out), "--force",
-                "--latency-runs", "2", "--quiet"])
+                "--runs", "2", "--quiet"])
     assert code == 0, capsys.readouterr()
     report = json.loads((out / "export.json").read_text())
     names = sorted(a["path"].rsplit("/", 1)[-1] for a in report["artifacts"])
