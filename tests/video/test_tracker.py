@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from edgepose.detectors import Detections
 from edgepose.keypoints import COCO17, KeypointSet
 from edgepose.results import PoseResult
 from edgepose.video import OneEuroFilter, OneEuroParams, PoseTracker
@@ -139,6 +140,23 @@ def test_the_detector_runs_whenever_no_track_is_active():
     assert detector.calls == 4     # frames 0-3; then the track is propagated
 
 
+def test_duplicate_poses_of_one_person_are_one_track():
+    # The detector finds everyone twice (boxes 3 px apart): the two poses of
+    # a person overlap (OKS above duplicate_oks), one is kept.
+    scene = Scene({"a": lambda f: (200 + 2 * f, 240), "b": lambda f: (450, 240)})
+
+    class TwiceDetector(FakeDetector):
+        def __call__(self, image):
+            boxes = super().__call__(image).boxes
+            boxes = np.concatenate([boxes, boxes + 3])
+            return Detections(boxes, np.full(len(boxes), 0.9, np.float32))
+
+    tracker = PoseTracker(FakePose(scene), TwiceDetector(scene))
+    assert [tracker(scene.frame(f)).track_ids.tolist() for f in range(6)] == [[0, 1]] * 6
+    keep_all = PoseTracker(FakePose(scene), TwiceDetector(scene), duplicate_oks=1.0)
+    assert len(keep_all(scene.frame(0))) == 4
+
+
 # --- tracking: smoothing -------------------------------------------------------------------------
 
 def test_smoothing_lowers_the_error_against_ground_truth():
@@ -178,6 +196,47 @@ def test_smoothing_restarts_when_a_track_is_lost():
             assert error < 1e-3
         elif f > 3:          # otherwise lagging behind the motion
             assert error > 0.5
+
+
+@pytest.mark.parametrize("params", [OneEuroParams(), OneEuroParams(0.5, 0.2, 2.0)])
+def test_smoothing_is_the_one_euro_filter_applied_to_each_track(params):
+    # The same scene tracked raw and smoothed: the smoothed keypoints are the
+    # raw track's keypoints through one OneEuroFilter per track, applied by
+    # hand, in seconds of the timestamps (irregular: frames dropped), its
+    # unconfident keypoints passed through, restarted whenever the track is
+    # missing from a frame. "a" leaves for 4 frames (re-identified, filter
+    # restarted); "b" walks in from the left edge (keypoints out of view).
+    paths = {"a": lambda f: (300 + 5 * f, 240) if not 20 <= f < 24 else None,
+             "b": lambda f: (-20 + 3 * f, 380)}
+    times_ms = [f * 1000 / 30 + 33 * (f // 10) for f in range(40)]
+
+    def track(smoothing):
+        scene = Scene(paths)
+        tracker = PoseTracker(FakePose(scene, noise_px=2.0, seed=9), FakeDetector(scene),
+                              detect_every=3, smoothing=smoothing)
+        return [tracker(scene.frame(f), t) for f, t in enumerate(times_ms)]
+
+    raw, smooth = track(None), track(params)
+    filters: dict[int, OneEuroFilter] = {}
+    restarts = moved = passed_through = 0
+    for r, s, t_ms in zip(raw, smooth, times_ms):
+        # smoothing changes no identity, box or score
+        np.testing.assert_array_equal(r.track_ids, s.track_ids)
+        np.testing.assert_array_equal(r.boxes, s.boxes)
+        np.testing.assert_array_equal(r.scores, s.scores)
+        ids = r.track_ids.tolist()
+        for lost in set(filters) - set(ids):
+            del filters[lost]
+            restarts += 1
+        for i, tid in enumerate(ids):
+            valid = r.scores[i].astype(np.float64) > 0.3
+            want = filters.setdefault(tid, OneEuroFilter(params))(
+                r.keypoints[i].astype(np.float64), t_ms / 1000.0, valid=valid)
+            np.testing.assert_array_equal(s.keypoints[i], want.astype(np.float32))
+            moved += int((s.keypoints[i] != r.keypoints[i]).any())
+            passed_through += int((~valid).any())
+    assert restarts >= 1 and ids == [0, 1]      # "a" kept its id through the gap
+    assert moved > 50 and passed_through > 5
 
 
 def test_smoothing_is_off_by_default():
