@@ -54,7 +54,6 @@ import math
 import os
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from time import perf_counter_ns
 from typing import Any
 
@@ -64,59 +63,16 @@ from numpy.typing import ArrayLike, NDArray
 from edgepose.images import check_image
 from edgepose.results import PoseResult
 from edgepose.video import _boxes
-from edgepose.video.assignment import iou_matrix, match_by_cost, oks_matrix
+from edgepose.video._options import (count, fraction, oks_sigmas, person_detector, pose_model,
+                                     positive_number)
+from edgepose.video._tracks import Poses, Track, associate
 from edgepose.video.smoothing import OneEuroFilter, OneEuroParams
 
 __all__ = ["PoseTracker"]
 
 _METRICS = ("auto", "oks", "iou")
-#: Lost tracks are predicted at most this far ahead (seconds) for re-identification.
-_MAX_PREDICTION_S = 1.0
 #: The OKS sigma of every keypoint when finding duplicate poses of a set that has none.
 _DEFAULT_SIGMA = 0.08
-
-
-@dataclass(eq=False)
-class _Track:
-    track_id: int
-    keypoints: np.ndarray            # (K, 2) float64, the last raw observation
-    valid: np.ndarray                # (K,) bool
-    box: np.ndarray                  # (4,) keypoint box of the last observation
-    crop_box: np.ndarray             # (4,) the box its pose was estimated in
-    last_t: float                    # seconds
-    velocity: np.ndarray             # (2,) px/s
-    smoother: OneEuroFilter | None   # this track's keypoint filter (None: no smoothing)
-    missed: int = 0                  # frames since last seen (0: seen in the previous frame)
-    hits: int = 1
-    detector_misses: int = 0         # detection frames in a row without a detection
-
-    def observe(self, kp: np.ndarray, valid: np.ndarray, box: np.ndarray, crop_box: np.ndarray,
-                t: float) -> None:
-        """Takes this frame's pose: the velocity (px/s, the mean motion of
-        the keypoints valid in both poses; averaged with the last once the
-        track is steady) and the last observation."""
-        dt = t - self.last_t
-        common = self.valid & valid
-        if dt > 0 and common.any():
-            v = (kp[common] - self.keypoints[common]).mean(axis=0) / dt
-            steady = self.missed == 0 and self.hits >= 2
-            self.velocity = 0.5 * self.velocity + 0.5 * v if steady else v
-        self.keypoints, self.valid, self.box = kp.copy(), valid.copy(), box.copy()
-        self.crop_box = crop_box.copy()
-        self.hits += 1
-        self.missed = 0
-        self.last_t = t
-
-
-@dataclass(frozen=True)
-class _Poses:
-    """The poses of one frame that are tracked (not collapsed, no duplicates)."""
-
-    index: np.ndarray        # (C,) their positions in the pose model's result
-    keypoints: np.ndarray    # (C, K, 2) float64
-    valid: np.ndarray        # (C, K) bool: confident and finite
-    boxes: np.ndarray        # (C, 4) boxes of the valid keypoints
-    crops: np.ndarray        # (C, 4) the boxes they were estimated in (bottom-up: `boxes`)
 
 
 class _Laps:
@@ -134,84 +90,6 @@ class _Laps:
 
     def total(self) -> dict[str, float]:
         return {**self.ms, "total": (perf_counter_ns() - self.start) / 1e6}
-
-
-def _oks_sigmas(metric: str, sigmas: np.ndarray | None, keypoint_set: Any) -> np.ndarray | None:
-    """The OKS sigmas for poses of ``keypoint_set``: ``sigmas`` if given,
-    else the set's; None when neither has any (and the metric allows IoU).
-
-    Raises:
-        ValueError: ``metric="oks"`` and no sigmas, or sigmas that are not
-            one per keypoint.
-    """
-    if sigmas is None and getattr(keypoint_set, "sigmas", None) is not None:
-        sigmas = np.asarray(keypoint_set.sigmas, np.float64)
-    if sigmas is None:
-        if metric == "oks":
-            raise ValueError(
-                f"metric='oks' needs OKS sigmas, and keypoint set {keypoint_set.name!r} defines "
-                "none: pass sigmas=(one per keypoint) or metric='iou'.")
-        return None
-    k = len(keypoint_set.names)
-    if sigmas.shape != (k,):
-        raise ValueError(f"sigmas must have shape ({k},), one per keypoint of "
-                         f"{keypoint_set.name!r}, got {sigmas.shape}.")
-    return sigmas
-
-
-def _is_path(value: Any) -> bool:
-    return isinstance(value, (str, os.PathLike))
-
-
-def _positive_number(name: str, value: Any, *, allow_zero: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__}.")
-    v = float(value)
-    if not math.isfinite(v) or v < 0 or (v == 0 and not allow_zero):
-        raise ValueError(f"{name} must be a {'non-negative' if allow_zero else 'positive'} "
-                         f"finite number, got {value}.")
-    return v
-
-
-def _fraction(name: str, value: Any) -> float:
-    v = _positive_number(name, value, allow_zero=True)
-    if v > 1:
-        raise ValueError(f"{name} must be in [0, 1], got {value}.")
-    return v
-
-
-def _count(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}.")
-    return int(value)
-
-
-def _pose_model(model: Any, backend: str | None, threads: int | None) -> tuple[Any, bool]:
-    """The pose callable for ``model``, and whether the tracker built it (and closes it)."""
-    if _is_path(model):
-        from edgepose.estimator import Estimator
-
-        return Estimator(model, backend=backend, threads=threads), True
-    if callable(model):
-        return model, False
-    raise TypeError("model must be a model file or name, or a callable "
-                    f"pose(frame, boxes=...) -> PoseResult, got {type(model).__name__}.")
-
-
-def _person_detector(detector: Any, score_threshold: float, backend: str | None,
-                     threads: int | None) -> tuple[Any, bool]:
-    """The detector callable (or None), and whether the tracker built it."""
-    if detector is None:
-        return None, False
-    if _is_path(detector):
-        from edgepose.detectors import PersonDetector
-
-        return PersonDetector.from_file(detector, score_threshold=score_threshold,
-                                        backend=backend, threads=threads), True
-    if callable(detector):
-        return detector, False
-    raise TypeError("detector must be a detector file or name, a callable "
-                    f"detector(frame) -> Detections, or None, got {type(detector).__name__}.")
 
 
 class PoseTracker:
@@ -286,23 +164,23 @@ class PoseTracker:
                  duplicate_oks: float = 0.7, sigmas: ArrayLike | None = None,
                  backend: str | None = None, threads: int | None = None,
                  detection_threshold: float = 0.3) -> None:
-        self.detect_every = _count("detect_every", detect_every, 1)
+        self.detect_every = count("detect_every", detect_every, 1)
         if metric not in _METRICS:
             raise ValueError(f"metric must be one of {_METRICS}, got {metric!r}.")
         self.metric = metric
-        self.match_threshold = _fraction("match_threshold", match_threshold)
-        self.reid_window_s = _positive_number("reid_window_s", reid_window_s, allow_zero=True)
-        self.reid_iou = _fraction("reid_iou", reid_iou)
+        self.match_threshold = fraction("match_threshold", match_threshold)
+        self.reid_window_s = positive_number("reid_window_s", reid_window_s, allow_zero=True)
+        self.reid_iou = fraction("reid_iou", reid_iou)
         if smoothing is not None and not isinstance(smoothing, OneEuroParams):
             raise TypeError(f"smoothing must be None or a OneEuroParams, got {type(smoothing).__name__}.")
         self.smoothing = smoothing
-        self.fps = _positive_number("fps", fps)
-        self.keypoint_threshold = _positive_number("keypoint_threshold", keypoint_threshold,
+        self.fps = positive_number("fps", fps)
+        self.keypoint_threshold = positive_number("keypoint_threshold", keypoint_threshold,
                                                    allow_zero=True)
-        self.min_keypoints = _count("min_keypoints", min_keypoints, 2)
-        self.box_scale = _positive_number("box_scale", box_scale)
-        self.max_detector_misses = _count("max_detector_misses", max_detector_misses, 0)
-        self.duplicate_oks = _fraction("duplicate_oks", duplicate_oks)
+        self.min_keypoints = count("min_keypoints", min_keypoints, 2)
+        self.box_scale = positive_number("box_scale", box_scale)
+        self.max_detector_misses = count("max_detector_misses", max_detector_misses, 0)
+        self.duplicate_oks = fraction("duplicate_oks", duplicate_oks)
         self._sigmas = None if sigmas is None else np.asarray(sigmas, dtype=np.float64)
         if self._sigmas is not None and not (self._sigmas.ndim == 1 and np.isfinite(self._sigmas).all()
                                              and (self._sigmas > 0).all()):
@@ -314,9 +192,9 @@ class PoseTracker:
         self.last_detected = False
         self._owned: list[Any] = []
         try:
-            self._pose, owned = _pose_model(model, backend, threads)
+            self._pose, owned = pose_model(model, backend, threads)
             self._owned += [self._pose] if owned else []
-            self._detector, owned = _person_detector(detector, detection_threshold, backend, threads)
+            self._detector, owned = person_detector(detector, detection_threshold, backend, threads)
             self._owned += [self._detector] if owned else []
             card = getattr(self._pose, "card", None)
             self._bottom_up = getattr(card, "task", None) == "bottomup"
@@ -331,7 +209,7 @@ class PoseTracker:
 
     def reset(self) -> None:
         """Forgets every track and the frame clock; ids start again from 0."""
-        self._tracks: list[_Track] = []
+        self._tracks: list[Track] = []
         self._next_id = 0
         self._last_t: float | None = None
         self._use_keypoint_set(getattr(self._pose, "keypoint_set", None))
@@ -341,7 +219,7 @@ class PoseTracker:
     def _use_keypoint_set(self, keypoint_set: Any) -> None:
         """Takes the keypoint set of the poses to come, and its OKS sigmas."""
         self._keypoint_set = keypoint_set
-        self._oks = None if keypoint_set is None else _oks_sigmas(self.metric, self._sigmas,
+        self._oks = None if keypoint_set is None else oks_sigmas(self.metric, self._sigmas,
                                                                   keypoint_set)
 
     @property
@@ -432,7 +310,7 @@ class PoseTracker:
                 f"{self._last_t * 1000.0:g}. Pass timestamp_ms=None to step by 1000 / fps.")
         return t
 
-    def _detect_or_propagate(self, frame: NDArray[np.uint8], t: float, active: list[_Track],
+    def _detect_or_propagate(self, frame: NDArray[np.uint8], t: float, active: list[Track],
                              detect: bool, detections: Any, lap: _Laps
                              ) -> tuple[np.ndarray | None, np.ndarray | None]:
         """Step 1, the boxes to estimate poses in (see the module docstring).
@@ -472,8 +350,8 @@ class PoseTracker:
         return (np.concatenate([det_boxes, boxes]),
                 from_detector if self._detector is not None else None)
 
-    def _propagate(self, active: list[_Track], t: float, w: int, h: int
-                   ) -> tuple[list[_Track], np.ndarray]:
+    def _propagate(self, active: list[Track], t: float, w: int, h: int
+                   ) -> tuple[list[Track], np.ndarray]:
         """The active tracks' boxes in this frame: the keypoint box moved by
         the velocity, enlarged by ``box_scale``, clipped to the frame; the
         tracks whose box left the frame are left out."""
@@ -514,7 +392,7 @@ class PoseTracker:
         self._lose({tr.track_id for tr in tracks}, t)
         return self._result(result, poses, tracks, keypoints)
 
-    def _select(self, result: PoseResult, boxes: np.ndarray | None) -> _Poses:
+    def _select(self, result: PoseResult, boxes: np.ndarray | None) -> Poses:
         """The poses to track: without the collapsed ones (fewer than
         ``min_keypoints`` valid keypoints), then without duplicates (OKS
         NMS, the best pose first)."""
@@ -535,62 +413,16 @@ class PoseTracker:
                                    self.duplicate_oks, sigmas.astype(np.float32)))
             alive, kp_boxes = alive[keep], kp_boxes[keep]
         crops = boxes[alive] if boxes is not None else kp_boxes
-        return _Poses(alive, kp[alive], valid[alive], kp_boxes, crops)
+        return Poses(alive, kp[alive], valid[alive], kp_boxes, crops)
 
-    def _assign(self, poses: _Poses, t: float) -> dict[int, _Track]:
-        """Step 3: pose index -> track. The tracks seen in the previous
-        frame by the metric, then the others by box IoU, most recently seen
-        first."""
-        matches: dict[int, _Track] = {}
-        free = np.arange(len(poses.index))
-        active = [tr for tr in self._tracks if tr.missed == 0]
-        if active and len(free):
-            sim = self._similarity(active, poses, t)
-            rows, cols = match_by_cost(1.0 - sim, 1.0 - self.match_threshold)
-            for r, c in zip(rows, cols):
-                matches[int(c)] = active[r]
-            free = np.setdiff1d(free, cols)
-        # Re-identification cascade (as DeepSORT's): unmatched tracks by age.
-        taken = {id(tr) for tr in matches.values()}
-        rest = [tr for tr in self._tracks if id(tr) not in taken]
-        for age in sorted({tr.missed for tr in rest}):
-            if not len(free):
-                break
-            group = [tr for tr in rest if tr.missed == age]
-            sim = self._reid_similarity(group, poses.boxes[free], poses.crops[free], t)
-            rows, cols = match_by_cost(1.0 - sim, 1.0 - self.reid_iou)
-            for r, c in zip(rows, cols):
-                matches[int(free[c])] = group[r]
-            free = np.delete(free, cols)
-        return matches
+    def _assign(self, poses: Poses, t: float) -> dict[int, Track]:
+        """Step 3: pose index -> track (:func:`edgepose.video._tracks.associate`),
+        by OKS when ``metric`` and the keypoint set allow, else by IoU."""
+        return associate(self._tracks, poses, t, sigmas=None if self.metric == "iou" else self._oks,
+                         match_threshold=self.match_threshold, reid_iou=self.reid_iou)
 
-    def _similarity(self, tracks: list[_Track], poses: _Poses, t: float) -> np.ndarray:
-        """``(T, C)`` OKS (or keypoint-box IoU) of the poses with the tracks
-        moved by their velocity."""
-        shift = np.stack([tr.velocity * (t - tr.last_t) for tr in tracks])
-        if self.metric != "iou" and self._oks is not None:
-            tkp = np.stack([tr.keypoints for tr in tracks]) + shift[:, None, :]
-            tvalid = np.stack([tr.valid for tr in tracks])
-            area = _boxes.box_area(np.stack([tr.box for tr in tracks]))
-            return oks_matrix(tkp, tvalid, area, poses.keypoints, poses.valid, self._oks)
-        tboxes = np.stack([tr.box for tr in tracks]) + np.tile(shift, 2)
-        return iou_matrix(tboxes, poses.boxes)
-
-    @staticmethod
-    def _reid_similarity(tracks: list[_Track], kp_boxes: np.ndarray, crop_boxes: np.ndarray,
-                         t: float) -> np.ndarray:
-        """The best IoU of a candidate's keypoint and crop boxes with the
-        track's last ones, as they were or moved by the track's velocity."""
-        shift = np.stack([np.tile(tr.velocity * min(t - tr.last_t, _MAX_PREDICTION_S), 2)
-                          for tr in tracks])
-        kp_last = np.stack([tr.box for tr in tracks])
-        crop_last = np.stack([tr.crop_box for tr in tracks])
-        return np.maximum.reduce([
-            iou_matrix(kp_last, kp_boxes), iou_matrix(kp_last + shift, kp_boxes),
-            iou_matrix(crop_last, crop_boxes), iou_matrix(crop_last + shift, crop_boxes)])
-
-    def _update_tracks(self, poses: _Poses, matches: dict[int, _Track],
-                       from_detector: np.ndarray | None, t: float) -> list[_Track]:
+    def _update_tracks(self, poses: Poses, matches: dict[int, Track],
+                       from_detector: np.ndarray | None, t: float) -> list[Track]:
         """The track of each pose, in order: the matched tracks take their
         pose, the other poses start new tracks; counts detector misses."""
         tracks = []
@@ -599,7 +431,7 @@ class PoseTracker:
             tr = matches.get(c)
             if tr is None:
                 smoother = None if self.smoothing is None else OneEuroFilter(self.smoothing)
-                tr = _Track(self._next_id, *(a.copy() for a in args), t, np.zeros(2), smoother)
+                tr = Track(self._next_id, *(a.copy() for a in args), t, np.zeros(2), smoother)
                 self._next_id += 1
                 self._tracks.append(tr)
             else:
@@ -609,7 +441,7 @@ class PoseTracker:
             tracks.append(tr)
         return tracks
 
-    def _smooth(self, tracks: list[_Track], poses: _Poses, t: float) -> np.ndarray:
+    def _smooth(self, tracks: list[Track], poses: Poses, t: float) -> np.ndarray:
         """Step 4: each pose's keypoints through its track's One-Euro filter
         (its valid keypoints; a filter restarts when its track is lost);
         ``(C, K, 2)``, the raw keypoints without ``smoothing``."""
@@ -634,7 +466,7 @@ class PoseTracker:
         self._tracks = kept
 
     @staticmethod
-    def _result(result: PoseResult, poses: _Poses, tracks: list[_Track],
+    def _result(result: PoseResult, poses: Poses, tracks: list[Track],
                 keypoints: np.ndarray) -> PoseResult:
         """The tracked poses with their track ids, ordered by id."""
         ids = np.array([tr.track_id for tr in tracks], np.int64)
