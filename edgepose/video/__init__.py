@@ -6,6 +6,7 @@ Modules:
         the tracker matches people by.
     smoothing: the One-Euro filter, each track's keypoints through one.
     pipeline: reading video, and decoding and detecting ahead on threads.
+    threads: the worker threads the pipeline runs on.
 
 The names below are those of the modules, re-exported.
 """

@@ -15,9 +15,9 @@ detections in the same order (the detector runs ahead only on the frames
 :func:`track_frames` yields exactly what the serial loop does;
 :func:`measure_pipelining` checks this before it reports a speed-up.
 
-Functions:
+Functions (:func:`prefetch` and :func:`latest`, the worker threads, are
+re-exported from :mod:`edgepose.video.threads`):
     video_frames: ``(frame, timestamp_ms)`` of a video file or camera.
-    prefetch: iterate (and map) an iterable on a worker thread.
     track_frames: run a :class:`PoseTracker` over frames, pipelined or not.
     measure_pipelining: serial vs pipelined throughput on a video.
 """
@@ -25,41 +25,21 @@ from __future__ import annotations
 
 import math
 import os
-import queue
-import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from time import perf_counter_ns
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
 
 from edgepose.images import import_cv2
 from edgepose.results import PoseResult
+from edgepose.video.threads import close_iterator, latest, prefetch
 
 __all__ = ["FRAME_STAGES", "TrackedFrame", "PipeliningReport", "video_frames", "prefetch",
            "latest", "track_frames", "measure_pipelining"]
-
-T = TypeVar("T")
-U = TypeVar("U")
-
-_END = object()
-_POLL_S = 0.05
-
-
-def _close(iterator: Any) -> None:
-    """Closes a generator (or anything with ``close``); other iterables pass."""
-    close = getattr(iterator, "close", None)
-    if close is not None:
-        close()
-
-
-class _Failure:
-    def __init__(self, exc: BaseException) -> None:
-        self.exc = exc
-
 
 #: The stages :attr:`TrackedFrame.timings_ms` reports, in order.
 FRAME_STAGES = ("read", "detect", "pose", "track")
@@ -149,148 +129,6 @@ def _read(cap: Any, camera: bool, rate: float) -> Iterator[tuple[NDArray[np.uint
 
 
 # ---------------------------------------------------------------------------
-# Threads
-
-def _offer(q: queue.Queue, item: Any, stop: threading.Event) -> bool:
-    """Puts ``item`` unless the consumer stopped; returns whether it did."""
-    while not stop.is_set():
-        try:
-            q.put(item, timeout=_POLL_S)
-            return True
-        except queue.Full:
-            continue
-    return False
-
-
-def prefetch(items: Iterable[T], fn: Callable[[T], U] | None = None, *, size: int = 4,
-             name: str = "edgepose-prefetch") -> Iterator[U]:
-    """Iterates ``items`` (mapping each through ``fn``) on a worker thread.
-
-    The worker runs up to ``size`` items ahead of the consumer. An exception
-    in the worker is raised in the consumer at the position it happened.
-    Closing the returned generator (or leaving a ``for`` loop over it) stops
-    the worker and closes ``items`` if it is a generator.
-
-    Args:
-        items: any iterable; only the worker thread iterates it.
-        fn: optional function applied on the worker thread.
-        size: the queue's capacity, >= 1.
-        name: the worker thread's name.
-
-    Returns:
-        a generator of the (mapped) items, in order.
-
-    Raises:
-        ValueError: a ``size`` below 1.
-    """
-    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-        raise ValueError(f"size must be an int >= 1, got {size!r}.")
-    return _prefetch(items, fn, size, name)
-
-
-def _prefetch(items: Iterable[Any], fn: Callable[[Any], Any] | None, size: int,
-              name: str) -> Iterator[Any]:
-    q: queue.Queue = queue.Queue(maxsize=size)
-    stop = threading.Event()
-
-    def work() -> None:
-        iterator = iter(items)
-        try:
-            for item in iterator:
-                if not _offer(q, fn(item) if fn is not None else item, stop):
-                    return
-            _offer(q, _END, stop)
-        except BaseException as exc:  # handed to the consumer
-            _offer(q, _Failure(exc), stop)
-        finally:
-            _close(iterator)
-
-    thread = threading.Thread(target=work, name=name, daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = q.get()
-            if item is _END:
-                return
-            if isinstance(item, _Failure):
-                raise item.exc
-            yield item
-    finally:
-        stop.set()
-        while thread.is_alive():
-            try:
-                q.get(timeout=_POLL_S)
-            except queue.Empty:
-                pass
-        thread.join()
-
-
-def latest(items: Iterable[T], *, name: str = "edgepose-latest") -> Iterator[T]:
-    """Iterates ``items`` on a worker thread that never waits for the
-    consumer: each step yields the newest item produced since the previous
-    one, and drops the items in between.
-
-    For live sources (cameras, streams): the reader keeps draining the
-    source, so the consumer always works on the most recent frame instead
-    of one that waited in the driver's and the pipeline's buffers. The last
-    item of a finite iterable is always delivered. An exception in the
-    worker is raised in the consumer after the item before it. Closing the
-    returned generator stops the worker and closes ``items`` if it is a
-    generator.
-
-    Args:
-        items: any iterable; only the worker thread iterates it.
-        name: the worker thread's name.
-
-    Returns:
-        a generator of items, in production order, with gaps.
-    """
-    return _latest(items, name)
-
-
-def _latest(items: Iterable[Any], name: str) -> Iterator[Any]:
-    cond = threading.Condition()
-    slot: list[Any] = []            # at most the newest item
-    ended: list[Any] = []           # _END or a _Failure, once the worker stops
-    stop = threading.Event()
-
-    def work() -> None:
-        iterator = iter(items)
-        outcome: Any = _END
-        try:
-            for item in iterator:
-                with cond:
-                    slot[:] = [item]
-                    cond.notify()
-                if stop.is_set():
-                    return
-        except BaseException as exc:  # handed to the consumer
-            outcome = _Failure(exc)
-        finally:
-            _close(iterator)
-            with cond:
-                ended.append(outcome)
-                cond.notify()
-
-    thread = threading.Thread(target=work, name=name, daemon=True)
-    thread.start()
-    try:
-        while True:
-            with cond:
-                while not slot and not ended:
-                    cond.wait()
-                item = slot.pop() if slot else ended[0]
-            if item is _END:
-                return
-            if isinstance(item, _Failure):
-                raise item.exc
-            yield item
-    finally:
-        stop.set()
-        thread.join()
-
-
-# ---------------------------------------------------------------------------
 # Tracking a stream
 
 def _pairs(frames: Iterable[Any]) -> Iterator[tuple[int, NDArray[np.uint8], float | None, float]]:
@@ -313,7 +151,7 @@ def _pairs(frames: Iterable[Any]) -> Iterator[tuple[int, NDArray[np.uint8], floa
                 yield index, image, stamp, read_ms
             index += 1
     finally:
-        _close(iterator)
+        close_iterator(iterator)
 
 
 def _timings(read_ms: float, detect_ms: float | None, tracker: Any) -> dict[str, float]:
@@ -390,7 +228,7 @@ def track_frames(frames: Iterable[tuple[NDArray[np.uint8], float | None] | NDArr
             poses = tracker(image, stamp, detections=detections)
             yield TrackedFrame(index, image, stamp, poses, _timings(read_ms, detect_ms, tracker))
     finally:
-        _close(stream)
+        close_iterator(stream)
 
 
 # ---------------------------------------------------------------------------

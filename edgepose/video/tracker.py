@@ -328,14 +328,30 @@ class PoseTracker:
         tracks, boxes = self._propagate(active, t, w, h)
         if not detect:
             return boxes, None
+        det_boxes = self._detection_boxes(frame, detections)
+        lap("detect")
+        boxes = self._unconfirmed(tracks, boxes, det_boxes)
+        det_boxes = _boxes.clip_boxes(det_boxes, w, h)
+        det_boxes = det_boxes[_boxes.usable(det_boxes)]
+        from_detector = np.arange(len(det_boxes) + len(boxes)) < len(det_boxes)
+        return (np.concatenate([det_boxes, boxes]),
+                from_detector if self._detector is not None else None)
+
+    def _detection_boxes(self, frame: NDArray[np.uint8], detections: Any) -> np.ndarray:
+        """The detector's ``(M, 4)`` float64 boxes of this frame: those given,
+        else the detector's."""
         dets = detections if detections is not None else self.detect(frame)
         if not hasattr(dets, "boxes"):
             raise TypeError("detections must have boxes (M, 4) xyxy, as "
                             f"edgepose.detectors.Detections, got {type(dets).__name__}.")
-        det_boxes = np.asarray(dets.boxes, dtype=np.float64).reshape(-1, 4)
-        lap("detect")
-        # Propagate only the tracks a detection confirmed lately, and only
-        # those no detection covers (the detection is their box then).
+        return np.asarray(dets.boxes, dtype=np.float64).reshape(-1, 4)
+
+    def _unconfirmed(self, tracks: list[Track], boxes: np.ndarray, det_boxes: np.ndarray
+                     ) -> np.ndarray:
+        """The propagated boxes a detection frame adds to the detections:
+        those of tracks a detection confirmed within ``max_detector_misses``
+        detection frames, that no detection covers (a covered track is
+        confirmed: its detection is its box)."""
         keep = [i for i, tr in enumerate(tracks) if tr.detector_misses < self.max_detector_misses]
         tracks, boxes = [tracks[i] for i in keep], boxes[keep]
         if len(det_boxes) and len(boxes):
@@ -344,11 +360,7 @@ class PoseTracker:
                 if c:
                     tr.detector_misses = 0
             boxes = boxes[~covered]
-        det_boxes = _boxes.clip_boxes(det_boxes, w, h)
-        det_boxes = det_boxes[_boxes.usable(det_boxes)]
-        from_detector = np.arange(len(det_boxes) + len(boxes)) < len(det_boxes)
-        return (np.concatenate([det_boxes, boxes]),
-                from_detector if self._detector is not None else None)
+        return boxes
 
     def _propagate(self, active: list[Track], t: float, w: int, h: int
                    ) -> tuple[list[Track], np.ndarray]:
