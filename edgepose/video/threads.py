@@ -34,6 +34,14 @@ class _Failure:
         self.exc = exc
 
 
+def _delivered(item: Any) -> bool:
+    """Whether ``item`` is one for the consumer: False at the end of the
+    items; the worker's exception is raised here."""
+    if isinstance(item, _Failure):
+        raise item.exc
+    return item is not _END
+
+
 def _offer(q: queue.Queue, item: Any, stop: threading.Event) -> bool:
     """Puts ``item`` unless the consumer stopped; returns whether it did."""
     while not stop.is_set():
@@ -93,10 +101,8 @@ def _prefetch(items: Iterable[Any], fn: Callable[[Any], Any] | None, size: int,
     try:
         while True:
             item = q.get()
-            if item is _END:
+            if not _delivered(item):
                 return
-            if isinstance(item, _Failure):
-                raise item.exc
             yield item
     finally:
         stop.set()
@@ -163,10 +169,8 @@ def _latest(items: Iterable[Any], name: str) -> Iterator[Any]:
                 while not slot and not ended:
                     cond.wait()
                 item = slot.pop() if slot else ended[0]
-            if item is _END:
+            if not _delivered(item):
                 return
-            if isinstance(item, _Failure):
-                raise item.exc
             yield item
     finally:
         stop.set()
