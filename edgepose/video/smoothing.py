@@ -137,13 +137,19 @@ def one_euro_step(
     dt = np.asarray(dt_s, dtype=np.float64)
     if not (np.isfinite(dt).all() and (dt > 0).all()):
         raise ValueError("dt_s must be positive and finite (seconds since the previous sample).")
-    dt = dt[..., None]  # broadcast over (x, y)
+    return _step(xa, xr, xp, dp, dt, params)
+
+
+def _step(x: np.ndarray, prev_raw: np.ndarray, prev_hat: np.ndarray, prev_dx: np.ndarray,
+          dt_s: np.ndarray, params: OneEuroParams) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`one_euro_step` on float64 arrays already checked."""
+    dt = dt_s[..., None]  # broadcast over (x, y)
     a_d = _alpha(params.d_cutoff, dt)
-    dx = (xa - xr) / dt
-    dx_hat = a_d * dx + (1.0 - a_d) * dp
+    dx = (x - prev_raw) / dt
+    dx_hat = a_d * dx + (1.0 - a_d) * prev_dx
     speed = np.sqrt((dx_hat ** 2).sum(axis=-1, keepdims=True))
     a = _alpha(params.min_cutoff + params.beta * speed, dt)
-    x_hat = a * xa + (1.0 - a) * xp
+    x_hat = a * x + (1.0 - a) * prev_hat
     return x_hat, dx_hat
 
 
@@ -216,16 +222,19 @@ class OneEuroFilter:
             self._ready = np.zeros(xa.shape[:-1], bool)
         elif self._t is not None and t <= self._t:
             raise ValueError(f"t_s must increase: got {t} after {self._t}.")
-        dt = 1.0 if self._t is None else t - self._t
-        ready = self._ready[..., None]
-        x_hat, dx_hat = one_euro_step(xa, np.where(ready, self._raw, xa),
-                                      np.where(ready, self._x, xa),
-                                      np.where(ready, self._dx, 0.0), dt, self.params)
         run = ok & self._ready
-        out = np.where(run[..., None], x_hat, xa)
+        if run.any():
+            ready = self._ready[..., None]
+            x_hat, dx_hat = _step(xa, np.where(ready, self._raw, xa), np.where(ready, self._x, xa),
+                                  np.where(ready, self._dx, 0.0), np.asarray(t - self._t),
+                                  self.params)
+            out = np.where(run[..., None], x_hat, xa)
+            self._dx = np.where(run[..., None], dx_hat, 0.0)
+        else:  # every point starts (again): passed through
+            out = xa.copy()
+            self._dx = np.zeros_like(xa)
         self._raw = np.where(ok[..., None], xa, 0.0)
         self._x = np.where(ok[..., None], out, 0.0)
-        self._dx = np.where(run[..., None], dx_hat, 0.0)
         self._ready = ok
         self._t = t
         return out
