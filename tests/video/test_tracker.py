@@ -140,6 +140,26 @@ def test_the_detector_runs_whenever_no_track_is_active():
     assert detector.calls == 4     # frames 0-3; then the track is propagated
 
 
+def test_results_are_ordered_by_track_id_whatever_the_order_of_the_boxes():
+    # The detector lists the people in reverse order on odd frames: each
+    # output row keeps its pose, box and score together, rows sorted by id.
+    scene = Scene({"a": lambda f: (150 + 3 * f, 240), "b": lambda f: (450 - 3 * f, 240)})
+
+    class ReversingDetector(FakeDetector):
+        def __call__(self, image):
+            d = super().__call__(image)
+            if self.scene.index(image) % 2:
+                return Detections(d.boxes[::-1].copy(), d.scores[::-1].copy())
+            return d
+
+    tracker = PoseTracker(FakePose(scene), ReversingDetector(scene))
+    history = run(tracker, scene, 12)        # run() checks each row is someone's pose
+    assert history == [{"a": 0, "b": 1}] * 12
+    result = tracker(scene.frame(13), 13 * 1000 / 30)
+    assert result.track_ids.tolist() == [0, 1]
+    assert result.boxes[0, 0] < result.boxes[1, 0]      # "a" is on the left
+
+
 def test_duplicate_poses_of_one_person_are_one_track():
     # The detector finds everyone twice (boxes 3 px apart): the two poses of
     # a person overlap (OKS above duplicate_oks), one is kept.
