@@ -16,6 +16,9 @@ MAX_PREDICTION_S = 1.0
 
 @dataclass(eq=False)
 class Track:
+    """One person's track: the last observation, the motion, the counters
+    and the smoothing filter."""
+
     track_id: int
     keypoints: np.ndarray            # (K, 2) float64, the last raw observation
     valid: np.ndarray                # (K,) bool

@@ -50,6 +50,7 @@ carry no meaning beyond identity: they are not contiguous once people come
 and go.
 """
 from __future__ import annotations
+
 import math
 import os
 import threading
@@ -217,7 +218,8 @@ class PoseTracker:
         self.frame_count = 0
 
     def _use_keypoint_set(self, keypoint_set: Any) -> None:
-        """Takes the keypoint set of the poses to come, and its OKS sigmas."""
+        """Takes the keypoint set of the poses to come, and its OKS sigmas
+        (``_oks``: None when there are none, so matching is by IoU)."""
         self._keypoint_set = keypoint_set
         self._oks = None if keypoint_set is None else oks_sigmas(self.metric, self._sigmas,
                                                                   keypoint_set)
