@@ -4,7 +4,7 @@ The clip: 480 x 360 crops of COCO val2017 000000196141 (five annotated
 people), panning 160 px right and 30 px down over ``--frames`` frames at
 30 fps (the geometry of ``tests/test_tracking.py::panning_clip``), written
 to a temporary mp4 (mp4v) and decoded again by
-:func:`edgepose.pipeline.video_frames` in every run, so decoding is real
+:func:`edgepose.video.video_frames` in every run, so decoding is real
 work. The ground truth is the image's COCO keypoints
 (``data/coco/test_coco.json``) shifted into each frame's coordinates;
 keypoints outside the crop are unlabelled (v = 0). A person with fewer
@@ -19,7 +19,7 @@ The tracker: :class:`edgepose.PoseTracker` with MoveNet Lightning int8
 per model (default 1), over every configuration of
 
 * ``detect_every`` in {1, 3, 5};
-* serial or pipelined (:func:`edgepose.pipeline.track_frames`,
+* serial or pipelined (:func:`edgepose.video.track_frames`,
   ``pipelined=False/True``: decoding and detection ahead on worker threads);
 * smoothing off or ``OneEuroParams()``.
 
@@ -302,7 +302,7 @@ class Config:
 
 def run_once(config: Config, video: Path, pipelined: bool) -> tuple[float, list, dict]:
     """Tracks the whole video from a reset tracker: wall ms, poses, summed stage ms."""
-    from edgepose.pipeline import FRAME_STAGES, track_frames, video_frames
+    from edgepose.video import FRAME_STAGES, track_frames, video_frames
 
     tracker = config.tracker
     tracker.reset()
@@ -381,8 +381,7 @@ def main(argv: list[str] | None = None) -> int:
     from edgepose.detectors import PersonDetector
     from edgepose.estimator import Estimator
     from edgepose.evaluation import load_coco_keypoints
-    from edgepose.smoothing import OneEuroParams
-    from edgepose.tracking import PoseTracker
+    from edgepose.video import OneEuroParams, PoseTracker
 
     env = video_environment(args.threads)
     print(f"edgepose {env['edgepose']} ({env['edgepose_git']}), numpy {env['numpy']}, opencv "

@@ -16,8 +16,8 @@ __version__ = "0.1.0"
 # public name -> the module that defines it, imported lazily
 _LAZY = {
     "Estimator": "edgepose.estimator",
-    "PoseTracker": "edgepose.tracking",
-    "OneEuroParams": "edgepose.smoothing",
+    "PoseTracker": "edgepose.video",
+    "OneEuroParams": "edgepose.video",
     "PoseResult": "edgepose.results",
     "ModelCard": "edgepose.card",
     "read_card": "edgepose.card",
@@ -25,7 +25,9 @@ _LAZY = {
 }
 _SUBMODULES = ("ops", "backends", "card", "keypoints", "presets", "transforms", "results",
                "heads", "detectors", "posenet", "paf", "estimator", "registry", "evaluation",
-               "tracking", "smoothing", "pipeline", "data")
+               "video", "data")
+# moved into edgepose.video; still importable, with a DeprecationWarning
+_DEPRECATED = ("tracking", "smoothing", "pipeline")
 
 __all__ = ["__version__", *_LAZY, *_SUBMODULES]
 
@@ -33,6 +35,6 @@ __all__ = ["__version__", *_LAZY, *_SUBMODULES]
 def __getattr__(name: str):
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
-    if name in _SUBMODULES:
+    if name in _SUBMODULES or name in _DEPRECATED:
         return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module 'edgepose' has no attribute {name!r}")

@@ -32,11 +32,10 @@ def shared_dir() -> Path:
 @pytest.fixture(scope="session")
 def panning_video(shared_dir, tmp_path_factory) -> Path:
     """A real 24-frame mp4: 480 x 360 crops panning over a COCO image with
-    five people (tests.test_tracking.panning_clip)."""
-    from tests.test_pipeline import _write_video
-    from tests.test_tracking import panning_clip
+    five people (tests.video.scenes.panning_clip)."""
+    from tests.video.scenes import panning_clip, write_video
 
     clip, _, _ = panning_clip(shared_dir, frames=24)
     path = tmp_path_factory.mktemp("video") / "pan.mp4"
-    _write_video(path, clip)
+    write_video(path, clip)
     return path

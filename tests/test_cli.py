@@ -142,9 +142,9 @@ def test_a_camera_is_tracked_live_dropping_frames_while_busy(shared_dir, movenet
     import time
 
     import edgepose.cli._run
-    import edgepose.pipeline
+    import edgepose.video.pipeline
 
-    frames = list(edgepose.pipeline.video_frames(panning_video))
+    frames = list(edgepose.video.pipeline.video_frames(panning_video))
 
     def camera(source, fps=None):          # 24 frames, one every 2 ms: faster than the models
         assert source == "0"
@@ -152,7 +152,7 @@ def test_a_camera_is_tracked_live_dropping_frames_while_busy(shared_dir, movenet
             time.sleep(0.002)
             yield frame, time.monotonic() * 1000.0
 
-    monkeypatch.setattr(edgepose.pipeline, "video_frames", camera)
+    monkeypatch.setattr(edgepose.video.pipeline, "video_frames", camera)
     monkeypatch.setattr(edgepose.cli._run, "_video_info", lambda source: (None, 30.0))
     detector = str(shared_dir / "models/detectors/yolox_yolox_nano_416x416.onnx")
     out = tmp_path / "live"

@@ -14,7 +14,7 @@ stage (decode image, detector, crop/preprocess, inference, postprocess/decode,
 total), FPS, peak RSS, the model file's size, parameters and GFLOPs; a header
 identifying the machine. With ``--video``, also the throughput of tracking
 the video (:class:`edgepose.PoseTracker`) serially and pipelined
-(:mod:`edgepose.pipeline`), run back to back, and the gain. Models are files
+(:mod:`edgepose.video.pipeline`), run back to back, and the gain. Models are files
 or registry names. Without ``--image`` (or ``$EDGEPOSE_BENCH_IMAGE``) the
 sample photo edgepose ships is timed (:func:`edgepose.data.sample_path`),
 with a note on stderr unless ``--quiet``. The table goes to stdout (stderr

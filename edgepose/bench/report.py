@@ -30,7 +30,7 @@ for ``decode_image``, ``detector``, ``preprocess``, ``inference``,
 
 A video row (``--video``: one model x backend x threads tracked through the
 video) has the same identifying keys plus ``detect_every``; rows that ran
-also have the fields of :class:`edgepose.pipeline.PipeliningReport`:
+also have the fields of :class:`edgepose.video.pipeline.PipeliningReport`:
 ``frames``, ``serial_fps``, ``pipelined_fps``, ``speedup`` (median of
 serial / pipelined time over back-to-back pairs), ``identical``,
 ``serial_ms``, ``pipelined_ms`` (wall time of each run), ``queue_size``,

@@ -416,7 +416,7 @@ def run_video_config(config: BenchConfig, video: str | os.PathLike, *, detect_ev
                      detector_path: str | os.PathLike | None = None) -> dict[str, Any]:
     """Throughput of one configuration on a video: a
     :class:`edgepose.PoseTracker` run serially and pipelined, back to back
-    (:func:`edgepose.pipeline.measure_pipelining`).
+    (:func:`edgepose.video.pipeline.measure_pipelining`).
 
     Args:
         config: what to run.
@@ -431,8 +431,8 @@ def run_video_config(config: BenchConfig, video: str | os.PathLike, *, detect_ev
         a video row (see :mod:`edgepose.bench.report`); ``status`` "error"
         also when pipelining changed a result, which it must never do.
     """
-    from edgepose.pipeline import measure_pipelining
-    from edgepose.tracking import PoseTracker
+    from edgepose.video.pipeline import measure_pipelining
+    from edgepose.video.tracker import PoseTracker
 
     files = _config_files(config, model_path, detector_path)
     if isinstance(files, dict):

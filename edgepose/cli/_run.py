@@ -8,7 +8,7 @@ to PATH instead (``-``: stdout), ``--out -`` sends them to stdout and draws
 nothing (as before ``--json`` existed). Without INPUT, the sample photo
 edgepose ships (:func:`edgepose.data.sample_path`) is used, with a note on
 stderr unless ``--quiet``. Videos and cameras are tracked
-(:class:`edgepose.PoseTracker`) and pipelined (:mod:`edgepose.pipeline`);
+(:class:`edgepose.PoseTracker`) and pipelined (:mod:`edgepose.video.pipeline`);
 their JSON lines carry ``timestamp_ms`` and ``--out`` gets ``summary.json``.
 """
 from __future__ import annotations
@@ -207,7 +207,7 @@ def _run_images(args: argparse.Namespace, est, files: list[Path], skip_bad: bool
 
 
 def _smoothing(args: argparse.Namespace):
-    from edgepose.smoothing import OneEuroParams
+    from edgepose.video.smoothing import OneEuroParams
 
     if not args.smooth:
         return None
@@ -221,8 +221,8 @@ def _run_video(args: argparse.Namespace) -> int:
     from edgepose import Estimator
     from edgepose.backends._base import available_cores
     from edgepose.detectors import PersonDetector
-    from edgepose.pipeline import FRAME_STAGES, track_frames, video_frames
-    from edgepose.tracking import PoseTracker
+    from edgepose.video.pipeline import FRAME_STAGES, track_frames, video_frames
+    from edgepose.video.tracker import PoseTracker
 
     total, fps = _video_info(args.input)
     if args.max_frames is not None:

@@ -11,11 +11,10 @@ import time
 import numpy as np
 import pytest
 
-from edgepose.pipeline import (FRAME_STAGES, PipeliningReport, TrackedFrame, latest,
-                               measure_pipelining, prefetch, track_frames, video_frames)
-from edgepose.tracking import PoseTracker
-from tests.test_tracking import (FakeDetector, FakePose, Scene, crossing, panning_clip,
-                                 person_of)
+from edgepose.video import (FRAME_STAGES, PipeliningReport, PoseTracker, TrackedFrame, latest,
+                            measure_pipelining, prefetch, track_frames, video_frames)
+from tests.video.scenes import (FakeDetector, FakePose, Scene, crossing, panning_clip, person_of,
+                                write_video)
 
 
 def _threads_settle(baseline: int, timeout_s: float = 5.0) -> bool:
@@ -291,22 +290,11 @@ def test_errors_surface_at_the_failing_frame():
 
 # --- video ------------------------------------------------------------------------------------------
 
-def _write_video(path, frames, fps=30.0):
-    import cv2
-
-    h, w = frames[0].shape[:2]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
-    assert writer.isOpened(), "OpenCV cannot write mp4v here"
-    for frame in frames:
-        writer.write(frame)
-    writer.release()
-
-
 def test_video_frames_reads_frames_with_increasing_timestamps(tmp_path):
     rng = np.random.default_rng(0)
     frames = [rng.integers(0, 255, (48, 64, 3), dtype=np.uint8) for _ in range(12)]
     path = tmp_path / "noise.mp4"
-    _write_video(path, frames, fps=25.0)
+    write_video(path, frames, fps=25.0)
     got = list(video_frames(path))
     assert len(got) == 12
     assert all(f.shape == (48, 64, 3) and f.dtype == np.uint8 for f, _ in got)
@@ -335,7 +323,7 @@ def _real_tracker(shared_dir, **kwargs):
 def test_real_video_pipelined_equals_serial_and_keeps_ids(shared_dir, tmp_path):
     clip, offsets, gt = panning_clip(shared_dir, frames=30)
     path = tmp_path / "pan.mp4"
-    _write_video(path, clip)
+    write_video(path, clip)
     with _real_tracker(shared_dir, detect_every=3) as tracker:
         serial = list(track_frames(video_frames(path), tracker, pipelined=False))
         tracker.reset()
@@ -357,7 +345,7 @@ def test_real_video_pipelined_equals_serial_and_keeps_ids(shared_dir, tmp_path):
 def test_measure_pipelining_checks_results_first(shared_dir, tmp_path):
     clip, _, _ = panning_clip(shared_dir, frames=12)
     path = tmp_path / "pan.mp4"
-    _write_video(path, clip)
+    write_video(path, clip)
     with _real_tracker(shared_dir, detect_every=2) as tracker:
         report = measure_pipelining(path, tracker, max_frames=10, warmup=2)
         assert tracker.frame_count == 0          # left reset

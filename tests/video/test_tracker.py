@@ -1,339 +1,26 @@
-"""PoseTracker and the assignment solver.
+"""PoseTracker.
 
-The solver is checked against ``scipy.optimize.linear_sum_assignment`` (SciPy
-is a test-only dependency) and brute force. The tracker is driven through its
-callable interfaces by synthetic scenes with known trajectories (a fake
-detector and a fake top-down pose model that "sees" the people a box covers),
-so identity is known exactly: people crossing, leaving and coming back within
-and beyond the re-identification window, detector misses, detection every n
-frames with box propagation. A panning clip cut from a real COCO image runs
-end to end with the real MoveNet and YOLOX-nano models.
+The tracker is driven through its callable interfaces by synthetic scenes
+with known trajectories (tests.video.scenes: a fake detector and a fake
+top-down pose model that "sees" the people a box covers), so identity is
+known exactly: people crossing, leaving and coming back within and beyond
+the re-identification window, detector misses, detection every n frames
+with box propagation. Its smoothing is pinned to the One-Euro filter
+applied by hand. A panning clip cut from a real COCO image runs end to end
+with the real MoveNet and YOLOX-nano models.
 """
 from __future__ import annotations
 
-import itertools
-import json
-from pathlib import Path
-
 import numpy as np
 import pytest
-from scipy.optimize import linear_sum_assignment
 
 from edgepose.detectors import Detections
 from edgepose.keypoints import COCO17, KeypointSet
 from edgepose.results import PoseResult
-from edgepose.smoothing import OneEuroParams
-from edgepose.tracking import PoseTracker, match_by_cost, solve_assignment
-
-# --- the assignment solver ------------------------------------------------------------------
-
-SHAPES = [(0, 0), (0, 3), (3, 0), (1, 1), (1, 6), (6, 1), (5, 5), (4, 7), (7, 4), (12, 12),
-          (20, 31), (31, 20)]
-
-
-def _total(cost, rows, cols):
-    return float(np.asarray(cost, dtype=np.float64)[rows, cols].sum())
-
-
-@pytest.mark.parametrize("shape", SHAPES)
-def test_solve_assignment_equals_scipy_on_random_matrices(shape):
-    rng = np.random.default_rng(sum(shape))
-    for _ in range(20):
-        cost = rng.uniform(-5, 10, shape)
-        rows, cols = solve_assignment(cost)
-        ref_rows, ref_cols = linear_sum_assignment(cost)
-        # Continuous costs: the optimum is unique, so the pairs are identical.
-        np.testing.assert_array_equal(rows, ref_rows)
-        np.testing.assert_array_equal(cols, ref_cols)
-        assert rows.dtype == np.intp and cols.dtype == np.intp
-
-
-@pytest.mark.parametrize("shape", SHAPES)
-def test_solve_assignment_with_forbidden_pairs_equals_scipy(shape):
-    rng = np.random.default_rng(100 + sum(shape))
-    feasible = infeasible = 0
-    for _ in range(40):
-        cost = rng.uniform(0, 1, shape)
-        cost[rng.uniform(size=shape) < 0.4] = np.inf
-        try:
-            ref_rows, ref_cols = linear_sum_assignment(cost)
-        except ValueError:
-            infeasible += 1
-            with pytest.raises(ValueError, match="cost matrix is infeasible"):
-                solve_assignment(cost)
-            continue
-        feasible += 1
-        rows, cols = solve_assignment(cost)
-        np.testing.assert_array_equal(rows, ref_rows)
-        np.testing.assert_array_equal(cols, ref_cols)
-    assert feasible > 0
-
-
-@pytest.mark.parametrize("shape", [(6, 6), (5, 9), (9, 5)])
-def test_solve_assignment_with_ties_reaches_scipys_optimum(shape):
-    rng = np.random.default_rng(7)
-    for _ in range(50):
-        cost = rng.integers(0, 3, shape)            # many ties: compare totals
-        rows, cols = solve_assignment(cost)
-        ref = linear_sum_assignment(cost)
-        assert _total(cost, rows, cols) == _total(cost, *ref)
-        assert len(set(rows)) == len(rows) == len(set(cols)) == min(shape)
-
-
-def test_solve_assignment_maximize_and_inputs_untouched():
-    rng = np.random.default_rng(3)
-    base = rng.uniform(0, 1, (9, 14))
-    view = base[::2, ::3]                                # non-contiguous
-    view.setflags(write=False)
-    before = view.copy()
-    rows, cols = solve_assignment(view, maximize=True)
-    ref = linear_sum_assignment(view, maximize=True)
-    np.testing.assert_array_equal(cols, ref[1])
-    np.testing.assert_array_equal(view, before)
-    bools = rng.uniform(size=(4, 4)) > 0.5
-    assert _total(bools, *solve_assignment(bools)) == _total(bools, *linear_sum_assignment(bools))
-
-
-@pytest.mark.parametrize("cost, error, message", [
-    (np.array([[np.nan, 1.0]]), ValueError, "must not contain NaN or -inf"),
-    (np.array([[-np.inf, 1.0]]), ValueError, "must not contain NaN or -inf"),
-    (np.zeros(3), ValueError, r"cost must be a 2-D matrix \(rows, columns\), got shape \(3,\)"),
-    (np.array([["a"]]), TypeError, "cost must be a numeric matrix"),
-])
-def test_solve_assignment_rejects_bad_input(cost, error, message):
-    with pytest.raises(error, match=message):
-        solve_assignment(cost)
-
-
-def _brute_partial(cost, limit):
-    n, m = cost.shape
-    best = np.inf
-    for k in range(min(n, m) + 1):
-        for rows in itertools.combinations(range(n), k):
-            for cols in itertools.permutations(range(m), k):
-                c = cost[list(rows), list(cols)]
-                if (c > limit).any():
-                    continue
-                best = min(best, c.sum() + limit / 2 * (n + m - 2 * k))
-    return best
-
-
-def test_match_by_cost_is_the_best_partial_matching():
-    rng = np.random.default_rng(11)
-    for trial in range(150):
-        n, m = rng.integers(0, 5, 2)
-        cost = rng.uniform(0, 1, (n, m))
-        if trial % 2:
-            cost[rng.uniform(size=(n, m)) < 0.3] = np.inf
-        limit = float(rng.uniform(0.05, 1.0))
-        rows, cols = match_by_cost(cost, limit)
-        assert (cost[rows, cols] <= limit).all()
-        assert len(set(rows)) == len(rows) and len(set(cols)) == len(cols)
-        got = _total(cost, rows, cols) + limit / 2 * (n + m - 2 * len(rows))
-        assert got == pytest.approx(_brute_partial(cost, limit), abs=1e-12)
-
-
-def test_match_by_cost_against_scipy_on_larger_matrices():
-    # The same "cost limit" extension solved by SciPy.
-    rng = np.random.default_rng(12)
-    for shape in [(15, 22), (22, 15), (30, 30)]:
-        cost = rng.uniform(0, 1, shape)
-        limit = 0.3
-        n, m = shape
-        big = np.full((n + m, m + n), 1e9)
-        big[:n, :m] = np.where(cost <= limit, cost, 1e9)
-        big[np.arange(n), m + np.arange(n)] = limit / 2
-        big[n + np.arange(m), np.arange(m)] = limit / 2
-        big[n:, m:] = 0
-        r, c = linear_sum_assignment(big)
-        keep = (r < n) & (c < m)
-        rows, cols = match_by_cost(cost, limit)
-        np.testing.assert_array_equal(rows, r[keep])
-        np.testing.assert_array_equal(cols, c[keep])
-
-
-def test_match_by_cost_needs_a_finite_limit():
-    with pytest.raises(ValueError, match="max_cost must be finite"):
-        match_by_cost(np.zeros((2, 2)), np.inf)
-    rows, cols = match_by_cost(np.zeros((0, 4)), 1.0)
-    assert rows.shape == cols.shape == (0,)
-
-
-# --- synthetic scenes --------------------------------------------------------------------------
-
-# A standing person, 17 COCO keypoints, relative to their centre (px): 52 x 139.
-TEMPLATE = np.array([
-    [0, -65], [-4, -69], [4, -69], [-9, -66], [9, -66],
-    [-18, -45], [18, -45], [-24, -20], [24, -20], [-26, 4], [26, 4],
-    [-11, 5], [11, 5], [-12, 38], [12, 38], [-12, 70], [12, 70],
-], np.float64)
-SIZE_HW = (480, 640)
-
-
-def box_of(kp, pad=8.0):
-    lo, hi = kp.min(axis=0), kp.max(axis=0)
-    return np.array([lo[0] - pad, lo[1] - pad, hi[0] + pad, hi[1] + pad])
-
-
-def _iou(a, b):
-    lt, rb = np.maximum(a[:2], b[:2]), np.minimum(a[2:], b[2:])
-    inter = np.clip(rb - lt, 0, None).prod()
-    union = (a[2:] - a[:2]).prod() + (b[2:] - b[:2]).prod() - inter
-    return inter / union if union > 0 else 0.0
-
-
-class Scene:
-    """People on known paths: ``paths[name](frame) -> (x, y)`` centre, or None
-    while they are away. The frame index is written into pixel (0, 0), so the
-    fakes know which frame they are shown (also from another thread)."""
-
-    def __init__(self, paths):
-        self.paths = paths
-
-    def frame(self, f):
-        image = np.zeros((*SIZE_HW, 3), np.uint8)
-        image[0, 0] = (f % 256, f // 256, 0)
-        return image
-
-    @staticmethod
-    def index(image):
-        return int(image[0, 0, 0]) + 256 * int(image[0, 0, 1])
-
-    def truth(self, f):
-        out = {}
-        for name, path in self.paths.items():
-            c = path(f)
-            if c is not None:
-                out[name] = TEMPLATE + np.asarray(c, np.float64)
-        return out
-
-    @staticmethod
-    def inside(kp):
-        h, w = SIZE_HW
-        return (kp[:, 0] >= 0) & (kp[:, 0] < w) & (kp[:, 1] >= 0) & (kp[:, 1] < h)
-
-
-class FakeDetector:
-    """The box of every person with at least 6 keypoints in view, except
-    where ``miss(frame, name)``."""
-
-    def __init__(self, scene, miss=lambda f, name: False):
-        self.scene, self.miss, self.calls = scene, miss, 0
-
-    def __call__(self, image):
-        self.calls += 1
-        f = self.scene.index(image)
-        h, w = SIZE_HW
-        boxes = []
-        for name, kp in self.scene.truth(f).items():
-            if self.miss(f, name) or self.scene.inside(kp).sum() < 6:
-                continue
-            b = box_of(kp)
-            b[0::2] = b[0::2].clip(0, w)
-            b[1::2] = b[1::2].clip(0, h)
-            boxes.append(b)
-        boxes = np.array(boxes, np.float32).reshape(-1, 4)
-        return Detections(boxes, np.full(len(boxes), 0.9, np.float32))
-
-
-class FakePose:
-    """A top-down model: for each box, the person whose box it overlaps most
-    (IoU >= 0.3) with Gaussian noise, keypoints out of view scoring 0; a
-    box on nobody gives a collapsed pose (scores 0.05). Without boxes, every
-    person in view (a bottom-up model)."""
-
-    keypoint_set = COCO17
-
-    def __init__(self, scene, noise_px=1.0, seed=1):
-        self.scene, self.noise_px = scene, noise_px
-        self.rng = np.random.default_rng(seed)
-        self.calls = 0
-
-    def _observe(self, kp):
-        ok = self.scene.inside(kp)
-        noisy = kp + self.rng.normal(0, self.noise_px, kp.shape)
-        return np.where(ok[:, None], noisy, -1.0), np.where(ok, 0.9, 0.0)
-
-    def __call__(self, image, boxes=None):
-        self.calls += 1
-        truth = self.scene.truth(self.scene.index(image))
-        kps, scores = [], []
-        if boxes is None:
-            for kp in truth.values():
-                if self.scene.inside(kp).sum() >= 6:
-                    k, s = self._observe(kp)
-                    kps.append(k)
-                    scores.append(s)
-        else:
-            for b in np.asarray(boxes, np.float64):
-                best = max(truth.values(), key=lambda kp: _iou(b, box_of(kp)), default=None)
-                if best is None or _iou(b, box_of(best)) < 0.3:
-                    kps.append(self.rng.uniform(b[:2], b[2:], (17, 2)))
-                    scores.append(np.full(17, 0.05))
-                else:
-                    k, s = self._observe(best)
-                    kps.append(k)
-                    scores.append(s)
-        kp = np.array(kps, np.float32).reshape(-1, 17, 2)
-        sc = np.array(scores, np.float32).reshape(-1, 17)
-        return PoseResult(kp, sc, COCO17, boxes=None if boxes is None else np.asarray(boxes))
-
-
-def identify(scene, f, result, max_px=25.0):
-    """GT name -> track id of each output pose (the nearest person by mean
-    keypoint distance); every pose must be someone, and no one twice."""
-    truth = scene.truth(f)
-    out = {}
-    for i in range(len(result)):
-        ok = result.scores[i] > 0.3
-        dist = {name: float(np.linalg.norm(result.keypoints[i][ok] - kp[ok], axis=1).mean())
-                for name, kp in truth.items() if ok.any()}
-        name = min(dist, key=dist.get, default=None)
-        assert name is not None and dist[name] < max_px, f"frame {f}: pose {i} is nobody"
-        assert name not in out, f"frame {f}: two poses on {name}"
-        out[name] = int(result.track_ids[i])
-    return out
-
-
-def run(tracker, scene, frames, fps=30.0):
-    history = []
-    for f in range(frames):
-        result = tracker(scene.frame(f), timestamp_ms=f * 1000.0 / fps)
-        assert result.track_ids is not None and result.track_ids.dtype == np.int64
-        history.append(identify(scene, f, result))
-    return history
-
-
-def id_switches(history):
-    last, switches = {}, 0
-    for frame in history:
-        for name, tid in frame.items():
-            if name in last and last[name] != tid:
-                switches += 1
-            last[name] = tid
-    return switches
-
-
-def ids_of(history, name):
-    ids = []
-    for frame in history:
-        if name in frame and (not ids or ids[-1] != frame[name]):
-            ids.append(frame[name])
-    return ids
-
-
-def _check_no_shared_ids(history):
-    owner = {}
-    for frame in history:
-        for name, tid in frame.items():
-            assert owner.setdefault(tid, name) == name, f"id {tid} on {owner[tid]} and {name}"
-
-
-def crossing(dy):
-    # Two people walking towards each other at 7 px/frame (210 px/s); with
-    # dy = 0 one passes exactly in front of the other.
-    return {"a": lambda f: (100 + 7 * f, 220), "b": lambda f: (540 - 7 * f, 220 + dy)}
-
+from edgepose.video import OneEuroFilter, OneEuroParams, PoseTracker
+from tests.video.scenes import (FakeDetector, FakePose, Scene, check_no_shared_ids,
+                                leave_and_return, crossing, id_switches, ids_of, panning_clip,
+                                person_of, run)
 
 # --- tracking: identity -----------------------------------------------------------------------
 
@@ -379,23 +66,13 @@ def test_a_person_the_detector_never_sees_again_is_dropped_after_max_misses():
     assert ids_of(history, "a") == [0]
 
 
-def _leave_and_return(gap_frames):
-    def path(f):
-        if f < 24:
-            return (480 + 8 * f, 240)              # walks out on the right at 240 px/s
-        if f < 24 + gap_frames:
-            return None                            # away
-        return (672 - 8 * (f - 24 - gap_frames), 240)   # and back in
-    return path
-
-
 @pytest.mark.parametrize("detect_every", [1, 4])
 @pytest.mark.parametrize("gap_frames, same_id", [(10, True), (45, False)])
 def test_leaving_and_returning_within_and_beyond_the_reid_window(detect_every, gap_frames,
                                                                  same_id):
     # Away 10 frames (0.33 s, within the 1 s window): the same id. Away 45
     # frames (1.5 s): forgotten, a new id; ids are never reused.
-    scene = Scene({"a": lambda f: (150 + 2 * f, 250), "c": _leave_and_return(gap_frames)})
+    scene = Scene({"a": lambda f: (150 + 2 * f, 250), "c": leave_and_return(gap_frames)})
     tracker = PoseTracker(FakePose(scene), FakeDetector(scene), detect_every=detect_every,
                           reid_window_s=1.0)
     history = run(tracker, scene, 24 + gap_frames + 25)
@@ -403,14 +80,14 @@ def test_leaving_and_returning_within_and_beyond_the_reid_window(detect_every, g
     assert ids_of(history, "c") == ([1] if same_id else [1, 2])
     away = [f for f, h in enumerate(history) if "c" not in h]
     assert away[0] <= 24 and away[-1] >= 24 + gap_frames - 1
-    _check_no_shared_ids(history)
+    check_no_shared_ids(history)
 
 
 def test_ids_are_per_tracker_and_not_contiguous():
     # "c" leaves for longer than the window and comes back as id 2: the ids
     # in use are then 0 and 2. A tracker made afterwards starts from 0 (no
     # global counter), and reset() starts again from 0.
-    scene = Scene({"a": lambda f: (150, 240), "c": _leave_and_return(45)})
+    scene = Scene({"a": lambda f: (150, 240), "c": leave_and_return(45)})
     first = PoseTracker(FakePose(scene), FakeDetector(scene))
     history = run(first, scene, 94)
     assert history[0] == {"a": 0, "c": 1} and history[-1] == {"a": 0, "c": 2}
@@ -463,6 +140,43 @@ def test_the_detector_runs_whenever_no_track_is_active():
     assert detector.calls == 4     # frames 0-3; then the track is propagated
 
 
+def test_results_are_ordered_by_track_id_whatever_the_order_of_the_boxes():
+    # The detector lists the people in reverse order on odd frames: each
+    # output row keeps its pose, box and score together, rows sorted by id.
+    scene = Scene({"a": lambda f: (150 + 3 * f, 240), "b": lambda f: (450 - 3 * f, 240)})
+
+    class ReversingDetector(FakeDetector):
+        def __call__(self, image):
+            d = super().__call__(image)
+            if self.scene.index(image) % 2:
+                return Detections(d.boxes[::-1].copy(), d.scores[::-1].copy())
+            return d
+
+    tracker = PoseTracker(FakePose(scene), ReversingDetector(scene))
+    history = run(tracker, scene, 12)        # run() checks each row is someone's pose
+    assert history == [{"a": 0, "b": 1}] * 12
+    result = tracker(scene.frame(13), 13 * 1000 / 30)
+    assert result.track_ids.tolist() == [0, 1]
+    assert result.boxes[0, 0] < result.boxes[1, 0]      # "a" is on the left
+
+
+def test_duplicate_poses_of_one_person_are_one_track():
+    # The detector finds everyone twice (boxes 3 px apart): the two poses of
+    # a person overlap (OKS above duplicate_oks), one is kept.
+    scene = Scene({"a": lambda f: (200 + 2 * f, 240), "b": lambda f: (450, 240)})
+
+    class TwiceDetector(FakeDetector):
+        def __call__(self, image):
+            boxes = super().__call__(image).boxes
+            boxes = np.concatenate([boxes, boxes + 3])
+            return Detections(boxes, np.full(len(boxes), 0.9, np.float32))
+
+    tracker = PoseTracker(FakePose(scene), TwiceDetector(scene))
+    assert [tracker(scene.frame(f)).track_ids.tolist() for f in range(6)] == [[0, 1]] * 6
+    keep_all = PoseTracker(FakePose(scene), TwiceDetector(scene), duplicate_oks=1.0)
+    assert len(keep_all(scene.frame(0))) == 4
+
+
 # --- tracking: smoothing -------------------------------------------------------------------------
 
 def test_smoothing_lowers_the_error_against_ground_truth():
@@ -502,6 +216,47 @@ def test_smoothing_restarts_when_a_track_is_lost():
             assert error < 1e-3
         elif f > 3:          # otherwise lagging behind the motion
             assert error > 0.5
+
+
+@pytest.mark.parametrize("params", [OneEuroParams(), OneEuroParams(0.5, 0.2, 2.0)])
+def test_smoothing_is_the_one_euro_filter_applied_to_each_track(params):
+    # The same scene tracked raw and smoothed: the smoothed keypoints are the
+    # raw track's keypoints through one OneEuroFilter per track, applied by
+    # hand, in seconds of the timestamps (irregular: frames dropped), its
+    # unconfident keypoints passed through, restarted whenever the track is
+    # missing from a frame. "a" leaves for 4 frames (re-identified, filter
+    # restarted); "b" walks in from the left edge (keypoints out of view).
+    paths = {"a": lambda f: (300 + 5 * f, 240) if not 20 <= f < 24 else None,
+             "b": lambda f: (-20 + 3 * f, 380)}
+    times_ms = [f * 1000 / 30 + 33 * (f // 10) for f in range(40)]
+
+    def track(smoothing):
+        scene = Scene(paths)
+        tracker = PoseTracker(FakePose(scene, noise_px=2.0, seed=9), FakeDetector(scene),
+                              detect_every=3, smoothing=smoothing)
+        return [tracker(scene.frame(f), t) for f, t in enumerate(times_ms)]
+
+    raw, smooth = track(None), track(params)
+    filters: dict[int, OneEuroFilter] = {}
+    restarts = moved = passed_through = 0
+    for r, s, t_ms in zip(raw, smooth, times_ms):
+        # smoothing changes no identity, box or score
+        np.testing.assert_array_equal(r.track_ids, s.track_ids)
+        np.testing.assert_array_equal(r.boxes, s.boxes)
+        np.testing.assert_array_equal(r.scores, s.scores)
+        ids = r.track_ids.tolist()
+        for lost in set(filters) - set(ids):
+            del filters[lost]
+            restarts += 1
+        for i, tid in enumerate(ids):
+            valid = r.scores[i].astype(np.float64) > 0.3
+            want = filters.setdefault(tid, OneEuroFilter(params))(
+                r.keypoints[i].astype(np.float64), t_ms / 1000.0, valid=valid)
+            np.testing.assert_array_equal(s.keypoints[i], want.astype(np.float32))
+            moved += int((s.keypoints[i] != r.keypoints[i]).any())
+            passed_through += int((~valid).any())
+    assert restarts >= 1 and ids == [0, 1]      # "a" kept its id through the gap
+    assert moved > 50 and passed_through > 5
 
 
 def test_smoothing_is_off_by_default():
@@ -571,11 +326,20 @@ def test_oks_needs_sigmas_and_iou_does_not():
         r = inner(image, boxes)
         return PoseResult(r.keypoints, r.scores, nosig, boxes=r.boxes)
 
+    # A callable that does not declare its keypoint set: the first frame with poses says so.
     tracker = PoseTracker(pose, FakeDetector(scene), metric="oks")
-    tracker(scene.frame(0))
+    with pytest.raises(ValueError, match="metric='oks' needs OKS sigmas, and keypoint set "
+                                         "'nosig17' defines none: pass sigmas="):
+        tracker(scene.frame(0))
+    # One that declares it: the constructor says so.
+    pose.keypoint_set = nosig
     with pytest.raises(ValueError, match="metric='oks' needs OKS sigmas, and keypoint set "
                                          "'nosig17' defines none"):
-        tracker(scene.frame(1))
+        PoseTracker(pose, FakeDetector(scene), metric="oks")
+    with pytest.raises(ValueError, match=r"sigmas must have shape \(17,\), one per keypoint of "
+                                         r"'nosig17', got \(3,\)"):
+        PoseTracker(pose, FakeDetector(scene), sigmas=[0.1, 0.1, 0.1])
+    del pose.keypoint_set
     ok = PoseTracker(pose, FakeDetector(scene), metric="iou")
     assert [ok(scene.frame(f)).track_ids.tolist() for f in range(3)] == [[0, 1]] * 3
     # the default, "auto", falls back to IoU without sigmas: the same tracks as "iou"
@@ -605,32 +369,6 @@ def test_empty_frames_give_empty_results_with_track_ids():
     with pytest.raises(TypeError, match="image must be a NumPy array"):
         tracker([[0]])
 
-
-# --- a real clip ----------------------------------------------------------------------------------
-
-def panning_clip(shared_dir: Path, frames: int = 40):
-    """Crops 480 x 360 of a COCO image with five people, panning 160 px right
-    and 30 px down: people leave on the left and enter on the right. Returns
-    the frames, each frame's offset and the ground-truth boxes (full image)."""
-    import cv2
-
-    image = cv2.imread(str(shared_dir / "data" / "coco" / "000000196141.jpg"))
-    data = json.loads((shared_dir / "data" / "coco" / "test_coco.json").read_text())
-    gt = np.array([[a["bbox"][0], a["bbox"][1], a["bbox"][0] + a["bbox"][2],
-                    a["bbox"][1] + a["bbox"][3]]
-                   for a in data["annotations"] if a["image_id"] == 196141])
-    offsets = [(round(160 * f / (frames - 1)), round(30 + 30 * f / (frames - 1)))
-               for f in range(frames)]
-    clip = [np.ascontiguousarray(image[y:y + 360, x:x + 480]) for x, y in offsets]
-    return clip, offsets, gt
-
-
-def person_of(box, offset, gt):
-    """The ground-truth person whose box holds the centre of ``box``."""
-    x, y = offset
-    cx, cy = (box[0] + box[2]) / 2 + x, (box[1] + box[3]) / 2 + y
-    hits = [j for j, g in enumerate(gt) if g[0] <= cx <= g[2] and g[1] <= cy <= g[3]]
-    return hits[0] if len(hits) == 1 else None
 
 
 def test_real_panning_clip_keeps_ids(shared_dir):
@@ -695,3 +433,4 @@ def test_ready_estimator_and_detector_objects(shared_dir):
         # The tracker closes only what it built: the objects still work.
         assert len(est(clip[0], boxes=det(clip[0]).boxes)) >= 3
     assert ids[0] == ids[-1] and len(ids[0]) >= 3
+

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from edgepose.smoothing import OneEuroFilter, OneEuroParams, one_euro_step
+from edgepose.video.smoothing import OneEuroFilter, OneEuroParams, one_euro_step
 
 
 class ReferenceOneEuro:
