@@ -27,9 +27,26 @@ JSON, version 1 (``to_json`` writes the keys in this order)::
      "outputs": {"simcc_x": "simcc_x", "simcc_y": "simcc_y"},
      "provenance": {"source_sha256": "..."}}
 
-``head_params``, ``outputs`` and ``provenance`` are free-form JSON objects
-whose meaning belongs to the head's decoder and to the export stage; the card
-only checks that they are JSON.
+``head_params`` are the head's parameters, validated when the card is built
+(whatever built it: :meth:`ModelCard.from_dict`, :func:`read_card`, a preset,
+:func:`write_card`) by the head's parameters class in :mod:`edgepose.heads`
+(e.g. :class:`edgepose.heads.SimCCParams`): an unknown key fails and names
+the closest valid one, a missing required key is named, every value is
+type- and range-checked; the typed object is :attr:`ModelCard.params`.
+``outputs`` maps the head's output roles to tensor names (an unknown role
+fails; the roles a head needs are checked when the model is loaded).
+``provenance`` is a free-form JSON object.
+
+A card is untrusted input, so it is bounded:
+
+- the card text is at most :data:`MAX_CARD_BYTES` (1 MiB) of UTF-8, in every
+  format (an ONNX metadata value, the TFLite zip member, read with a bounded
+  decompressor whatever size its header declares, an OpenVINO rt_info value);
+- JSON arrays and objects nest at most :data:`MAX_CARD_DEPTH` (32) deep,
+  checked before parsing;
+- each input side is at most :data:`MAX_INPUT_SIDE` (8192) pixels;
+- head parameters have documented bounds in their classes (e.g. at most
+  1024 PAF peaks per part, a peak radius of at most 16).
 """
 from __future__ import annotations
 
@@ -37,9 +54,11 @@ import json
 import math
 import mmap
 import os
+import re
 import shutil
 import struct
 import zipfile
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,10 +67,15 @@ from typing import Any
 
 import numpy as np
 
+from edgepose import _validate as v
+from edgepose.heads import HEAD_PARAMS, HeadParams, params_from_dict
 from edgepose.keypoints import KEYPOINT_SETS, KeypointSet
 
 __all__ = [
     "CARD_VERSION",
+    "MAX_CARD_BYTES",
+    "MAX_CARD_DEPTH",
+    "MAX_INPUT_SIDE",
     "TASKS",
     "HEADS",
     "DETECTOR_HEADS",
@@ -71,10 +95,9 @@ __all__ = [
 #: The card format version this edgepose reads and writes.
 CARD_VERSION = 1
 TASKS = ("topdown", "bottomup", "single", "detector")
-#: Output decoders. "blazepose": MediaPipe's landmark models (regression
-#: refined by their heatmaps); "regression": plain coordinate regression.
-HEADS = ("simcc", "heatmap", "movenet", "blazepose", "regression", "posenet", "paf", "yolox",
-         "nanodet")
+#: Output decoders (each with its parameters class in edgepose.heads.HEAD_PARAMS).
+#: "blazepose": MediaPipe's landmark models (regression refined by their heatmaps).
+HEADS = tuple(HEAD_PARAMS)
 #: Heads of person detectors: exactly the heads allowed with task "detector".
 DETECTOR_HEADS = ("yolox", "nanodet")
 LAYOUTS = ("NCHW", "NHWC")
@@ -87,20 +110,20 @@ TFLITE_ASSOCIATED_FILE = "edgepose_card.json"
 OPENVINO_RT_INFO_PATH = ("edgepose", "card")
 _SUFFIXES = (".onnx", ".tflite", ".xml")
 
+#: The largest card, in bytes of UTF-8 JSON, in any model format.
+MAX_CARD_BYTES = 1 << 20
+#: The deepest nesting of JSON arrays and objects in a card.
+MAX_CARD_DEPTH = 32
+#: The largest input side (height or width) a card may give, in pixels.
+MAX_INPUT_SIDE = 8192
+
 
 # --- validation helpers --------------------------------------------------------
 
-def _choice(field_name: str, value: Any, choices: tuple[str, ...]) -> str:
-    if value not in choices:
-        raise ValueError(
-            f"{field_name} must be one of {', '.join(map(repr, choices))}, got {value!r}.")
-    return value
-
-
-def _text(field_name: str, value: Any) -> str:
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"{field_name} must be a non-empty string, got {value!r}.")
-    return value
+_choice = v.choice
+_text = v.text
+_is_real = v.is_real
+_check_keys = v.check_keys
 
 
 def _floats(field_name: str, value: Any, n: int) -> tuple[float, ...]:
@@ -114,13 +137,13 @@ def _floats(field_name: str, value: Any, n: int) -> tuple[float, ...]:
     return tuple(float(v) for v in items)
 
 
-def _is_real(value: Any) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
-        value, (bool, np.bool_))
+def _freeze(where: str, value: Any, depth: int = 1) -> Any:
+    """A deep immutable copy of a JSON value: mappings -> MappingProxyType, lists -> tuples.
 
-
-def _freeze(where: str, value: Any) -> Any:
-    """A deep immutable copy of a JSON value: mappings -> MappingProxyType, lists -> tuples."""
+    Raises ValueError beyond :data:`MAX_CARD_DEPTH` levels of nesting."""
+    if isinstance(value, (Mapping, list, tuple)) and depth > MAX_CARD_DEPTH:
+        raise ValueError(f"{where} nests deeper than {MAX_CARD_DEPTH} levels of arrays and "
+                         "objects.")
     if isinstance(value, np.generic) and not isinstance(value, np.bool_):
         value = value.item()
     if value is None or isinstance(value, bool):
@@ -138,10 +161,10 @@ def _freeze(where: str, value: Any) -> Any:
         for key, item in value.items():
             if not isinstance(key, str):
                 raise ValueError(f"{where} keys must be strings, got {key!r}.")
-            frozen[key] = _freeze(f"{where}[{key!r}]", item)
+            frozen[key] = _freeze(f"{where}[{key!r}]", item, depth + 1)
         return MappingProxyType(frozen)
     if isinstance(value, (list, tuple)):
-        return tuple(_freeze(f"{where}[{i}]", item) for i, item in enumerate(value))
+        return tuple(_freeze(f"{where}[{i}]", item, depth + 1) for i, item in enumerate(value))
     raise ValueError(
         f"{where} must hold only JSON values (str, int, float, bool, None, lists, "
         f"string-keyed mappings), got {type(value).__name__}.")
@@ -155,16 +178,26 @@ def _thaw(value: Any) -> Any:
     return value
 
 
-def _check_keys(where: str, data: Mapping[str, Any], required: tuple[str, ...],
-                optional: tuple[str, ...]) -> None:
-    missing = [k for k in required if k not in data]
-    if missing:
-        raise ValueError(f"{where} is missing required field(s) {', '.join(map(repr, missing))}.")
-    unknown = [k for k in data if k not in required and k not in optional]
-    if unknown:
-        raise ValueError(
-            f"{where} has unknown field(s) {', '.join(map(repr, unknown))}; expected fields: "
-            f"{', '.join(required + optional)}.")
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_BRACKETS = re.compile(r"[\[\]{}]")
+
+
+def _check_json_size_and_depth(text: str | bytes) -> None:
+    """Rejects card text over :data:`MAX_CARD_BYTES` or nesting deeper than
+    :data:`MAX_CARD_DEPTH`, before it is parsed (the parser recurses per level)."""
+    size = len(text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text)
+    if size > MAX_CARD_BYTES:
+        raise ValueError(f"The card is {size} bytes; a card is at most {MAX_CARD_BYTES} bytes "
+                         "(edgepose.card.MAX_CARD_BYTES).")
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    depth = deepest = 0
+    for bracket in _BRACKETS.findall(_JSON_STRING.sub("", text)):
+        depth += 1 if bracket in "[{" else -1
+        deepest = max(deepest, depth)
+    if deepest > MAX_CARD_DEPTH:
+        raise ValueError(f"The card nests arrays and objects {deepest} levels deep; at most "
+                         f"{MAX_CARD_DEPTH} are allowed (edgepose.card.MAX_CARD_DEPTH).")
 
 
 # --- the card ------------------------------------------------------------------
@@ -178,7 +211,8 @@ class InputSpec:
     to ``size`` with ``resize`` (``pad_value`` fills any border).
 
     Attributes:
-        size: ``(H, W)`` of the model input, positive integers.
+        size: ``(H, W)`` of the model input, integers from 1 to
+            :data:`MAX_INPUT_SIDE` (8192).
         name: the input tensor's name, or None for the model's only input.
         layout: ``"NCHW"`` or ``"NHWC"``.
         dtype: ``"float32"`` or ``"uint8"`` (uint8 feeds are raw pixels:
@@ -212,11 +246,13 @@ class InputSpec:
             size = tuple(self.size)
         except TypeError:
             size = ()
-        if len(size) != 2 or not all(
-                isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v > 0
-                for v in size):
+        if len(size) != 2 or not all(v.is_int(side) and side > 0 for side in size):
             raise ValueError(
                 f"input size must be (H, W), two positive integers, got {self.size!r}.")
+        if max(size) > MAX_INPUT_SIDE:
+            raise ValueError(
+                f"input size must be at most {MAX_INPUT_SIDE} pixels per side "
+                f"(edgepose.card.MAX_INPUT_SIDE), got {tuple(int(side) for side in size)}.")
         object.__setattr__(self, "size", (int(size[0]), int(size[1])))
         if self.name is not None:
             _text("input name", self.name)
@@ -273,7 +309,10 @@ class ModelCard:
             :data:`edgepose.keypoints.KEYPOINT_SETS`; required unless the
             task is ``"detector"``.
         head_params: decoder parameters (JSON object), e.g.
-            ``{"split_ratio": 2.0}``.
+            ``{"split_ratio": 2.0}``, validated by the head's parameters
+            class; read-only, as written (defaults not filled in).
+        params: the typed parameters (e.g. :class:`edgepose.heads.SimCCParams`,
+            defaults filled in), built from ``head_params``; not an argument.
         outputs: role -> output tensor name, e.g. ``{"heatmaps": "out"}``.
         provenance: free-form JSON object (source hash, tool versions,
             precision, parity figures).
@@ -293,6 +332,7 @@ class ModelCard:
     head_params: Mapping[str, Any] = field(default_factory=dict, hash=False)
     outputs: Mapping[str, str] = field(default_factory=dict, hash=False)
     provenance: Mapping[str, Any] = field(default_factory=dict, hash=False)
+    params: HeadParams = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         _text("name", self.name)
@@ -326,6 +366,11 @@ class ModelCard:
             object.__setattr__(self, name, _freeze(name, value))
         for role, tensor in self.outputs.items():
             _text(f"outputs[{role!r}]", tensor)
+        keypoint_set = self.keypoint_set
+        object.__setattr__(self, "params", params_from_dict(
+            self.head, self.head_params,
+            num_keypoints=None if keypoint_set is None else len(keypoint_set.names),
+            roles=tuple(self.outputs)))
 
     @property
     def keypoint_set(self) -> KeypointSet | None:
@@ -380,9 +425,10 @@ class ModelCard:
         Raises:
             ValueError: invalid JSON, or any error of :meth:`from_dict`.
         """
+        _check_json_size_and_depth(text)
         try:
             data = json.loads(text)
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
             raise ValueError(f"The card is not valid JSON: {e}.") from None
         return cls.from_dict(data)
 
@@ -458,7 +504,8 @@ def _onnx_metadata(path: Path) -> dict[str, str]:
     """``metadata_props`` of an ONNX file, read from the protobuf wire format.
 
     Skips the graph (and its weights) without parsing it, so it needs neither
-    ``onnx`` nor ``onnxruntime``.
+    ``onnx`` nor ``onnxruntime``. Keys and values longer than
+    :data:`MAX_CARD_BYTES` are refused before they are copied.
     """
     metadata: dict[str, str] = {}
     with open(path, "rb") as f:
@@ -473,15 +520,27 @@ def _onnx_metadata(path: Path) -> dict[str, str]:
                         has_graph = True
                     elif number == _ONNX_METADATA_PROPS and wire == 2:
                         entry = {1: "", 2: ""}
-                        for n, w, v in _proto_fields(buf, *value):
+                        for n, w, span in _proto_fields(buf, *value):
                             if n in entry and w == 2:
-                                entry[n] = bytes(buf[v[0]:v[1]]).decode("utf-8")
+                                if span[1] - span[0] > MAX_CARD_BYTES:
+                                    raise _TooLarge(
+                                        f"{path} carries an ONNX metadata "
+                                        f"{'key' if n == 1 else 'value'} of {span[1] - span[0]} "
+                                        f"bytes; edgepose reads at most {MAX_CARD_BYTES} bytes "
+                                        "(edgepose.card.MAX_CARD_BYTES).")
+                                entry[n] = bytes(buf[span[0]:span[1]]).decode("utf-8")
                         metadata[entry[1]] = entry[2]
+            except _TooLarge as e:
+                raise ValueError(str(e)) from None
             except (ValueError, UnicodeDecodeError) as e:
                 raise ValueError(f"{path} is not a valid ONNX model ({e}).") from None
     if not has_graph:
         raise ValueError(f"{path} is not a valid ONNX model (it has no graph).")
     return metadata
+
+
+class _TooLarge(Exception):
+    """A card (or metadata entry) over :data:`MAX_CARD_BYTES`."""
 
 
 def _read_onnx_card(path: Path) -> str | None:
@@ -522,8 +581,21 @@ def _read_tflite_card(path: Path) -> str | None:
         with zipfile.ZipFile(path) as archive:
             if TFLITE_ASSOCIATED_FILE not in archive.namelist():
                 return None
-            data = archive.read(TFLITE_ASSOCIATED_FILE)
-    except (zipfile.BadZipFile, EOFError, ValueError, struct.error) as e:
+            info = archive.getinfo(TFLITE_ASSOCIATED_FILE)
+            # The declared size is checked, but not trusted: at most
+            # MAX_CARD_BYTES + 1 bytes are ever decompressed.
+            if info.file_size > MAX_CARD_BYTES:
+                raise _TooLarge(info.file_size)
+            with archive.open(info) as member:
+                data = member.read(MAX_CARD_BYTES + 1)
+            if len(data) > MAX_CARD_BYTES:
+                raise _TooLarge(f"more than {MAX_CARD_BYTES}")
+    except _TooLarge as e:
+        raise ValueError(
+            f"{path} carries a {TFLITE_ASSOCIATED_FILE} of {e} bytes; edgepose reads at most "
+            f"{MAX_CARD_BYTES} bytes (edgepose.card.MAX_CARD_BYTES).") from None
+    except (zipfile.BadZipFile, EOFError, ValueError, struct.error, zlib.error,
+            NotImplementedError, RuntimeError) as e:
         raise ValueError(f"{path} ends with a damaged zip archive of associated files ({e}).") \
             from None
     try:
@@ -562,7 +634,13 @@ def _read_openvino_card(path: Path) -> str | None:
         if node is None:
             return None
         node = _rt_child(node, key)
-    return None if node is None else node.get("value")
+    text = None if node is None else node.get("value")
+    if text is not None and len(text.encode("utf-8", "surrogatepass")) > MAX_CARD_BYTES:
+        raise ValueError(
+            f"{path} carries an rt_info card of {len(text.encode('utf-8', 'surrogatepass'))} "
+            f"bytes; edgepose reads at most {MAX_CARD_BYTES} bytes "
+            "(edgepose.card.MAX_CARD_BYTES).")
+    return text
 
 
 # --- writing -------------------------------------------------------------------

@@ -727,7 +727,7 @@ class PersonDetector:
                        pad_value=spec.pad_value, input_name=spec.name,
                        outputs=dict(card.outputs) or None, score_threshold=score_threshold,
                        iou_threshold=iou_threshold, max_detections=max_detections,
-                       **dict(card.head_params))
+                       **card.params.detector_kwargs())
         except Exception:
             loaded.close()
             raise

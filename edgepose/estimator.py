@@ -192,7 +192,7 @@ class Estimator:
             outputs = model.run(tensor)
             watch.lap("inference")
             check_finite_outputs(outputs, model.name)
-            kp, sc = decode_head(card.head, outputs, card.head_params, (in_h, in_w))
+            kp, sc = decode_head(card.head, outputs, card.params, (in_h, in_w))
             keypoints.append(apply_affine(kp, inverse[part]))
             scores.append(sc)
             watch.lap("decode")

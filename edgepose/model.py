@@ -203,6 +203,10 @@ class LoadedModel:
                 f"The card of {self.path.name} describes a {spec.layout} input of size "
                 f"{tuple(spec.size)}, i.e. shape {expected}, but the model's input "
                 f"{tensor.name!r} has shape {shape}.")
+        try:
+            self.card.params.check_roles(tuple(self.card.outputs))
+        except ValueError as e:
+            raise ValueError(f"The card of {self.path.name}: {e}") from None
         outputs = {t.name for t in self.backend.outputs}
         missing = {role: name for role, name in self.card.outputs.items() if name not in outputs}
         if missing:
@@ -239,7 +243,7 @@ class LoadedModel:
 
         A model file that keeps its quantization (TFLite) is dequantized by
         its backend; this covers conversions that dropped it."""
-        table = self.card.head_params.get("dequantize", {})
+        table = self.card.params.dequantize
         for role, value in outputs.items():
             if value.dtype.kind in "iu" and role in table:
                 scale, zero_point = table[role]

@@ -1,6 +1,8 @@
 """The bottom-up pipeline of OpenPose-style models: whole image in, every person out.
 
-The card's ``head_params`` describe the model's output and the grouping:
+The card's ``head_params`` (typed: :class:`edgepose.heads.PafParams`, where
+every key and its bounds are documented) describe the model's output and the
+grouping:
 
 * ``layout``: ``"NHWC"`` or ``"NCHW"`` of the output maps;
 * either one output role ``maps`` holding part heatmaps from channel 0 and
@@ -11,18 +13,22 @@ The card's ``head_params`` describe the model's output and the grouping:
   (x, y) within the fields, in assembly order;
 * ``stride``: input pixels per map pixel; ``offset``: added after scaling;
 * the thresholds of :func:`edgepose.ops.group_paf` (``heatmap_threshold``,
-  ``samples``, ``min_paf_score``, ...).
+  ``samples``, ``min_paf_score``, ...); ``max_peaks`` is capped at the map's
+  ``h * w`` when grouping.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from edgepose import ops
+from edgepose.heads.paf import PafParams
 
-__all__ = ["GROUPING_PARAMS", "run_paf", "split_maps", "fit_height_size", "rank_scores"]
+__all__ = ["GROUPING_PARAMS", "run_paf", "split_maps", "group_people", "fit_height_size",
+           "rank_scores"]
 
 #: head_params passed through to :func:`edgepose.ops.group_paf`.
 GROUPING_PARAMS = ("heatmap_threshold", "peak_radius", "min_peak_distance", "refine",
@@ -30,18 +36,56 @@ GROUPING_PARAMS = ("heatmap_threshold", "peak_radius", "min_peak_distance", "ref
                    "min_parts", "min_person_score")
 
 
-def split_maps(outputs: dict[str, np.ndarray], params: dict) -> tuple[np.ndarray, np.ndarray]:
-    """Heatmaps and fields of the first image, each (h, w, C) or (C, h, w)."""
-    nhwc = params.get("layout", "NHWC") == "NHWC"
-    k = int(params["num_parts"])
+def _typed(params: PafParams | Mapping[str, Any]) -> PafParams:
+    return params if isinstance(params, PafParams) else PafParams.from_dict(params)
+
+
+def split_maps(outputs: dict[str, np.ndarray],
+               params: PafParams | Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """Heatmaps and fields of the first image, each (h, w, C) or (C, h, w).
+
+    Raises:
+        ValueError: invalid ``params``, or maps with fewer channels than
+            ``num_parts`` (or ``paf_start``) say.
+    """
+    params = _typed(params)
+    nhwc = params.layout == "NHWC"
+    k = params.num_parts
     if "maps" in outputs:
         maps = outputs["maps"][0]
-        start = int(params["paf_start"])
-        if nhwc:
-            return maps[..., :k], maps[..., start:]
-        return maps[:k], maps[start:]
-    heatmaps, pafs = outputs["heatmaps"][0], outputs["pafs"][0]
-    return (heatmaps[..., :k], pafs) if nhwc else (heatmaps[:k], pafs)
+        if params.paf_start is None:
+            raise ValueError("head_params.paf_start is required with a 'maps' output.")
+        channels = maps.shape[-1] if nhwc else maps.shape[0]
+        if channels <= params.paf_start:
+            raise ValueError(
+                f"head_params.paf_start = {params.paf_start}, but the model's maps have "
+                f"{channels} channels: no fields are left. Fix paf_start in the card.")
+        start = params.paf_start
+        heatmaps, pafs = (maps[..., :k], maps[..., start:]) if nhwc else (maps[:k], maps[start:])
+    else:
+        heatmaps, pafs = outputs["heatmaps"][0], outputs["pafs"][0]
+        heatmaps = heatmaps[..., :k] if nhwc else heatmaps[:k]
+    got = heatmaps.shape[-1] if nhwc else heatmaps.shape[0]
+    if got < k:
+        raise ValueError(
+            f"head_params.num_parts = {k}, but the model's part maps have {got} channels. "
+            "Fix num_parts in the card.")
+    return heatmaps, pafs
+
+
+def group_people(heatmaps: np.ndarray, pafs: np.ndarray, params: PafParams | Mapping[str, Any]
+                 ) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+    """:func:`edgepose.ops.group_paf` with the card's parameters; ``max_peaks``
+    is capped at the map's ``h * w``.
+
+    Returns:
+        persons ``(P, K, 3)`` (x, y, score) in model-input pixels and person
+        scores ``(P,)``, as :func:`edgepose.ops.group_paf`.
+    """
+    params = _typed(params)
+    map_hw = heatmaps.shape[:2] if params.layout == "NHWC" else heatmaps.shape[1:3]
+    return ops.group_paf(heatmaps, pafs, params.limbs, params.paf_channels,
+                         **params.grouping_kwargs(map_hw))
 
 
 def run_paf(model: Any, image: NDArray[np.uint8], keypoint_set: Any,
@@ -63,15 +107,15 @@ def run_paf(model: Any, image: NDArray[np.uint8], keypoint_set: Any,
     from edgepose.results import PoseResult
 
     spec = model.card.input
-    params = dict(model.card.head_params)
+    params: PafParams = model.card.params
     if spec.resize == "stretch":
         canvas, (sx, sy) = stretch(image, spec.size)
         pad_x = pad_y = 0.0
     else:
-        size, align = spec.size, params.get("align", "center")
+        size, align = spec.size, params.align
         if spec.resize == "fit_height":
             size, align = fit_height_size(image.shape[:2], spec.size[0],
-                                          int(params.get("size_multiple", 8))), "topleft"
+                                          params.size_multiple), "topleft"
         canvas, scale, (pad_x, pad_y) = letterbox(image, size, pad_value=spec.pad_value,
                                                   align=align)
         sx = sy = scale
@@ -83,12 +127,7 @@ def run_paf(model: Any, image: NDArray[np.uint8], keypoint_set: Any,
         watch.lap("inference")
     check_finite_outputs(outputs, model.name)
     heatmaps, pafs = split_maps(outputs, params)
-    grouping = {name: params[name] for name in GROUPING_PARAMS if name in params}
-    persons, person_scores = ops.group_paf(
-        heatmaps, pafs, params["limbs"], params["paf_channels"],
-        layout="HWC" if params.get("layout", "NHWC") == "NHWC" else "CHW",
-        stride=float(params.get("stride", 8.0)), offset=float(params.get("offset", 0.0)),
-        **grouping)
+    persons, person_scores = group_people(heatmaps, pafs, params)
     keypoints = persons[..., :2].copy()
     found = persons[..., 2] > 0
     # input pixel centres -> image pixel centres, inverting x_in = s * x + pad on
@@ -102,10 +141,19 @@ def run_paf(model: Any, image: NDArray[np.uint8], keypoint_set: Any,
 
 def fit_height_size(image_hw: tuple[int, int], height: int, multiple: int) -> tuple[int, int]:
     """The input size for a dynamic-width model: ``height``, and the width the
-    image's aspect ratio gives, rounded up to a multiple of ``multiple``."""
+    image's aspect ratio gives, rounded up to a multiple of ``multiple``.
+
+    Raises:
+        ValueError: a width over :data:`edgepose.card.MAX_INPUT_SIDE`."""
+    from edgepose.card import MAX_INPUT_SIDE
+
     h, w = image_hw
-    width = max(1, round(w * height / h))
-    return height, -(-width // multiple) * multiple
+    width = -(-max(1, round(w * height / h)) // multiple) * multiple
+    if width > MAX_INPUT_SIDE:
+        raise ValueError(
+            f"A {h}x{w} image scaled to height {height} is {width} pixels wide, more than the "
+            f"{MAX_INPUT_SIDE} an input side may have (edgepose.card.MAX_INPUT_SIDE). Crop it.")
+    return height, width
 
 
 def rank_scores(mean_scores: np.ndarray, found: np.ndarray) -> np.ndarray:

@@ -374,7 +374,8 @@ def run_posenet(model: Any, image: NDArray[np.uint8], keypoint_set: Any,
 
     Args:
         model: an :class:`edgepose.model.LoadedModel` whose card has head
-            ``"posenet"``; its ``head_params`` are passed to
+            ``"posenet"``; its typed parameters
+            (:class:`edgepose.heads.PoseNetParams`) are passed to
             :func:`decode_posenet` (``output_stride``, ``max_poses``,
             ``score_threshold``, ``nms_radius``, ``local_max_radius``,
             ``variant``), plus ``align`` for the letterbox ("center").
@@ -390,11 +391,9 @@ def run_posenet(model: Any, image: NDArray[np.uint8], keypoint_set: Any,
     from edgepose.results import PoseResult
 
     spec = model.card.input
-    params = dict(model.card.head_params)
-    align = params.pop("align", "center")
-    params.pop("dequantize", None)  # applied by the model when it runs
+    params = model.card.params  # dequantize is applied by the model when it runs
     canvas, scale, (pad_x, pad_y) = letterbox(image, spec.size, pad_value=spec.pad_value,
-                                              align=align)
+                                              align=params.align)
     tensor = model.preprocess(canvas[None])
     if watch is not None:
         watch.lap("preprocess")
@@ -403,7 +402,8 @@ def run_posenet(model: Any, image: NDArray[np.uint8], keypoint_set: Any,
         watch.lap("inference")
     check_finite_outputs(outputs, model.name)
     kp, scores, pose_scores = decode_posenet(
-        outputs["heatmaps"][0], outputs["short_offsets"][0], outputs["mid_offsets"][0], **params)
+        outputs["heatmaps"][0], outputs["short_offsets"][0], outputs["mid_offsets"][0],
+        **params.decoder_kwargs())
     # The letterbox maps pixel edges by x_in = scale * x + pad; keypoints are
     # pixel centres (edge + 0.5) on both sides.
     kp = (kp + 0.5 - np.array([pad_x, pad_y], np.float32)) / np.float32(scale) - 0.5

@@ -96,7 +96,7 @@ def model_inputs(image: NDArray[np.uint8], card: ModelCard, boxes: ArrayLike | N
         # "fit_height" models take any width; tensors that stack need one size:
         # the card's, filled from the top-left as the runtime fills it
         align = ("topleft" if spec.resize == "fit_height"
-                 else card.head_params.get("align", "center"))
+                 else getattr(card.params, "align", "center"))
         canvas, _, _ = letterbox(image, spec.size, pad_value=spec.pad_value, align=align)
     return preprocess_crops(canvas[None], spec)
 

@@ -496,9 +496,8 @@ def _decode_keypoints(card: ModelCard, outputs: Mapping[str, np.ndarray]
     """Keypoints ``(N, K, 2)`` in model-input pixels and their scores ``(N, K)``."""
     from edgepose.heads import HEAD_DECODERS, decode_head
 
-    params = card.head_params
     if card.head in HEAD_DECODERS:
-        return decode_head(card.head, outputs, params, card.input.size)
+        return decode_head(card.head, outputs, card.params, card.input.size)
     if card.head in ("paf", "posenet"):
         return _heatmap_peaks(card, outputs)
     raise ValueError(f"Cannot measure keypoint error for head {card.head!r}.")
@@ -509,10 +508,10 @@ def _heatmap_peaks(card: ModelCard, outputs: Mapping[str, np.ndarray]
     """Bottom-up heads: the peak of every part heatmap, in model-input pixels."""
     from edgepose import ops
 
-    params = card.head_params
+    params = card.params
     if card.head == "paf":
-        layout = params.get("layout", "NHWC")
-        k = int(params["num_parts"])
+        layout = params.layout
+        k = params.num_parts
         maps = outputs["maps"] if "maps" in outputs else outputs["heatmaps"]
         maps = maps[..., :k] if layout == "NHWC" else maps[:, :k]
     else:  # posenet: NHWC heatmaps

@@ -105,7 +105,7 @@ class _BackendRunner:
         self.input = info.name
         self.max_batch = info.shape[0] if info.shape else None
         self.outputs = dict(card.outputs)
-        self.dequantize = card.head_params.get("dequantize", {})
+        self.dequantize = card.params.dequantize
 
     def run(self, x: np.ndarray) -> dict[str, np.ndarray]:
         x = _to_layout(x, self.feed_layout, self.card.input.layout)
@@ -194,21 +194,15 @@ def _oks(ref_kp, ref_visible, cand_kp, cand_located, area, sigmas) -> float:
 
 def _people(card: ModelCard, outputs: Mapping[str, np.ndarray], hw: tuple[int, int]) -> list:
     """Per input tensor: (keypoints (P, K, 2), scores (P, K)) in model-input pixels."""
-    params = dict(card.head_params)
+    params = card.params
     n = len(next(iter(outputs.values())))
     if card.head == "paf":
-        from edgepose import ops
-        from edgepose.paf import GROUPING_PARAMS, split_maps
+        from edgepose.paf import group_people, split_maps
 
-        grouping = {name: params[name] for name in GROUPING_PARAMS if name in params}
         people = []
         for i in range(n):
             heatmaps, pafs = split_maps({r: v[i:i + 1] for r, v in outputs.items()}, params)
-            persons, _ = ops.group_paf(
-                heatmaps, pafs, params["limbs"], params["paf_channels"],
-                layout="HWC" if params.get("layout", "NHWC") == "NHWC" else "CHW",
-                stride=float(params.get("stride", 8.0)), offset=float(params.get("offset", 0.0)),
-                **grouping)
+            persons, _ = group_people(heatmaps, pafs, params)
             kp = persons[..., :2].astype(np.float64)
             kp[persons[..., 2] <= 0] = -1.0
             people.append((kp, persons[..., 2].astype(np.float64)))
@@ -216,12 +210,11 @@ def _people(card: ModelCard, outputs: Mapping[str, np.ndarray], hw: tuple[int, i
     if card.head == "posenet":
         from edgepose.posenet import decode_posenet
 
-        params.pop("align", None)
-        params.pop("dequantize", None)
         people = []
         for i in range(n):
             kp, scores, _ = decode_posenet(outputs["heatmaps"][i], outputs["short_offsets"][i],
-                                           outputs["mid_offsets"][i], **params)
+                                           outputs["mid_offsets"][i],
+                                           **params.decoder_kwargs())
             people.append((kp.astype(np.float64), scores.astype(np.float64)))
         return people
     from edgepose.heads import decode_head

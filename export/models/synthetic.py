@@ -494,23 +494,23 @@ def _targets(head: str, model: Any, card: Any, data: FigureSet, idx: NDArray[np.
              size: tuple[int, int]) -> list[NDArray[np.float32]]:
     kp, vis = data.keypoints[idx, 0], data.visible[idx, 0].astype(np.float32)
     if head == "simcc":
-        tx, ty = simcc_targets(kp, size, float(card.head_params.get("split_ratio", 2.0)))
+        tx, ty = simcc_targets(kp, size, card.params.split_ratio)
         return [tx, ty, vis]
     stride = int(getattr(model, "stride", 4))
     hm = heatmap_targets(kp, (size[0] // stride, size[1] // stride), stride,
-                         offset=float(card.head_params.get("offset", 0.0)))
+                         offset=card.params.offset)
     return [hm, vis]
 
 
 def _paf_targets(card: Any, data: FigureSet, size: tuple[int, int]) -> list[NDArray[np.float32]]:
-    params = card.head_params
-    stride, offset = float(params["stride"]), float(params.get("offset", 0.0))
+    params = card.params
+    stride, offset = params.stride, params.offset
     kp18, vis18 = coco17_to_coco18(data.keypoints, data.visible)
     map_size = (size[0] // int(stride), size[1] // int(stride))
-    limbs = np.asarray(params["limbs"])
-    channels = np.asarray(params["paf_channels"])  # (x, y) channel of each limb
+    limbs = np.asarray(params.limbs)
+    channels = np.asarray(params.paf_channels)  # (x, y) channel of each limb
     n = len(data)
-    heat = np.empty((n, int(params["num_parts"]) + 1) + map_size, np.float32)
+    heat = np.empty((n, params.num_parts + 1) + map_size, np.float32)
     pafs = np.zeros((n, int(channels.max()) + 1) + map_size, np.float32)
     for i in range(n):
         p = int(data.people[i])
@@ -556,22 +556,21 @@ def _evaluate(torch, model, card, head: str, data: FigureSet,
     if head in ("simcc", "heatmap"):
         from edgepose.heads import decode_head
 
-        kp, scores = decode_head(head, outputs, card.head_params, size)
+        kp, scores = decode_head(head, outputs, card.params, size)
         vis = data.visible[:, 0]
         found = kp[..., 0] >= 0
         return (keypoint_error_px(kp, data.keypoints[:, 0], vis),
                 float((found & vis).sum() / max(1, vis.sum())))
     from edgepose import ops
 
-    params = card.head_params
+    params = card.params
     kp18, vis18 = coco17_to_coco18(data.keypoints, data.visible)
-    k = int(params["num_parts"])
+    k = params.num_parts
     errors, found, total = [], 0, 0
     for i in range(len(data)):
         persons, _ = ops.group_paf(outputs["heatmaps"][i, :k], outputs["pafs"][i],
-                                   params["limbs"], params["paf_channels"], layout="CHW",
-                                   stride=float(params["stride"]),
-                                   offset=float(params.get("offset", 0.0)))
+                                   params.limbs, params.paf_channels, layout="CHW",
+                                   stride=params.stride, offset=params.offset)
         for p in range(int(data.people[i])):
             truth, vis = kp18[i, p], vis18[i, p]
             total += int(vis.sum())
