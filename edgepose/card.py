@@ -44,7 +44,8 @@ A card is untrusted input, so it is bounded:
   decompressor whatever size its header declares, an OpenVINO rt_info value);
 - JSON arrays and objects nest at most :data:`MAX_CARD_DEPTH` (32) deep,
   checked before parsing;
-- each input side is at most :data:`MAX_INPUT_SIDE` (8192) pixels;
+- each input side is at most :data:`MAX_INPUT_SIDE` (4096) pixels (and a
+  model with a static input must match the card's size when it is loaded);
 - head parameters have documented bounds in their classes (e.g. at most
   1024 PAF peaks per part, a peak radius of at most 16).
 """
@@ -115,7 +116,10 @@ MAX_CARD_BYTES = 1 << 20
 #: The deepest nesting of JSON arrays and objects in a card.
 MAX_CARD_DEPTH = 32
 #: The largest input side (height or width) a card may give, in pixels.
-MAX_INPUT_SIDE = 8192
+MAX_INPUT_SIDE = 4096
+# Bounds of the input normalisation (0-255 pixel units): a tiny std overflows float32.
+_MIN_STD = 1e-3
+_MAX_NORM = 1e4
 
 
 # --- validation helpers --------------------------------------------------------
@@ -212,13 +216,14 @@ class InputSpec:
 
     Attributes:
         size: ``(H, W)`` of the model input, integers from 1 to
-            :data:`MAX_INPUT_SIDE` (8192).
+            :data:`MAX_INPUT_SIDE` (4096).
         name: the input tensor's name, or None for the model's only input.
         layout: ``"NCHW"`` or ``"NHWC"``.
         dtype: ``"float32"`` or ``"uint8"`` (uint8 feeds are raw pixels:
             mean 0 and std 1 only).
         color: ``"RGB"`` or ``"BGR"``.
-        mean, std: 3 numbers each, in 0-255 pixel units; std > 0.
+        mean, std: 3 numbers each, in 0-255 pixel units; mean within
+            +-10000, std from 0.001 to 10000.
         resize: ``"affine"`` (aspect-preserving warp around a box, top-down),
             ``"letterbox"`` (aspect-preserving resize, padded),
             ``"stretch"`` (plain resize) or ``"fit_height"`` (models with a
@@ -264,6 +269,11 @@ class InputSpec:
         std = _floats("input std", self.std, 3)
         if not all(v > 0 for v in std):
             raise ValueError(f"input std must be positive, got {std}.")
+        if not all(_MIN_STD <= x <= _MAX_NORM for x in std) or not all(
+                abs(x) <= _MAX_NORM for x in mean):
+            raise ValueError(
+                f"input mean must lie within +-{_MAX_NORM:g} and std in [{_MIN_STD:g}, "
+                f"{_MAX_NORM:g}] (0-255 pixel units), got mean {mean} and std {std}.")
         if self.dtype == "uint8" and (mean != (0.0, 0.0, 0.0) or std != (1.0, 1.0, 1.0)):
             raise ValueError(
                 "A uint8 input takes raw pixels: mean must be (0, 0, 0) and std (1, 1, 1), "
@@ -272,6 +282,9 @@ class InputSpec:
         object.__setattr__(self, "std", std)
         if not (_is_real(self.pad_value) and math.isfinite(self.pad_value)):
             raise ValueError(f"input pad_value must be a finite number, got {self.pad_value!r}.")
+        if not 0 <= self.pad_value <= 255:
+            raise ValueError(f"input pad_value must be a pixel value from 0 to 255, got "
+                             f"{self.pad_value!r}.")
         object.__setattr__(self, "pad_value", float(self.pad_value))
 
     def to_dict(self) -> dict[str, Any]:

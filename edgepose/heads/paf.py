@@ -121,14 +121,14 @@ class PafParams(HeadParams):
                 else (("heatmaps", "pafs"), ()))
 
     def check_context(self, num_keypoints, roles):
+        if roles is not None and "maps" in roles and self.paf_start is None:
+            raise ValueError(f"{FIELD}.paf_start is required when the outputs are one 'maps' "
+                             "tensor (part maps, then fields from channel paf_start).")
         super().check_context(num_keypoints, roles)
         if num_keypoints is not None and num_keypoints != self.num_parts:
             raise ValueError(
                 f"{FIELD}.num_parts must equal the keypoint set's {num_keypoints} keypoints, got "
                 f"{self.num_parts}.")
-        if roles is not None and "maps" in roles and self.paf_start is None:
-            raise ValueError(f"{FIELD}.paf_start is required when the outputs are one 'maps' "
-                             "tensor (part maps, then fields from channel paf_start).")
 
     def grouping_kwargs(self, map_hw: tuple[int, int]) -> dict:
         """The keyword arguments of :func:`edgepose.ops.group_paf` for a map of

@@ -15,7 +15,7 @@ MAX_LOCAL_MAX_RADIUS = 16
 #: The largest output stride (input pixels per cell).
 MAX_OUTPUT_STRIDE = 256
 #: The largest NMS radius (input pixels): the largest input side.
-MAX_NMS_RADIUS = 8192.0
+MAX_NMS_RADIUS = 4096.0
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -26,7 +26,7 @@ class PoseNetParams(HeadParams):
         output_stride: input pixels per grid cell, 1 to 256.
         max_poses: 0 to 1000.
         score_threshold: in [0, 1].
-        nms_radius: input pixels, in (0, 8192].
+        nms_radius: input pixels, in (0, 4096].
         local_max_radius: cells, 0 to 16.
         variant: ``"tfjs"`` or ``"coral"``.
         align: letterbox placement, ``"center"`` or ``"topleft"``.
