@@ -80,6 +80,7 @@ __all__ = [
     "TASKS",
     "HEADS",
     "DETECTOR_HEADS",
+    "BOTTOM_UP_HEADS",
     "LAYOUTS",
     "DTYPES",
     "COLORS",
@@ -101,6 +102,8 @@ TASKS = ("topdown", "bottomup", "single", "detector")
 HEADS = tuple(HEAD_PARAMS)
 #: Heads of person detectors: exactly the heads allowed with task "detector".
 DETECTOR_HEADS = ("yolox", "nanodet")
+#: Heads of bottom-up models: exactly the heads allowed with task "bottomup".
+BOTTOM_UP_HEADS = ("posenet", "paf")
 LAYOUTS = ("NCHW", "NHWC")
 DTYPES = ("float32", "uint8")
 COLORS = ("RGB", "BGR")
@@ -355,6 +358,10 @@ class ModelCard:
             raise ValueError(
                 f"head {self.head!r} does not fit task {self.task!r}: detector heads "
                 f"({', '.join(DETECTOR_HEADS)}) go with task 'detector' and only they do.")
+        if (self.task == "bottomup") != (self.head in BOTTOM_UP_HEADS):
+            raise ValueError(
+                f"head {self.head!r} does not fit task {self.task!r}: bottom-up heads "
+                f"({', '.join(BOTTOM_UP_HEADS)}) go with task 'bottomup' and only they do.")
         spec = self.input
         if isinstance(spec, Mapping):
             spec = InputSpec.from_dict(spec)
@@ -532,7 +539,7 @@ def _onnx_metadata(path: Path) -> dict[str, str]:
                     if number == _ONNX_GRAPH and wire == 2:
                         has_graph = True
                     elif number == _ONNX_METADATA_PROPS and wire == 2:
-                        entry = {1: "", 2: ""}
+                        entry = {1: b"", 2: b""}
                         for n, w, span in _proto_fields(buf, *value):
                             if n in entry and w == 2:
                                 if span[1] - span[0] > MAX_CARD_BYTES:
@@ -541,8 +548,15 @@ def _onnx_metadata(path: Path) -> dict[str, str]:
                                         f"{'key' if n == 1 else 'value'} of {span[1] - span[0]} "
                                         f"bytes; edgepose reads at most {MAX_CARD_BYTES} bytes "
                                         "(edgepose.card.MAX_CARD_BYTES).")
-                                entry[n] = bytes(buf[span[0]:span[1]]).decode("utf-8")
-                        metadata[entry[1]] = entry[2]
+                                entry[n] = bytes(buf[span[0]:span[1]])
+                        key = entry[1].decode("utf-8")
+                        try:
+                            metadata[key] = entry[2].decode("utf-8")
+                        except UnicodeDecodeError:
+                            if key != ONNX_METADATA_KEY:
+                                raise
+                            raise _TooLarge(f"{path} carries an invalid edgepose card: it is "
+                                            "not UTF-8 text.") from None
             except _TooLarge as e:
                 raise ValueError(str(e)) from None
             except (ValueError, UnicodeDecodeError) as e:
@@ -553,7 +567,8 @@ def _onnx_metadata(path: Path) -> dict[str, str]:
 
 
 class _TooLarge(Exception):
-    """A card (or metadata entry) over :data:`MAX_CARD_BYTES`."""
+    """A card (or metadata entry) over :data:`MAX_CARD_BYTES`, or a card that is not text:
+    the message is the final one."""
 
 
 def _read_onnx_card(path: Path) -> str | None:

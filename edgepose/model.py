@@ -202,7 +202,8 @@ class LoadedModel:
             raise ValueError(
                 f"The card of {self.path.name} describes a {spec.layout} input of size "
                 f"{tuple(spec.size)}, i.e. shape {expected}, but the model's input "
-                f"{tensor.name!r} has shape {shape}.")
+                f"{tensor.name!r} has shape {shape}. Fix the card's input size and layout "
+                "to match the model.")
         try:
             self.card.params.check_roles(tuple(self.card.outputs))
         except ValueError as e:

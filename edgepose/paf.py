@@ -151,8 +151,9 @@ def fit_height_size(image_hw: tuple[int, int], height: int, multiple: int) -> tu
     width = -(-max(1, round(w * height / h)) // multiple) * multiple
     if width > MAX_INPUT_SIDE:
         raise ValueError(
-            f"A {h}x{w} image scaled to height {height} is {width} pixels wide, more than the "
-            f"{MAX_INPUT_SIDE} an input side may have (edgepose.card.MAX_INPUT_SIDE). Crop it.")
+            f"A {h}x{w} image scaled to the card's input size height {height} is {width} "
+            f"pixels wide, more than the {MAX_INPUT_SIDE} an input side may have "
+            "(edgepose.card.MAX_INPUT_SIDE). Crop the image or lower the input size.")
     return height, width
 
 

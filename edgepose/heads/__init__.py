@@ -103,7 +103,8 @@ def decode_head(head: str, outputs: Outputs, params: HeadParams | Mapping[str, A
         input_hw: the model input size ``(h, w)``.
 
     Raises:
-        ValueError: no decoder for ``head``, or invalid parameters.
+        ValueError: no decoder for ``head``, invalid parameters, or (for
+            parameters of a card) a keypoint count other than the card's.
     """
     try:
         decoder = HEAD_DECODERS[head]
@@ -112,4 +113,12 @@ def decode_head(head: str, outputs: Outputs, params: HeadParams | Mapping[str, A
             f"No top-down decoder for head '{head}'; available: {sorted(HEAD_DECODERS)}.") from None
     if not isinstance(params, HEAD_PARAMS[head]):
         params = params_from_dict(head, params)
-    return decoder(outputs, params, input_hw)
+    keypoints, scores = decoder(outputs, params, input_hw)
+    expected = params.keypoint_count
+    if expected is not None and keypoints.shape[1] != expected:
+        raise ValueError(
+            f"The {head} head decoded {keypoints.shape[1]} keypoints from outputs of shapes "
+            f"{ {role: tuple(np.shape(v)) for role, v in outputs.items()} }, but the card's "
+            f"keypoint set has {expected}: check head_params (layout, channels) against the "
+            "model's outputs.")
+    return keypoints, scores

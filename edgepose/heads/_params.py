@@ -96,6 +96,10 @@ class HeadParams:
 
     dequantize: Mapping[str, tuple[float, int]] = dataclasses.field(
         default_factory=dict, hash=False)
+    #: The card's keypoint count (set by from_dict; None when unknown):
+    #: decoders check that they produce this many keypoints.
+    keypoint_count: int | None = dataclasses.field(
+        default=None, init=False, compare=False, repr=False)
 
     #: Output roles: (required, optional). None = any role.
     OUTPUT_ROLES: ClassVar[tuple[tuple[str, ...], tuple[str, ...]]] = ((), ())
@@ -166,6 +170,7 @@ class HeadParams:
                      tuple(n for n in names if n not in cls.REQUIRED))
         params = cls(**dict(data))
         params.check_context(num_keypoints, roles)
+        object.__setattr__(params, "keypoint_count", num_keypoints)
         return params
 
 

@@ -59,6 +59,13 @@ class PoseNetParams(HeadParams):
             "align": lambda n, x: v.choice(f"{FIELD}.{n}", x, ("center", "topleft")),
         }
 
+    def check_context(self, num_keypoints, roles):
+        super().check_context(num_keypoints, roles)
+        if num_keypoints is not None and num_keypoints != 17:
+            raise ValueError(
+                f"The posenet head gives the 17 COCO keypoints, but the card's keypoint set has "
+                f"{num_keypoints}: use keypoints 'coco17'.")
+
     def decoder_kwargs(self) -> dict:
         """The keyword arguments of :func:`edgepose.posenet.decode_posenet`."""
         return {"output_stride": self.output_stride, "max_poses": self.max_poses,
