@@ -426,7 +426,7 @@ class ModelCard:
                 f"Not an edgepose card: the 'edgepose_card' version field is missing "
                 f"(expected \"edgepose_card\": {CARD_VERSION}).")
         version = data["edgepose_card"]
-        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        if not v.is_int(version) or version < 1:
             raise ValueError(
                 f"Unsupported edgepose card version {version!r}; expected {CARD_VERSION}.")
         if version > CARD_VERSION:

@@ -32,6 +32,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from edgepose._arrays import read_only
+from edgepose._validate import is_int
 from edgepose.images import check_image, import_cv2
 from edgepose.ops import nms_boxes
 
@@ -298,7 +299,7 @@ def _float_2d(name: str, value: ArrayLike, shape_text: str) -> NDArray[np.float3
 
 
 def _class_index(class_index: int, num_classes: int) -> int:
-    if isinstance(class_index, bool) or not isinstance(class_index, (int, np.integer)):
+    if not is_int(class_index):
         raise TypeError(f"class_index must be an int, got {type(class_index).__name__}.")
     if not 0 <= class_index < num_classes:
         raise ValueError(
@@ -412,7 +413,7 @@ def decode_nanodet(
         raise ValueError(
             f"cls_per_stride and dis_per_stride need one array per stride {st}, "
             f"got {len(cls_per_stride)} and {len(dis_per_stride)}.")
-    if isinstance(reg_max, bool) or not isinstance(reg_max, (int, np.integer)) or reg_max < 1:
+    if not is_int(reg_max) or reg_max < 1:
         raise ValueError(f"reg_max must be a positive int, got {reg_max!r}.")
     center_offset = float(center_offset)
     if not np.isfinite(center_offset):
@@ -558,11 +559,9 @@ class PersonDetector:
         self.strides = _strides(strides)
         self.reg_max = 7 if reg_max is None else reg_max
         self.center_offset = 0.5 if center_offset is None else float(center_offset)
-        if kind == "nanodet" and (isinstance(self.reg_max, bool) or not isinstance(
-                self.reg_max, (int, np.integer)) or self.reg_max < 1):
+        if kind == "nanodet" and (not is_int(self.reg_max) or self.reg_max < 1):
             raise ValueError(f"reg_max must be a positive int, got {reg_max!r}.")
-        if isinstance(class_index, bool) or not isinstance(class_index, (int, np.integer)) \
-                or class_index < 0:
+        if not is_int(class_index) or class_index < 0:
             raise ValueError(f"class_index must be a non-negative int, got {class_index!r}.")
         self.class_index = int(class_index)
         self.score_threshold = float(score_threshold)
@@ -572,8 +571,7 @@ class PersonDetector:
                 f"score_threshold and iou_threshold must be finite, got {score_threshold!r} "
                 f"and {iou_threshold!r}.")
         if max_detections is not None and (
-                isinstance(max_detections, bool) or not isinstance(max_detections, (int, np.integer))
-                or max_detections < 1):
+                not is_int(max_detections) or max_detections < 1):
             raise ValueError(f"max_detections must be None or a positive int, got {max_detections!r}.")
         self.max_detections = max_detections
 

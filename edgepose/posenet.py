@@ -47,6 +47,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from edgepose._arrays import check_finite, float_array
+from edgepose._validate import is_int
 
 __all__ = ["POSENET_KEYPOINTS", "POSENET_EDGES", "decode_posenet", "run_posenet"]
 
@@ -209,7 +210,7 @@ def _claimed(xy: NDArray[np.float32], others: list[NDArray[np.float32]], squared
 
 def _check_int(name: str, value: object, minimum: int) -> int:
     kind = "positive" if minimum == 1 else "non-negative"
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+    if not is_int(value):
         raise TypeError(f"{name} must be a {kind} int, got {type(value).__name__} {value!r}.")
     if value < minimum:
         raise ValueError(f"{name} must be a {kind} int, got {value!r}.")

@@ -101,7 +101,7 @@ class HeadParams:
     keypoint_count: int | None = dataclasses.field(
         default=None, init=False, compare=False, repr=False)
 
-    #: Output roles: (required, optional). None = any role.
+    #: Output roles the head reads: (required, optional); any other role is refused.
     OUTPUT_ROLES: ClassVar[tuple[tuple[str, ...], tuple[str, ...]]] = ((), ())
     #: Keys that must be present in head_params.
     REQUIRED: ClassVar[tuple[str, ...]] = ()
