@@ -169,6 +169,17 @@ def test_inputs_are_coerced():
     ({"provenance": {1: "a"}}, "provenance keys must be strings, got 1."),
     ({"provenance": {"a": {1, 2}}}, r"provenance\['a'\] must hold only JSON values .* got set."),
     ({"outputs": {"heatmaps": 3}}, r"outputs\['heatmaps'\] must be a non-empty string, got 3."),
+    ({"outputs": {"simcc_x": "a", "simcc_z": "b"}},
+     r"outputs has an unknown role 'simcc_z' for this head. Did you mean 'simcc_y'\? Roles: "
+     r"simcc_x, simcc_y."),
+    ({"task": "bottomup"}, r"head 'simcc' does not fit task 'bottomup': bottom-up heads "
+                           r"\(posenet, paf\) go with task 'bottomup' and only they do."),
+    ({"head_params": {"split_ratio": 1e9}},
+     r"head_params.split_ratio must be a finite number in \(0, 64\], got 1000000000.0."),
+    ({"head_params": {"spilt_ratio": 2.0}},
+     r"head_params has an unknown field 'spilt_ratio'. Did you mean 'split_ratio'\?"),
+    ({"head_params": {"channels": [0, 1]}},
+     r"head_params.channels must give one channel per keypoint \(17\), got 2."),
 ])
 def test_card_validation(change, message):
     with pytest.raises(ValueError, match=message):
@@ -190,6 +201,12 @@ def test_card_validation(change, message):
     ({"dtype": "uint8", "std": (255, 255, 255)},
      r"A uint8 input takes raw pixels: mean must be \(0, 0, 0\) and std \(1, 1, 1\)"),
     ({"pad_value": "114"}, "input pad_value must be a finite number, got '114'."),
+    ({"pad_value": 300}, "input pad_value must be a pixel value from 0 to 255, got 300."),
+    ({"size": (100000, 100000)}, r"input size must be at most 4096 pixels per side "
+                                 r"\(edgepose.card.MAX_INPUT_SIDE\), got \(100000, 100000\)."),
+    ({"size": (4097, 1)}, r"input size must be at most 4096 pixels per side"),
+    ({"std": (1e-9, 1, 1)}, r"input mean must lie within \+-10000 and std in \[0.001, 10000\]"),
+    ({"mean": (1e6, 0, 0)}, r"input mean must lie within \+-10000"),
     ({"name": ""}, "input name must be a non-empty string"),
 ])
 def test_input_validation(change, message):
