@@ -1,0 +1,79 @@
+"""RuntimeOptions: validation, the flat keyword shortcuts, and which options reach which runtime."""
+from __future__ import annotations
+
+import pytest
+
+from edgepose.runtime import RuntimeOptions
+
+MOVENET = "movenet/movenet_singlepose_lightning_int8_4.tflite"
+YOLOX = "detectors/yolox_yolox_nano_416x416.onnx"
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("backend", "tensorrt", "backend must be one of onnxruntime, tflite, openvino"),
+    ("threads", 0, "threads must be a positive integer"),
+    ("threads", True, "threads must be a positive integer"),
+    ("threads", 2.0, "threads must be a positive integer"),
+    ("device", "", "device must be an OpenVINO device name"),
+    ("providers", [], "providers must be a non-empty list"),
+    ("providers", [("CUDAExecutionProvider", "fast")], r"name or \(name, options dict\)"),
+    ("precision", "int8", "precision must be one of f32, f16, bf16"),
+    ("xnnpack", 0, "xnnpack must be True or False"),
+])
+def test_fields_are_checked_when_built(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        RuntimeOptions(**{field: value})
+
+
+def test_values_are_normalised_and_frozen():
+    options = RuntimeOptions(providers="CPUExecutionProvider", threads=2)
+    assert options.providers == ("CPUExecutionProvider",)
+    with pytest.raises(AttributeError):
+        options.threads = 3
+    assert options.replace(threads=4).threads == 4 and options.threads == 2
+    with pytest.raises(ValueError, match="threads"):
+        options.replace(threads=-1)
+
+
+def test_resolve_takes_runtime_or_the_shortcuts_not_both():
+    assert RuntimeOptions.resolve() == RuntimeOptions()
+    assert RuntimeOptions.resolve(backend="openvino", threads=2) == \
+        RuntimeOptions(backend="openvino", threads=2)
+    gpu = RuntimeOptions(device="GPU")
+    assert RuntimeOptions.resolve(gpu, backend=None, xnnpack=True) is gpu  # defaults: not given
+    with pytest.raises(ValueError, match=r"not both: got runtime= and threads="):
+        RuntimeOptions.resolve(gpu, threads=2)
+    with pytest.raises(TypeError, match="unknown runtime option"):
+        RuntimeOptions.resolve(thread=2)
+    with pytest.raises(TypeError, match="must be an edgepose.RuntimeOptions"):
+        RuntimeOptions.resolve({"threads": 2})
+
+
+def test_each_runtime_gets_only_its_own_options():
+    options = RuntimeOptions(threads=1, device="GPU", providers=["CPUExecutionProvider"],
+                             xnnpack=False)
+    assert options.backend_kwargs("tflite") == {"threads": 1, "xnnpack": False}
+    assert options.backend_kwargs("onnxruntime") == {"threads": 1,
+                                                     "providers": ["CPUExecutionProvider"]}
+    assert options.backend_kwargs("openvino") == {"threads": 1, "device": "GPU",
+                                                  "precision": "f32"}
+    assert options.backend_for("a/model.TFLITE") == "tflite"
+    assert options.replace(backend="openvino").backend_for("model.onnx") == "openvino"
+
+
+def test_opening_real_files(shared_dir):
+    models = shared_dir / "models"
+    options = RuntimeOptions(threads=1, xnnpack=False)
+    with options.open(models / MOVENET) as tflite, options.open(models / YOLOX) as onnx:
+        assert tflite.xnnpack is False          # the TFLite option reached the TFLite model
+        assert type(onnx).__name__ == "OnnxRuntimeBackend"
+    with RuntimeOptions(backend="openvino").open(models / YOLOX) as ov:
+        assert type(ov).__name__ == "OpenVINOBackend"
+
+
+def test_an_option_the_fixed_backend_cannot_take_is_an_error(shared_dir):
+    path = shared_dir / "models" / YOLOX
+    with pytest.raises(ValueError, match="device is an OpenVINO option"):
+        RuntimeOptions(backend="onnxruntime", device="GPU").open(path)
+    with pytest.raises(ValueError, match="xnnpack is a TFLite option"):
+        RuntimeOptions(backend="onnxruntime", xnnpack=False).open(path)
