@@ -267,11 +267,9 @@ def core_build() -> dict[str, Any]:
 
 def dist_version(name: str) -> str | None:
     """The installed version of a distribution, or None."""
-    try:
-        from importlib.metadata import version
-        return version(name)
-    except Exception:
-        return None
+    from edgepose.versions import installed_version
+
+    return installed_version(name)
 
 
 def environment(edgepose_threads: str = KERNEL_THREADS) -> dict[str, Any]:

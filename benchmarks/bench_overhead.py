@@ -81,7 +81,7 @@ def main(argv=None) -> int:
 
     import edgepose
     from edgepose.backends import open_backend
-    from edgepose.backends.tflite import _import_interpreter
+    from edgepose.backends.tflite import import_interpreter
     from edgepose.bench.probe import probe_machine
     from edgepose.detectors import PersonDetector
     from edgepose.model import LoadedModel
@@ -112,7 +112,7 @@ def main(argv=None) -> int:
     session = ort.InferenceSession(str(det_path), sess_options=so,
                                    providers=["CPUExecutionProvider"])
     det_input = session.get_inputs()[0].name
-    Interpreter, package = _import_interpreter()
+    Interpreter, package = import_interpreter()
     interp = Interpreter(model_path=str(pose_path), num_threads=threads)
     interp.allocate_tensors()
     pose_in = interp.get_input_details()[0]["index"]

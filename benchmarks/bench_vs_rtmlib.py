@@ -416,15 +416,14 @@ def main(argv=None) -> int:
     except ImportError:
         print("error: rtmlib is not installed: pip install rtmlib", file=sys.stderr)
         return 2
-    from importlib.metadata import version
-
     from edgepose import ops
     from edgepose.bench.probe import probe_machine
+    from edgepose.versions import installed_version
 
     root = shared_dir()
     machine = probe_machine()
     print(f"machine: {machine['cpu']['model']} ({machine['cpu']['cores_logical']} cores), load "
-          f"average {machine['load_avg']}; rtmlib {version('rtmlib')}, onnxruntime "
+          f"average {machine['load_avg']}; rtmlib {installed_version('rtmlib')}, onnxruntime "
           f"{ort.__version__}, numpy {np.__version__}; threads {args.threads}")
 
     # YOLOX-nano's raw outputs on the benchmark image, for the multiclass NMS case
@@ -470,7 +469,7 @@ def main(argv=None) -> int:
                "settings": {"threads": args.threads, "runs": args.runs, "warmup": args.warmup,
                             "samples": args.samples, "image": f"{IMAGE}[:, {IMAGE_X0}:]",
                             "score_threshold": SCORE_THR, "nms_iou": NMS_THR,
-                            "rtmlib": version("rtmlib"), "target_ratio": TARGET},
+                            "rtmlib": installed_version("rtmlib"), "target_ratio": TARGET},
                "machine": machine, "kernels": micro, "pipelines": rows, "checks": info}
         write_json(args.json, doc)
     return 0

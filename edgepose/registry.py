@@ -37,7 +37,8 @@ which excludes other threads and other processes: concurrent imports and
 pulls into one cache keep every pin. Every file is written through a
 temporary file (fsynced, then renamed) with the mode of an ordinary new file.
 
-Library calls print nothing; pass ``progress=`` to follow a download.
+Library calls print nothing; pass ``progress=`` to follow a download
+(``edgepose.progress.ProgressBar("name")`` draws the bar the CLI draws).
 """
 from __future__ import annotations
 
@@ -76,7 +77,8 @@ MODEL_DIR_ENV = "EDGEPOSE_MODEL_DIR"
 MIRROR_ENV = "EDGEPOSE_MIRROR"
 OFFLINE_ENV = "EDGEPOSE_OFFLINE"
 
-#: ``progress(bytes_done, bytes_total_or_None)``, called while a file is fetched.
+#: ``progress(bytes_done, bytes_total_or_None)``, called while a file is fetched
+#: (at most every 0.05 s, and once at the end); :class:`edgepose.progress.ProgressBar` is one.
 ProgressFn = Callable[[int, "int | None"], None]
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")

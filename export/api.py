@@ -1,7 +1,6 @@
 """The export stage's shared types and its entry point, ``export_model``."""
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import re
@@ -42,15 +41,9 @@ TOOLS = ("edgepose", "torch", "onnx", "onnxscript", "onnxruntime", "openvino", "
 
 def tool_versions(*names: str) -> dict[str, str]:
     """``{distribution: version}`` of the installed ones among ``names`` (default: TOOLS)."""
-    from importlib import metadata
+    from edgepose.versions import installed_versions
 
-    versions = {}
-    for name in names or TOOLS:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
-    return versions
+    return installed_versions(names or TOOLS)
 
 
 def card_with_provenance(card: ModelCard, **fields: Any) -> ModelCard:
@@ -363,12 +356,15 @@ def export_model(source: Any, *, card: ModelCard | None = None, preset: str | No
     The card of a file comes from ``card=``, ``preset=``, the file itself, its
     sha256 (a known model) or RTMPose's I/O signature, as the runtime finds it.
 
-    INT8 for ONNX (static QDQ, per-channel): unless ``exclude_nodes`` is given,
-    the head is quantized and kept in float in turn, both measured on the
-    calibration tensors, and the float head is kept only when the quantized
-    one breaks ``tolerance`` (:func:`edgepose_export.onnx.onnx_to_int8_decided`);
-    OpenVINO INT8 makes the same decision with NNCF. ``"int8-dynamic"`` is
-    ONNX only, with a warning for convolutional models.
+    INT8 (ONNX static QDQ per-channel, OpenVINO NNCF, TFLite AI Edge
+    Quantizer): the model is quantized fully, measured on the calibration
+    tensors, and the head kept in float only when the fully quantized model
+    breaks ``tolerance``, one decision for the three formats
+    (:func:`edgepose_export.int8.decide_int8_head`, recorded in the card as
+    ``provenance["int8"]``; OpenVINO and TFLite judge the keypoint error
+    only). For ONNX, ``exclude_nodes`` replaces the decision.
+    ``"int8-dynamic"`` is ONNX and TFLite only, with a warning for
+    convolutional ONNX models.
 
     Every artefact's parity report (:func:`edgepose_export.parity.parity`) is
     written into its card's provenance (``provenance["parity"]``).
@@ -534,72 +530,57 @@ def _convert(source, kind, base, card, target, precision, calib, tolerance, excl
              out_dir, stem, result) -> tuple[Path | None, list[str]]:
     from edgepose_export import onnx as onnx_export
 
-    notes: list[str] = []
     if target == "onnx":
         path = out_dir / f"{stem}_{precision}.onnx"
         if precision == "fp32":
-            return base, notes
+            return base, []
         if precision == "fp16":
-            return onnx_export.onnx_to_fp16(base, path), notes
+            return onnx_export.onnx_to_fp16(base, path), []
         if precision == "int8-dynamic":
-            return onnx_export.onnx_to_int8_dynamic(base, path), notes
+            return onnx_export.onnx_to_int8_dynamic(base, path), []
         if exclude_nodes is not None:
             return onnx_export.onnx_to_int8(base, path, calib, card,
-                                            exclude_nodes=list(exclude_nodes)), notes
-        path, decision = onnx_export.onnx_to_int8_decided(
+                                            exclude_nodes=list(exclude_nodes)), []
+        path, _ = onnx_export.onnx_to_int8_decided(
             base, path, calib, card, tolerance=tolerance,
             measure_inputs=_subset(calib.tensors, MAX_PARITY_INPUTS))
-        return path, [_decision_note(decision)]
+        return path, _int8_notes(path)
     if target == "openvino":
         from edgepose_export.openvino import to_openvino
 
-        path = out_dir / f"{stem}_{precision}.xml"
         src = source if kind == "tflite" else base
-        options = {}
-        if "max_keypoint_error_px" in inspect.signature(to_openvino).parameters:
-            options["max_keypoint_error_px"] = tolerance.max_keypoint_error_px
-        path = to_openvino(src, path, card, precision, calib if precision == "int8" else None,
-                           **options)
-        from edgepose.card import read_card
-
-        decision = (read_card(path).to_dict()["provenance"].get("int8")
-                    if precision == "int8" else None)
-        if isinstance(decision, Mapping):
-            notes.append(f"NNCF INT8: {json.dumps(decision, separators=(',', ':'))[:300]}")
-        return path, notes
+        path = to_openvino(src, out_dir / f"{stem}_{precision}.xml", card, precision,
+                           calib if precision == "int8" else None,
+                           max_keypoint_error_px=tolerance.max_keypoint_error_px)
+        return path, _int8_notes(path)
     # tflite
     path = out_dir / f"{stem}_{precision}.tflite"
     if kind == "tflite":
-        return onnx_export.attach_card(source, path, card), notes
+        return onnx_export.attach_card(source, path, card), []
     try:
         from edgepose_export.tflite import torch_to_tflite
     except ImportError as exc:
         result.skipped.append({"target": target, "precision": precision,
                                "reason": f"the TFLite converter is unavailable ({exc})"})
-        return None, notes
+        return None, []
     try:
-        return torch_to_tflite(source, card, path, precision,
-                               calib if precision == "int8" else None), notes
+        path = torch_to_tflite(source, card, path, precision,
+                               calib if precision == "int8" else None,
+                               max_keypoint_error_px=tolerance.max_keypoint_error_px)
     except ImportError as exc:
         result.skipped.append({"target": target, "precision": precision, "reason": str(exc)})
-        return None, notes
+        return None, []
+    return path, _int8_notes(path)
 
 
-def _decision_note(decision: Mapping[str, Any]) -> str:
-    measured = decision["measured"]
+def _int8_notes(path: Path) -> list[str]:
+    """What an INT8 conversion decided about the head, from the card it wrote."""
+    from edgepose.card import read_card
+    from edgepose_export.int8 import describe_int8
 
-    def figures(key: str) -> str:
-        m = measured.get(key)
-        if m is None:
-            return "not measured"
-        err = m["keypoint_error_px_mean"]
-        oks = m["oks_mean"]
-        return (f"{'-' if err is None else f'{err:.2f}'} px, OKS "
-                f"{'-' if oks is None else f'{oks:.3f}'}")
-
-    return (f"INT8 head kept in {decision['head']} ({len(decision['head_nodes'])} head nodes); "
-            f"measured on {decision['inputs']} calibration inputs: head int8 "
-            f"{figures('head_int8')}, head float {figures('head_float')}; {decision['reason']}")
+    written = read_card(path)
+    record = None if written is None else written.provenance.get("int8")
+    return [describe_int8(record)] if isinstance(record, Mapping) else []
 
 
 def _check_artifact(source, path, target, precision, card, tensors, inputs_source, tolerance,

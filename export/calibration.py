@@ -276,7 +276,7 @@ def calibration_set(source: str | os.PathLike, card: ModelCard, *,
     if table is not None and not source.is_dir() and source.suffix.lower() in VIDEO_SUFFIXES:
         raise ValueError("Annotation boxes name image files; a video needs detector= instead.")
 
-    from edgepose.cli import Progress
+    from edgepose.progress import ProgressBar
 
     frames, total = _images(source, max_images)
     if top_down and table is None and detector is None:
@@ -294,7 +294,8 @@ def calibration_set(source: str | os.PathLike, card: ModelCard, *,
         else:
             origin = "boxes from the detector"
 
-    bar = Progress(total, "calibration images", enabled=progress)
+    bar = ProgressBar("calibration images", total=total,
+                      enabled=progress, unit="images")
     chunks: list[np.ndarray] = []
     count = used = 0
     try:

@@ -16,7 +16,9 @@
   ``activation_type="int8"`` there.
 * :func:`onnx_to_int8_decided`: the same, with the head kept in float only
   where quantizing it breaks the tolerance, *measured* on the calibration
-  tensors (INT8 pose heads often collapse: MMPose issues 3148 and 3240).
+  tensors (INT8 pose heads often collapse: MMPose issues 3148 and 3240),
+  decided by :func:`edgepose_export.int8.decide_int8_head` as for OpenVINO
+  and TFLite.
 * :func:`onnx_to_int8_dynamic`: dynamic INT8 (weights only). onnxruntime runs
   convolutions quantized this way about 7x slower than FP32, so it warns for
   convolutional models.
@@ -43,6 +45,7 @@ from edgepose.card import ONNX_METADATA_KEY, ModelCard, read_card
 from edgepose._files import atomic_write, sha256_file
 from edgepose_export.api import (CalibrationSet, Tolerance, card_with_provenance, require,
                                  tool_versions)
+from edgepose_export.int8 import Int8Decision, decide_int8_head, head_candidates
 
 __all__ = ["torch_to_onnx", "onnx_to_fp16", "onnx_to_int8", "onnx_to_int8_decided",
            "onnx_to_int8_dynamic", "attach_card", "head_nodes", "is_convolutional",
@@ -51,6 +54,9 @@ __all__ = ["torch_to_onnx", "onnx_to_fp16", "onnx_to_int8", "onnx_to_int8_decide
 _ONNX_TOOLS = ("edgepose", "onnx", "onnxruntime")
 #: Ops that carry learned weights: where a head's walk back from the outputs stops.
 _WEIGHTED_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
+#: How ONNX INT8 candidates are measured (``provenance["int8"]["measure"]``).
+MEASURE = ("edgepose_export.parity.compare: keypoint error and OKS against the float model, "
+           "as the parity report measures them")
 _QUANTIZED_OPS = ("QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul",
                   "ConvInteger", "MatMulInteger", "DynamicQuantizeLinear")
 
@@ -578,22 +584,22 @@ def onnx_to_int8_decided(src: str | os.PathLike, out_path: str | os.PathLike,
                          tolerance: Tolerance = Tolerance(), measure_inputs: Any = None,
                          exclude_nodes: Sequence[str] = (), activation_type: str = "uint8",
                          per_channel: bool = True, calibrate_method: str = "minmax"
-                         ) -> tuple[Path, dict[str, Any]]:
+                         ) -> tuple[Path, Int8Decision]:
     """INT8 with the head in float exactly where quantizing it breaks the tolerance.
 
-    Quantizes the model twice, with the head (:func:`head_nodes`) quantized
-    and with it kept in float (``exclude_nodes`` stay float in both), and
-    measures each against ``src`` on ``measure_inputs`` (default: the
-    calibration tensors) with :func:`edgepose_export.parity.compare`: mean
-    keypoint error and OKS. The quantized head is kept when it is within
-    ``tolerance`` (smaller, faster); else the float head when that is; when
-    neither is, the one with the higher OKS (its parity report will fail).
+    Quantizes the model fully (``exclude_nodes`` stay float) and measures it
+    against ``src`` on ``measure_inputs`` (default: the calibration tensors)
+    with :func:`edgepose_export.parity.compare`: mean keypoint error and OKS.
+    When that breaks ``tolerance``, quantizes it again with the head
+    (:func:`head_nodes`, head depth 1) kept in float as well. The decision is
+    :func:`edgepose_export.int8.decide_int8_head`'s, as for OpenVINO and
+    TFLite: the first within ``tolerance``, else the one with the lower
+    keypoint error (its parity report will fail).
 
     Returns:
-        ``(out_path, decision)``: decision = ``{"head": "int8" | "float",
-        "reason": ..., "head_nodes": [...], "measured": {"head_int8": {...},
-        "head_float": {...}}, "inputs": n}``, also written into the card's
-        provenance as ``int8_head``.
+        ``(out_path, decision)``: the :class:`~edgepose_export.int8.Int8Decision`,
+        also written into the card's provenance as ``int8``
+        (:meth:`~edgepose_export.int8.Int8Decision.to_provenance`).
     """
     from edgepose_export.parity import compare, run_model
 
@@ -611,58 +617,28 @@ def onnx_to_int8_decided(src: str | os.PathLike, out_path: str | os.PathLike,
     with tempfile.TemporaryDirectory(prefix="edgepose-int8-") as tmp:
         tmp_dir = Path(tmp)
         pre = _preprocess(src, tmp_dir / "pre.onnx")
-        head = [n for n in head_nodes(pre, card) if n not in set(exclude_nodes)]
-        reference = run_model(src, card, inputs)
-        variants = {"head_int8": list(exclude_nodes)}
         total = len(_load(pre).graph.node)
-        if head and len(head) < total:
-            variants["head_float"] = list(exclude_nodes) + head
-        measured: dict[str, dict[str, Any]] = {}
-        for variant, exclude in variants.items():
-            path = tmp_dir / f"{variant}.onnx"
-            _quantize_static(pre, path, calib, card, exclude, src, **options)
+        head = [n for n in head_nodes(pre, card) if n not in set(exclude_nodes)]
+        candidates = head_candidates(lambda depth: head if len(head) < total else [], (1,),
+                                     always_float=exclude_nodes)
+        reference = run_model(src, card, inputs)
+
+        def measure(depth: int) -> dict[str, Any]:
+            path = tmp_dir / f"head{depth}.onnx"
+            _quantize_static(pre, path, calib, card, candidates[depth], src, **options)
             figures = compare(reference, run_model(path, card, inputs), card)
-            measured[variant] = {
-                "keypoint_error_px_mean": _json_float(figures["keypoint_error_px_mean"]),
-                "keypoint_error_px_p95": _json_float(figures["keypoint_error_px_p95"]),
-                "oks_mean": _json_float(figures["oks_mean"]),
-                "passed": _within(figures, tolerance)}
-        choice, reason = _choose(measured, tolerance)
-        decision = {"head": "int8" if choice == "head_int8" else "float", "reason": reason,
-                    "head_nodes": head, "measured": measured, "inputs": int(len(inputs)),
-                    "tolerance": {"max_keypoint_error_px": tolerance.max_keypoint_error_px,
-                                  "min_oks": tolerance.min_oks}}
-        chosen = read_card(tmp_dir / f"{choice}.onnx")
-        model = _load(tmp_dir / f"{choice}.onnx")
-        written = card_with_provenance(chosen, int8_head=decision) if chosen else None
-        return _save(model, Path(out_path), written), decision
+            return {key: figures[key] for key in
+                    ("keypoint_error_px_mean", "keypoint_error_px_p95", "oks_mean")}
 
-
-def _json_float(value: float) -> float | None:
-    value = float(value)
-    return round(value, 6) if np.isfinite(value) else None
-
-
-def _within(figures: Mapping[str, Any], tolerance: Tolerance) -> bool:
-    err, oks = figures["keypoint_error_px_mean"], figures["oks_mean"]
-    return bool(np.isfinite(err) and np.isfinite(oks) and err <= tolerance.max_keypoint_error_px
-                and oks >= tolerance.min_oks)
-
-
-def _choose(measured: Mapping[str, Mapping[str, Any]], tolerance: Tolerance) -> tuple[str, str]:
-    quantized = measured["head_int8"]
-    floated = measured.get("head_float")
-    limits = (f"tolerance: mean keypoint error <= {tolerance.max_keypoint_error_px} px, "
-              f"OKS >= {tolerance.min_oks}")
-    if quantized["passed"]:
-        return "head_int8", f"the quantized head is within the {limits}"
-    if floated is None:
-        return "head_int8", f"the quantized head breaks the {limits}, and no head could be " \
-                            "separated from the rest of the graph"
-    if floated["passed"]:
-        return "head_float", f"the quantized head breaks the {limits}; the float head is within it"
-    best = max(("head_int8", "head_float"), key=lambda k: measured[k]["oks_mean"] or -1.0)
-    return best, f"neither head is within the {limits}; kept the one with the higher OKS"
+        decision = decide_int8_head(candidates, measure, tolerance)
+        chosen = tmp_dir / f"head{decision.head_depth}.onnx"
+        written = read_card(chosen)
+        if written is not None:
+            written = card_with_provenance(written, int8=decision.to_provenance(
+                engine="onnxruntime.quantization.quantize_static", measured_on=(
+                    "calibration tensors" if measure_inputs is None else "measure_inputs"),
+                measure=MEASURE, inputs=int(len(inputs))))
+        return _save(_load(chosen), Path(out_path), written), decision
 
 
 def onnx_to_int8_dynamic(src: str | os.PathLike, out_path: str | os.PathLike, *,

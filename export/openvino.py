@@ -7,16 +7,16 @@ the card says, writes the card (with provenance) into the IR's ``rt_info``
 saves it with ``openvino.save_model``.
 
 INT8 is NNCF post-training quantization with the ``MIXED`` preset
-(symmetric weights, asymmetric activations). Pose heads are where INT8 breaks
-(a SimCC model went from 5 px to 50 px of keypoint error under NNCF's
-``PERFORMANCE`` preset in a trial here), so the head is kept in float where
-measurement says it must be: the quantized model is decoded on the
-calibration tensors with the card's head and compared with the FP32 model;
-when the mean keypoint error exceeds ``max_keypoint_error_px``, the model is
-quantized again with the head in an ``nncf.IgnoredScope``, taking
-progressively more of the layers nearest the outputs (see
-:func:`head_scope`) until the error is within tolerance. Every attempt, and
-the decision, go into the card's provenance (``provenance["int8"]``).
+(symmetric weights, asymmetric activations). Pose heads are where INT8 breaks,
+so the head is kept in float where measurement says it must be, decided by
+:func:`edgepose_export.int8.decide_int8_head` as for ONNX and TFLite: the
+quantized model is decoded on the calibration tensors with the card's head
+and compared with the FP32 model (:func:`keypoint_error_px`); when the mean
+keypoint error exceeds ``max_keypoint_error_px``, the model is quantized
+again with the head in an ``nncf.IgnoredScope``, taking progressively more of
+the layers nearest the outputs (see :func:`head_scope`) until the error is
+within tolerance. Every attempt, and the decision, go into the card's
+provenance (``provenance["int8"]``, :meth:`edgepose_export.int8.Int8Decision.to_provenance`).
 
 Precisions: ``"fp32"``, ``"fp16"`` (weights stored as FP16, decompressed by
 the plugin; the runtime still computes in f32), ``"int8"`` (needs a
@@ -26,11 +26,10 @@ targets large MatMuls and leaves the compute in float).
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,13 +37,14 @@ import numpy as np
 
 from edgepose._files import create_temp, fsync_file, sha256_file
 from edgepose.card import OPENVINO_RT_INFO_PATH, ModelCard
-from edgepose_export.api import PRECISIONS, CalibrationSet, require
+from edgepose_export.api import PRECISIONS, CalibrationSet, Tolerance, require, tool_versions
+from edgepose_export.int8 import Int8Decision, decide_int8_head, error_figures, head_candidates
 
 if TYPE_CHECKING:  # pragma: no cover
     import openvino
     import torch
 
-__all__ = ["OPENVINO_PRECISIONS", "WEIGHTED_OP_TYPES", "HEAD_DEPTHS", "to_openvino",
+__all__ = ["OPENVINO_PRECISIONS", "WEIGHTED_OP_TYPES", "HEAD_DEPTHS", "MEASURE", "to_openvino",
            "head_scope", "keypoint_error_px"]
 
 log = logging.getLogger(__name__)
@@ -60,6 +60,9 @@ WEIGHTED_OP_TYPES = frozenset({"Convolution", "GroupConvolution", "ConvolutionBa
 #: Head depths (weighted layers counted from the outputs) tried, in order, when
 #: the fully quantized model exceeds its tolerance.
 HEAD_DEPTHS = (1, 2, 4, 8)
+#: How OpenVINO and TFLite INT8 candidates are measured (``provenance["int8"]["measure"]``).
+MEASURE = ("keypoint_error_px: keypoint error against the float model, decoded with the "
+           "card's head (no OKS)")
 
 _NNCF_PRESETS = ("mixed", "performance")
 _SOURCE_SUFFIXES = (".onnx", ".tflite", ".xml")
@@ -143,13 +146,16 @@ def to_openvino(src: str | Path | torch.nn.Module, out_xml: str | Path, card: Mo
     tools = ["openvino"] + (["nncf"] if precision == "int8" else []) + (
         [] if isinstance(src, (str, Path)) else ["torch"])
     provenance.update({"target": "openvino", "precision": precision,
-                       "tools": _tool_versions(tools)})
+                       "tools": tool_versions(*tools)})
     if precision == "int8":
         tensors = _check_calib(calib, model, card)
-        model, decision = _quantize(ov, model, card, tensors, max_keypoint_error_px, preset,
-                                    tuple(head_depths))
+        model, decision = _quantize(ov, model, card, tensors,
+                                    Tolerance(max_keypoint_error_px=max_keypoint_error_px),
+                                    preset, tuple(head_depths))
         provenance["calibration"] = {"images": int(tensors.shape[0]), "source": calib.source}
-        provenance["int8"] = decision
+        provenance["int8"] = decision.to_provenance(
+            engine=f"nncf.quantize (preset {preset})", measured_on="calibration tensors",
+            measure=MEASURE, inputs=int(tensors.shape[0]))
 
     data = card.to_dict()
     data["provenance"] = {**data["provenance"], **provenance}
@@ -423,72 +429,35 @@ class _Runner:
         return {role: np.concatenate(v) for role, v in parts.items()}
 
 
-def _quantize(ov, model, card: ModelCard, tensors: np.ndarray, tolerance_px: float,
-              preset: str, head_depths: tuple[int, ...]):
-    """The INT8 model and the provenance record of how it was decided."""
+def _quantize(ov, model, card: ModelCard, tensors: np.ndarray, tolerance: Tolerance,
+              preset: str, head_depths: tuple[int, ...]) -> tuple[Any, Int8Decision]:
+    """The INT8 model and how it was decided (:func:`edgepose_export.int8.decide_int8_head`)."""
     nncf = require("nncf")
     index = _input_port_name(model, card)
     dataset = nncf.Dataset(list(tensors), lambda x: {index: x[None]})
     nncf_preset = {"mixed": nncf.QuantizationPreset.MIXED,
                    "performance": nncf.QuantizationPreset.PERFORMANCE}[preset]
     reference = _Runner(ov, model, card)(tensors)
+    candidates = head_candidates(lambda depth: head_scope(model, depth), head_depths)
+    quantized: dict[int, Any] = {}
 
-    def attempt(depth: int):
-        names = head_scope(model, depth) if depth else []
+    def measure(depth: int) -> dict[str, Any]:
+        names = candidates[depth]
         scope = nncf.IgnoredScope(names=names, validate=False) if names else None
-        quantized = nncf.quantize(model.clone(), dataset, preset=nncf_preset,
-                                  subset_size=len(tensors), ignored_scope=scope)
-        errors = keypoint_error_px(card, reference, _Runner(ov, quantized, card)(tensors))
-        record = {"head_depth": depth, "ignored_ops": len(names),
-                  "keypoint_error_px_mean": _round(errors.mean() if errors.size else 0.0),
-                  "keypoint_error_px_p95": _round(np.percentile(errors, 95) if errors.size
-                                                  else 0.0)}
-        return quantized, names, record
+        quantized[depth] = nncf.quantize(model.clone(), dataset, preset=nncf_preset,
+                                         subset_size=len(tensors), ignored_scope=scope)
+        return error_figures(keypoint_error_px(
+            card, reference, _Runner(ov, quantized[depth], card)(tensors)))
 
     # Quiet NNCF's progress bars and info lines for the duration.
     nncf_log = logging.getLogger("nncf")
     level = nncf_log.level
     nncf_log.setLevel(logging.WARNING)
     try:
-        best = attempt(0)
-        attempts = [best[2]]
-        depths = [d for d in head_depths if d > 0]
-        previous = -1
-        for depth in depths:
-            if best[2]["keypoint_error_px_mean"] <= tolerance_px:
-                break
-            names = head_scope(model, depth)
-            if len(names) == previous:  # the head did not grow: nothing new to try
-                continue
-            previous = len(names)
-            result = attempt(depth)
-            attempts.append(result[2])
-            if result[2]["keypoint_error_px_mean"] < best[2]["keypoint_error_px_mean"]:
-                best = result
+        decision = decide_int8_head(candidates, measure, tolerance)
     finally:
         nncf_log.setLevel(level)
-
-    quantized, names, record = best
-    within = record["keypoint_error_px_mean"] <= tolerance_px
-    if record["head_depth"] == 0:
-        decision = ("head quantized: the fully quantized model is within tolerance" if within
-                    else "head quantized: keeping the head in float did not reduce the error")
-    else:
-        decision = (f"head kept in float ({len(names)} operations, {record['head_depth']} "
-                    "weighted layers from the outputs): the fully quantized model exceeded "
-                    "tolerance")
-    if not within:
-        decision += "; the INT8 model exceeds tolerance"
-        warnings.warn(
-            f"INT8 keypoint error {record['keypoint_error_px_mean']:.2f} px exceeds the "
-            f"tolerance {tolerance_px} px even with the head in float (attempts: "
-            f"{json.dumps(attempts)}). Use fp16, or more and more varied calibration images.",
-            RuntimeWarning, stacklevel=3)
-    return quantized, {
-        "engine": "nncf.quantize", "preset": preset, "measured_on": "calibration tensors",
-        "tolerance_px": float(tolerance_px), "decision": decision,
-        "head_depth": record["head_depth"], "ignored_ops": names,
-        "within_tolerance": bool(within), "attempts": attempts}
+    return quantized[decision.head_depth], decision
 
 
 def _decode_keypoints(card: ModelCard, outputs: Mapping[str, np.ndarray]
@@ -525,20 +494,3 @@ def _heatmap_peaks(card: ModelCard, outputs: Mapping[str, np.ndarray]
     return np.where(found[..., None], scaled, -1).astype(np.float32), scores
 
 
-# --- provenance -------------------------------------------------------------------------------
-
-def _round(value: float) -> float:
-    return float(round(float(value), 4))
-
-
-def _tool_versions(names: Iterable[str]) -> dict[str, str]:
-    """Installed versions of the named distributions (the absent ones left out)."""
-    from importlib import metadata
-
-    versions = {}
-    for name in names:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
-    return versions

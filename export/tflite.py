@@ -13,7 +13,8 @@ litert-torch):
   the calibration tensors and, above ``max_keypoint_error_px``, the model is
   quantized again with the head's operations left in float (the layers
   nearest the outputs, counted as :func:`edgepose_export.openvino.head_scope`
-  counts them), the decision and every measurement going into the card.
+  counts them), decided by :func:`edgepose_export.int8.decide_int8_head`, the
+  decision and every measurement going into the card (``provenance["int8"]``).
 
 Input layout: a PyTorch model takes NCHW, which the converter turns into a
 TRANSPOSE in front of TFLite's NHWC kernels. With ``layout="auto"`` both an
@@ -29,7 +30,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import logging
 import os
 import re
@@ -43,8 +43,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from edgepose.card import ModelCard, write_card
-from edgepose_export.api import PRECISIONS, CalibrationSet, require
-from edgepose_export.openvino import HEAD_DEPTHS, _round, _tool_versions, keypoint_error_px
+from edgepose.versions import installed_version
+from edgepose_export.api import PRECISIONS, CalibrationSet, Tolerance, require, tool_versions
+from edgepose_export.int8 import Int8Decision, decide_int8_head, error_figures, head_candidates
+from edgepose_export.openvino import HEAD_DEPTHS, MEASURE, keypoint_error_px
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -226,7 +228,7 @@ def _convert_fp32(litert_torch, torch, module, native: str, layout: str, sample:
             edge.export(str(path))
     except Exception as error:
         raise RuntimeError(
-            f"litert-torch {_tool_versions(['litert-torch']).get('litert-torch', '?')} could "
+            f"litert-torch {installed_version('litert-torch') or '?'} could "
             f"not convert {type(module).__name__} ({layout} input): "
             f"{type(error).__name__}: {error}") from error
     return path
@@ -234,10 +236,9 @@ def _convert_fp32(litert_torch, torch, module, native: str, layout: str, sample:
 
 def _signature_io(path: Path) -> tuple[str, str, list[str]]:
     """(signature input key, input tensor name, output tensor names in forward order)."""
-    from edgepose.backends.tflite import _import_interpreter
+    from edgepose.backends.tflite import graph_interpreter
 
-    interpreter_cls, _ = _import_interpreter()
-    interpreter = interpreter_cls(model_path=str(path))
+    interpreter, _ = graph_interpreter(path)
     signature = interpreter._get_full_signature_list()[_SIGNATURE]
     names = {d["index"]: d["name"] for d in interpreter.get_tensor_details()}
     (key, index), = signature["inputs"].items()
@@ -279,7 +280,9 @@ def _build(litert_torch, torch, module, card: ModelCard, native: str, layout: st
         _quantize(quantizer.Quantizer(str(fp32), recipe.dynamic_wi8_afp32()), out)
     else:
         x = _to_layout(tensors, native, layout)
-        result["decision"] = _static_int8(fp32, out, card, key, x, tolerance_px, head_depths)
+        result["decision"] = _static_int8(fp32, out, card, key, x,
+                                          Tolerance(max_keypoint_error_px=tolerance_px),
+                                          head_depths)
     result["path"] = out
     return result
 
@@ -307,10 +310,9 @@ def tflite_head_scope(path: str | Path, depth: int) -> list[str]:
     """
     if depth < 1:
         raise ValueError(f"depth must be at least 1, got {depth}.")
-    from edgepose.backends.tflite import _import_interpreter
+    from edgepose.backends.tflite import graph_interpreter
 
-    interpreter_cls, _ = _import_interpreter()
-    interpreter = interpreter_cls(model_path=str(path))
+    interpreter, _ = graph_interpreter(path)
     ops = interpreter._get_ops_details()
     names = {d["index"]: d["name"] for d in interpreter.get_tensor_details()}
     outputs = {d["index"] for d in interpreter.get_output_details()}
@@ -340,7 +342,7 @@ def _run_tflite(path: Path, x: np.ndarray, output_names: list[str]) -> list[np.n
 
 
 def _static_int8(fp32: Path, out: Path, card: ModelCard, key: str, x: np.ndarray,
-                 tolerance_px: float, head_depths: tuple[int, ...]) -> dict[str, Any]:
+                 tolerance: Tolerance, head_depths: tuple[int, ...]) -> Int8Decision:
     from ai_edge_quantizer import qtyping, quantizer, recipe
     from ai_edge_quantizer.algorithm_manager import AlgorithmName
 
@@ -354,58 +356,26 @@ def _static_int8(fp32: Path, out: Path, card: ModelCard, key: str, x: np.ndarray
             calibration = q.calibrate({_SIGNATURE: [{key: x[i:i + 1]} for i in range(len(x))]})
     except Exception as error:
         raise RuntimeError(f"AI Edge Quantizer calibration failed: {error}") from error
+    candidates = head_candidates(lambda depth: tflite_head_scope(fp32, depth), head_depths)
 
-    def attempt(depth: int, target: Path):
-        names = tflite_head_scope(fp32, depth) if depth else []
+    def target(depth: int) -> Path:
+        return out.with_name(f"{out.stem}_head{depth}.tflite")
+
+    def measure(depth: int) -> dict[str, Any]:
+        names = candidates[depth]
         qz = quantizer.Quantizer(str(fp32), recipe.static_wi8_ai8())
         if names:
             qz.update_quantization_recipe(
                 # AI Edge Quantizer's op scope: its output tensor names, each followed by ";"
                 "(?:^|;)(?:" + "|".join(re.escape(n) for n in names) + ");",
                 qtyping.TFLOperationName.ALL_SUPPORTED, algorithm_key=AlgorithmName.NO_QUANTIZE)
-        _quantize(qz, target, calibration)
-        got = dict(zip(roles, _run_tflite(target, x, output_names)))
-        errors = keypoint_error_px(card, reference, got)
-        return names, {"head_depth": depth, "ignored_ops": len(names),
-                       "keypoint_error_px_mean": _round(errors.mean() if errors.size else 0.0),
-                       "keypoint_error_px_p95": _round(np.percentile(errors, 95)
-                                                       if errors.size else 0.0)}
+        _quantize(qz, target(depth), calibration)
+        got = dict(zip(roles, _run_tflite(target(depth), x, output_names)))
+        return error_figures(keypoint_error_px(card, reference, got))
 
-    names, record = attempt(0, out)
-    best = (0, names, record)
-    attempts = [record]
-    previous = 0
-    for depth in (d for d in head_depths if d > 0):
-        if best[2]["keypoint_error_px_mean"] <= tolerance_px:
-            break
-        size = len(tflite_head_scope(fp32, depth))
-        if size == previous:
-            continue
-        previous = size
-        candidate = out.with_name(f"{out.stem}_head{depth}.tflite")
-        names, record = attempt(depth, candidate)
-        attempts.append(record)
-        if record["keypoint_error_px_mean"] < best[2]["keypoint_error_px_mean"]:
-            best = (depth, names, record)
-            os.replace(candidate, out)
-    depth, names, record = best
-    within = record["keypoint_error_px_mean"] <= tolerance_px
-    if depth == 0:
-        decision = ("head quantized: the fully quantized model is within tolerance" if within
-                    else "head quantized: keeping the head in float did not reduce the error")
-    else:
-        decision = (f"head kept in float ({len(names)} operators, {depth} weighted layers from "
-                    "the outputs): the fully quantized model exceeded tolerance")
-    if not within:
-        decision += "; the INT8 model exceeds tolerance"
-        warnings.warn(
-            f"TFLite INT8 keypoint error {record['keypoint_error_px_mean']:.2f} px exceeds the "
-            f"tolerance {tolerance_px} px even with the head in float (attempts: "
-            f"{json.dumps(attempts)}). Use fp16 or int8-dynamic, or more and more varied "
-            "calibration images.", RuntimeWarning, stacklevel=4)
-    return {"engine": "ai_edge_quantizer static_wi8_ai8", "measured_on": "calibration tensors",
-            "tolerance_px": float(tolerance_px), "decision": decision, "head_depth": depth,
-            "ignored_ops": names, "within_tolerance": bool(within), "attempts": attempts}
+    decision = decide_int8_head(candidates, measure, tolerance)
+    os.replace(target(decision.head_depth), out)
+    return decision
 
 
 # --- layout -----------------------------------------------------------------------------------
@@ -432,7 +402,7 @@ def _latencies(paths: Mapping[str, Path], card: ModelCard, sample: np.ndarray, n
     finally:
         for b in backends.values():
             b.close()
-    return {lay: _round(float(np.median(t))) for lay, t in times.items()}
+    return {lay: round(float(np.median(t)), 4) for lay, t in times.items()}
 
 
 # --- the card ---------------------------------------------------------------------------------
@@ -445,14 +415,15 @@ def _final_card(card: ModelCard, built: Mapping[str, Any], layout: str, precisio
     provenance = {
         "source": f"torch module {type(module).__module__}.{type(module).__qualname__}",
         "target": "tflite", "precision": precision,
-        "tools": _tool_versions(("litert-torch", "ai-edge-quantizer", "ai-edge-litert",
-                                 "torch")),
+        "tools": tool_versions("litert-torch", "ai-edge-quantizer", "ai-edge-litert", "torch"),
         "input_layout": {"chosen": layout, "latency_ms_p50": latency,
                          "measured_with": "edgepose TFLite backend (XNNPACK, all cores)"}
         if latency else {"chosen": layout},
     }
     if precision == "int8":
         provenance["calibration"] = {"images": int(tensors.shape[0]), "source": calib.source}
-        provenance["int8"] = built["decision"]
+        provenance["int8"] = built["decision"].to_provenance(
+            engine="ai_edge_quantizer static_wi8_ai8", measured_on="calibration tensors",
+            measure=MEASURE, inputs=int(tensors.shape[0]))
     data["provenance"] = {**data["provenance"], **provenance}
     return ModelCard.from_dict(data)

@@ -37,25 +37,27 @@ from edgepose.backends._base import (
     runtime_message,
 )
 
-__all__ = ["TFLiteBackend", "check_tflite_flatbuffer"]
+__all__ = ["TFLiteBackend", "check_tflite_flatbuffer", "import_interpreter", "reference_kernels",
+           "graph_interpreter"]
 
 _IMPORT_ERROR = ("Backend 'tflite' needs a TFLite interpreter (ai-edge-litert, tflite-runtime "
                  "or tensorflow): pip install 'edgepose[tflite]'.")
 
 
-def _reference_kernels(package: str):
-    """The op-resolver setting for TFLite's builtin kernels without delegates."""
-    if package == "ai_edge_litert":
-        from ai_edge_litert.interpreter import OpResolverType
-    elif package == "tflite_runtime":
-        from tflite_runtime.interpreter import OpResolverType
-    else:
-        from tensorflow.lite.experimental import OpResolverType
-    return OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+def import_interpreter() -> tuple[type, str]:
+    """The TFLite interpreter class of the first installed package, and its name.
 
+    Public: the export stage and the benchmarks open interpreters with it, so
+    that every part of edgepose picks the same package in the same order:
+    ``ai_edge_litert`` (LiteRT), else ``tflite_runtime``, else ``tensorflow``.
 
-def _import_interpreter():
-    """Returns ``(Interpreter class, package name)`` of the first installed interpreter."""
+    Returns:
+        ``(Interpreter, package)``, package one of ``"ai_edge_litert"``,
+        ``"tflite_runtime"``, ``"tensorflow"``.
+
+    Raises:
+        ImportError: none is installed (names the extra).
+    """
     try:
         from ai_edge_litert.interpreter import Interpreter
         return Interpreter, "ai_edge_litert"
@@ -72,6 +74,48 @@ def _import_interpreter():
     except (ImportError, AttributeError):
         pass
     raise ImportError(_IMPORT_ERROR)
+
+
+def reference_kernels(package: str):
+    """The ``experimental_op_resolver_type`` for TFLite's builtin kernels without
+    delegates (no XNNPACK), for the interpreter of ``package`` (see
+    :func:`import_interpreter`).
+
+    Raises:
+        ImportError, AttributeError: that package has no op-resolver setting.
+    """
+    if package == "ai_edge_litert":
+        from ai_edge_litert.interpreter import OpResolverType
+    elif package == "tflite_runtime":
+        from tflite_runtime.interpreter import OpResolverType
+    else:
+        import tensorflow as tf
+        OpResolverType = tf.lite.experimental.OpResolverType
+    return OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+
+
+def graph_interpreter(path: str | os.PathLike[str]):
+    """An interpreter that reads a ``.tflite``'s graph: its operators, tensors and
+    signatures, as the file has them.
+
+    It uses the builtin kernels without delegates where the package allows
+    (with XNNPACK the operator details describe the delegate's partition, not
+    the file), and allocates nothing: for inspecting a model, not running it.
+    The file is not structure-checked (:func:`check_tflite_flatbuffer`).
+
+    Returns:
+        ``(interpreter, package)``.
+
+    Raises:
+        ImportError: no TFLite interpreter is installed.
+    """
+    Interpreter, package = import_interpreter()
+    kwargs = {}
+    try:
+        kwargs["experimental_op_resolver_type"] = reference_kernels(package)
+    except (ImportError, AttributeError):  # an old package: its default kernels
+        pass
+    return Interpreter(model_path=str(path), **kwargs), package
 
 
 # --- flatbuffer structure check --------------------------------------------
@@ -251,14 +295,14 @@ class TFLiteBackend(BackendBase):
         super().__init__()
         threads = check_threads(threads)
         self.path = check_model_path(path, "a TFLite")
-        Interpreter, self.interpreter_package = _import_interpreter()
+        Interpreter, self.interpreter_package = import_interpreter()
         _check_file(self.path)
         if threads is None:
             threads = available_cores()
         kwargs: dict = {"num_threads": threads}
         self.xnnpack = bool(xnnpack)
         if not self.xnnpack:
-            kwargs["experimental_op_resolver_type"] = _reference_kernels(self.interpreter_package)
+            kwargs["experimental_op_resolver_type"] = reference_kernels(self.interpreter_package)
         try:
             interpreter = Interpreter(model_path=str(self.path), **kwargs)
             interpreter.allocate_tensors()

@@ -36,7 +36,6 @@ import hashlib
 import os
 import shlex
 import sys
-import time
 from pathlib import Path
 
 from edgepose._argtypes import non_negative_int, positive_int
@@ -45,6 +44,7 @@ from edgepose._cli import (UsageError, add_backend_flag, add_debug_flag, add_dep
                            check_model_arg, check_output_file, run_command)
 from edgepose._files import sha256_file
 from edgepose.backends._base import available_cores
+from edgepose.progress import ProgressBar, meter
 
 __all__ = ["main", "build_parser", "add_bench_arguments", "run_bench", "default_models",
            "IMAGE_ENV", "BENCH_DESCRIPTION"]
@@ -64,37 +64,6 @@ _NO_MODELS_HELP = (
     "the registry: set EDGEPOSE_MODEL_DIR to a folder of model files, or EDGEPOSE_MIRROR to "
     "a folder or URL that holds them, or fetch them into the cache with "
     "`edgepose models pull movenet-lightning yolox-nano` (see `edgepose models list`).")
-
-
-class ProgressBar:
-    """One line on stderr, redrawn at most 10 times a second."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self._last = 0.0
-        self._drawn = False
-
-    def draw(self, text: str, force: bool = False) -> None:
-        if not self.enabled:
-            return
-        now = time.monotonic()
-        if not force and now - self._last < 0.1:
-            return
-        self._last = now
-        sys.stderr.write("\r" + text[:160].ljust(80))
-        sys.stderr.flush()
-        self._drawn = True
-
-    def done(self) -> None:
-        if self.enabled and self._drawn:
-            sys.stderr.write("\r" + " " * 80 + "\r")
-            sys.stderr.flush()
-            self._drawn = False
-
-
-def _bar(fraction: float, width: int = 24) -> str:
-    n = max(0, min(width, int(round(width * fraction))))
-    return "#" * n + "." * (width - n)
 
 
 def _seconds(text: str) -> float:
@@ -204,16 +173,11 @@ def _resolve(arg: str, bar: ProgressBar) -> None:
     if arg not in store.registry:
         return  # describe_model reports the unknown name
 
-    def progress(done: int, total: int | None) -> None:
-        text = f"fetching {arg}: {done / 1e6:.1f} MB"
-        if total:
-            text = f"fetching {arg} [{_bar(done / total)}] {done / 1e6:.1f}/{total / 1e6:.1f} MB"
-        bar.draw(text)
-
+    fetching = ProgressBar(f"fetching {arg}", enabled=bar.enabled, live=bar.live)
     try:
-        store.resolve(arg, progress=progress)
+        store.resolve(arg, progress=fetching)
     finally:
-        bar.done()
+        fetching.clear()
 
 
 def _first_backend(arg: str, backends: list[str | None]) -> str | None:
@@ -334,7 +298,7 @@ def run_bench(args: argparse.Namespace) -> int:
 
     enabled = (False if args.quiet else
                args.progress if args.progress is not None else sys.stderr.isatty())
-    bar = ProgressBar(enabled)
+    bar = ProgressBar(enabled=enabled, live=enabled)
     described: dict[str, dict] = {}
     try:
         for arg in models + ([args.detector] if args.detector else []):
@@ -346,7 +310,7 @@ def run_bench(args: argparse.Namespace) -> int:
             described[arg] = describe_model(arg, "detector" if is_detector else "pose",
                                             backend=_first_backend(arg, backends))
     finally:
-        bar.done()
+        bar.clear()
     if args.detector and described[args.detector]["card"]["task"] != "detector":
         raise UsageError(f"--detector {args.detector} is a "
                          f"{described[args.detector]['card']['task']} pose model, not a person "
@@ -382,15 +346,15 @@ def run_bench(args: argparse.Namespace) -> int:
             frac = elapsed / duration if duration else done / total
             fps = done / elapsed if elapsed > 0 else 0.0
             count = f"{elapsed:.0f}/{duration:.0f} s" if duration else f"{done}/{total}"
-            bar.draw(f"{label} [{_bar(frac)}] {count} {fps:.1f} fps", force=done == total)
+            bar.show(f"{label} [{meter(frac, 24)}] {count} {fps:.1f} fps", force=done == total)
 
-        bar.draw(f"{label} loading...", force=True)
+        bar.show(f"{label} loading...", force=True)
         row = run_config(config, image_bytes, settings,
                          model_path=described[config.model]["path"],
                          detector_path=(described[config.detector]["path"]
                                         if config.detector else None),
                          progress=progress)
-        bar.done()
+        bar.clear()
         results.append(row)
 
     video_results = []
@@ -398,7 +362,7 @@ def run_bench(args: argparse.Namespace) -> int:
         from edgepose.bench.runner import run_video_config
 
         for i, config in enumerate(configs, 1):
-            bar.draw(f"[{i}/{len(configs)}] {Path(config.model).name} "
+            bar.show(f"[{i}/{len(configs)}] {Path(config.model).name} "
                      f"{config.backend or 'auto'} threads={config.threads or 'default'}: "
                      f"tracking {args.video.name} serially and pipelined, {args.repeats}x...",
                      force=True)
@@ -407,7 +371,7 @@ def run_bench(args: argparse.Namespace) -> int:
                 warmup=args.warmup, repeats=args.repeats,
                 model_path=described[config.model]["path"],
                 detector_path=described[config.detector]["path"] if config.detector else None))
-            bar.done()
+            bar.clear()
 
     doc = report.build_document(
         command=getattr(args, "command_line", "edgepose-bench"),

@@ -200,22 +200,10 @@ def _count_onnx(path: Path, input_shape: tuple[int, ...] | None = None) -> Graph
 # --- TFLite ---------------------------------------------------------------------------
 
 def _count_tflite(path: Path) -> GraphStats:
-    from edgepose.backends.tflite import _import_interpreter
+    from edgepose.backends.tflite import graph_interpreter
 
-    Interpreter, package = _import_interpreter()
-    kwargs = {}
-    try:  # plain kernels: op details must describe the file, not a delegate's partition
-        if package == "ai_edge_litert":
-            from ai_edge_litert.interpreter import OpResolverType
-        elif package == "tflite_runtime":
-            from tflite_runtime.interpreter import OpResolverType
-        else:
-            import tensorflow as tf
-            OpResolverType = tf.lite.experimental.OpResolverType
-        kwargs["experimental_op_resolver_type"] = OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-    except (ImportError, AttributeError):
-        pass
-    interpreter = Interpreter(model_path=str(path), **kwargs)
+    # plain kernels: op details must describe the file, not a delegate's partition
+    interpreter, package = graph_interpreter(path)
     if not hasattr(interpreter, "_get_ops_details"):
         return GraphStats(None, None, "none",
                           f"n/a: the {package} interpreter does not list its ops")

@@ -12,9 +12,10 @@ import os
 import platform
 import re
 import subprocess
-from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from edgepose.versions import installed_versions
 
 __all__ = ["probe_machine", "read_temperatures", "runtime_versions", "ARM_CORES"]
 
@@ -202,13 +203,7 @@ def read_temperatures(root: str | os.PathLike = "/") -> list[dict[str, Any]]:
 def runtime_versions() -> dict[str, str]:
     """Installed versions of the runtimes and libraries a benchmark depends on
     (package metadata; nothing is imported)."""
-    versions = {}
-    for name in _RUNTIME_PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return versions
+    return installed_versions(_RUNTIME_PACKAGES)
 
 
 def _edgepose() -> dict[str, Any]:

@@ -42,10 +42,9 @@ import shlex
 
 from edgepose._cli import add_debug_flag, run_command
 from edgepose.cli._models import add_models_parser
-from edgepose.cli._progress import ByteProgress, Progress
 from edgepose.cli._run import add_run_parser
 
-__all__ = ["main", "build_parser", "Progress", "ByteProgress"]
+__all__ = ["main", "build_parser"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from edgepose._cli import (UsageError, add_debug_flag, add_json_flag, add_quiet_flag,
                            check_output_file, error_line)
-from edgepose.cli._progress import ByteProgress
+from edgepose.progress import ProgressBar
 
 __all__ = ["add_models_parser"]
 
@@ -163,7 +163,7 @@ def models_pull(args: argparse.Namespace) -> int:
     for name in args.names:
         _entry(store, name)  # unknown names fail before any download
     for name in args.names:
-        bar = ByteProgress(f"{name}", enabled=not args.quiet)
+        bar = ProgressBar(name, enabled=not args.quiet)
         try:
             found = store.pull(name, progress=bar, force=args.force)
         finally:

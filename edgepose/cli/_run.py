@@ -25,8 +25,8 @@ from edgepose._argtypes import positive_int
 from edgepose._cli import (EXIT_FAILED, EXIT_OK, UsageError, add_backend_flag, add_debug_flag,
                            add_json_flag, add_quiet_flag, add_threads_flag, check_model_arg,
                            check_output_dir, check_output_file, error_line)
-from edgepose.cli._progress import ByteProgress, Progress
 from edgepose.images import import_cv2
+from edgepose.progress import ProgressBar
 
 __all__ = ["add_run_parser", "run"]
 
@@ -94,7 +94,7 @@ def _fetch_named(names: list[str | None], quiet: bool) -> None:
         store = store or registry.ModelStore.from_env()
         if name not in store.registry:
             continue  # Estimator reports it
-        bar = ByteProgress(f"fetching {name}", enabled=not quiet)
+        bar = ProgressBar(f"fetching {name}", enabled=not quiet)
         try:
             store.resolve(name, progress=bar)
         finally:
@@ -177,7 +177,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_images(args: argparse.Namespace, est, files: list[Path], skip_bad: bool) -> int:
     out = _Output(args, 0.0)
-    progress = Progress(len(files), "edgepose run", enabled=not args.quiet and len(files) != 1)
+    progress = ProgressBar("edgepose run", total=len(files),
+                           enabled=not args.quiet and len(files) != 1)
     failed = 0
     try:
         for index, path in enumerate(files):
@@ -251,7 +252,7 @@ def _run_video(args: argparse.Namespace) -> int:
             part.close()
         raise
     out = _Output(args, fps)
-    progress = Progress(total, "edgepose run", enabled=not args.quiet)
+    progress = ProgressBar("edgepose run", total=total, enabled=not args.quiet)
     sums = dict.fromkeys(FRAME_STAGES, 0.0)
     begin = time.perf_counter()
     # a camera is live: track the newest frame, drop those that came meanwhile

@@ -19,7 +19,6 @@ PCK, left out of the pixel errors).
 from __future__ import annotations
 
 import dataclasses
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -168,24 +167,6 @@ class EvaluationReport:
         return lines
 
 
-class _Bar:
-    """A one-line progress bar on stderr."""
-
-    def __init__(self, total: int, label: str) -> None:
-        self.total, self.label, self.count = total, label, 0
-        self.start = time.perf_counter()
-
-    def __call__(self, done: int, total: int) -> None:
-        self.count = done
-        rate = done / max(time.perf_counter() - self.start, 1e-9)
-        filled = int(30 * done / max(total, 1))
-        sys.stderr.write(f"\r{self.label} [{'#' * filled}{'.' * (30 - filled)}] "
-                         f"{done}/{total} {rate:5.1f} img/s")
-        if done == total:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
-
-
 def load_annotations(source: str | Path) -> CocoKeypoints | MpiiAnnotations:
     """A COCO-format (object) or MPII (list) annotation file, by its content."""
     data = load_json(source, "annotation")
@@ -244,7 +225,18 @@ def _check_files(folder: Path, files: list[str]) -> None:
 def _progress(progress: bool | Callable[[int, int], None], total: int, label: str):
     if callable(progress):
         return progress
-    return _Bar(total, label) if progress else None
+    if not progress:
+        return None
+    from edgepose.progress import ProgressBar
+
+    bar = ProgressBar(label, total=total, unit="images")
+
+    def tick(done: int, total: int) -> None:
+        bar.update(done - bar.count)
+        if done >= total:
+            bar.close()
+
+    return tick
 
 
 def _call(model: PoseModel, image: np.ndarray, boxes: np.ndarray | None, n_expected: int | None,

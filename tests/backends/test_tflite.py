@@ -335,3 +335,19 @@ def test_xnnpack_can_be_turned_off_and_threads_default_to_all_cores(shared_dir):
         open_backend(shared_dir / "models/heatmap_cpm_hourglass/onnx_converted/cpm_model.onnx",
                      xnnpack=False)
     assert len(os.sched_getaffinity(0)) >= 1
+
+
+def test_the_public_interpreter_seams_read_the_files_graph(shared_dir):
+    """import_interpreter / reference_kernels / graph_interpreter: what the export stage
+    and the benchmarks use instead of the backend's internals."""
+    from edgepose.backends.tflite import graph_interpreter, import_interpreter, reference_kernels
+
+    Interpreter, package = import_interpreter()
+    assert package == "ai_edge_litert" and Interpreter.__module__.startswith("ai_edge_litert")
+    from ai_edge_litert.interpreter import OpResolverType
+
+    assert reference_kernels(package) is OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    interpreter, got = graph_interpreter(
+        shared_dir / "models/heatmap_cpm_hourglass/cpm_model.tflite")
+    ops = {op["op_name"] for op in interpreter._get_ops_details()}
+    assert got == package and "CONV_2D" in ops and "DELEGATE" not in ops

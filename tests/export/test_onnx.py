@@ -30,9 +30,9 @@ from edgepose.card import ModelCard, read_card  # noqa: E402
 from edgepose.presets import preset_card  # noqa: E402
 from edgepose_export.api import CalibrationSet, Tolerance  # noqa: E402
 from edgepose_export.calibration import calibration_set, preprocess_crops  # noqa: E402
-from edgepose_export.onnx import (attach_card, head_nodes, is_quantized,  # noqa: E402
+from edgepose_export.onnx import (MEASURE, attach_card, head_nodes, is_quantized,  # noqa: E402
                                   onnx_to_fp16, onnx_to_int8, onnx_to_int8_decided,
-                                  onnx_to_int8_dynamic, torch_to_onnx, _choose)
+                                  onnx_to_int8_dynamic, torch_to_onnx)
 from edgepose_export.parity import parity, run_model  # noqa: E402
 from tests.models.synthetic import rtmpose_like  # noqa: E402
 
@@ -210,18 +210,6 @@ def test_int8_dynamic_warns_for_convolutional_models(tiny_onnx, tmp_path):
     assert read_card(out).provenance["precision"] == "int8-dynamic" and is_quantized(out)
 
 
-def test_the_head_decision_rule():
-    tol = Tolerance(max_keypoint_error_px=3.0, min_oks=0.9)
-    ok = {"keypoint_error_px_mean": 1.0, "oks_mean": 0.99, "passed": True}
-    bad = {"keypoint_error_px_mean": 9.0, "oks_mean": 0.5, "passed": False}
-    worse = {"keypoint_error_px_mean": 20.0, "oks_mean": 0.2, "passed": False}
-    assert _choose({"head_int8": ok, "head_float": ok}, tol)[0] == "head_int8"
-    assert _choose({"head_int8": bad, "head_float": ok}, tol)[0] == "head_float"
-    assert _choose({"head_int8": worse, "head_float": bad}, tol)[0] == "head_float"
-    assert _choose({"head_int8": bad, "head_float": worse}, tol)[0] == "head_int8"
-    assert _choose({"head_int8": bad}, tol)[0] == "head_int8"
-
-
 # --- an ONNX file with RTMPose's exact signature ---------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -252,11 +240,13 @@ def test_rtmpose_signature_onnx_card_fp16_int8_and_parity(rtmpose_onnx, tmp_path
     assert max(r16.max_abs_diff.values()) < 1e-2                # logits ~ +-2.5, fp16 steps 2e-3
     assert r16.keypoint_error_px_mean <= 0.5 and r16.oks_mean > 0.99
     assert np.isfinite(r8.keypoint_error_px_mean) and r8.images == 12
-    assert decision["inputs"] == 12 and "head_int8" in decision["measured"]
+    assert decision.attempts[0].head_depth == 0 and decision.head in ("int8", "float")
     card8 = read_card(int8)
     assert card8.provenance["precision"] == "int8"
     assert card8.provenance["calibration"]["tensors"] == 12
-    assert card8.provenance["int8_head"]["head"] in ("int8", "float")
+    assert card8.to_dict()["provenance"]["int8"] == json.loads(json.dumps(decision.to_provenance(
+        engine="onnxruntime.quantization.quantize_static", measured_on="calibration tensors",
+        measure=MEASURE, inputs=12)))
     json.dumps(r8.to_dict(), allow_nan=False)
     image = cv2.imread(str(shared_dir / "data/coco/000000000785.jpg"))
     for p in (fp32, fp16, int8):
@@ -308,14 +298,16 @@ def test_cpm_int8_head_decided_by_measurement(cpm, tmp_path):
     src, card, calib = cpm
     fp32 = attach_card(src, tmp_path / "cpm.onnx", card)
     int8, decision = onnx_to_int8_decided(fp32, tmp_path / "cpm_int8.onnx", calib, card)
-    measured = decision["measured"]
-    assert set(measured) == {"head_int8", "head_float"}
-    assert decision["head_nodes"] and decision["head"] in ("int8", "float")
+    full = decision.attempts[0]
+    assert full.head_depth == 0 and not full.float_ops
+    if not full.passed:  # then the head in float was measured too
+        assert [a.head_depth for a in decision.attempts] == [0, 1]
+        assert decision.attempts[1].float_ops
     report = parity(src, int8, card, calib, runs=0)
     # measured 3.36 px mean / OKS 0.878 (the backbone's error; the head's is nil)
     assert report.keypoint_error_px_mean < 6.0 and report.oks_mean > 0.75
     assert report.keypoint_error_px_mean == pytest.approx(
-        measured[f"head_{decision['head']}"]["keypoint_error_px_mean"], abs=1e-3)
+        decision.chosen.keypoint_error_px_mean, abs=1e-3)
 
 
 # --- a briefly trained model: the head decision follows the measurement ------------------------
@@ -372,31 +364,48 @@ def test_int8_of_a_trained_model_keeps_keypoints_and_decides_the_head(trained_on
     # (the tiny model trains and quantizes differently with each CPU's float and int8 kernels);
     # head in float 0.04 px / 0.999. So the tolerances below come from this run's own figures.
     model, card, path, calib = trained_onnx
+    # a tolerance nothing meets: both candidates are measured, the lower error is kept
+    nothing = Tolerance(max_keypoint_error_px=1e-9, min_oks=1.0)
+    with pytest.warns(RuntimeWarning, match="INT8 breaks the tolerance"):
+        _, both = onnx_to_int8_decided(path, tmp_path / "none.onnx", calib, card,
+                                       tolerance=nothing)
+    quantized, floated = both.attempts
+    assert (quantized.head_depth, floated.head_depth) == (0, 1) and not both.within_tolerance
+    assert floated.keypoint_error_px_mean < quantized.keypoint_error_px_mean
+    assert both.head == "float" and "lowest keypoint error" in both.reason
+    assert floated.keypoint_error_px_mean < 0.5 and floated.oks_mean > 0.9
+    assert quantized.keypoint_error_px_mean < 6.0  # a broken INT8 graph is off by tens of px
+    # the default tolerance: the quantized head when it meets it, measured once
     loose = Tolerance()
     out, decision = onnx_to_int8_decided(path, tmp_path / "loose.onnx", calib, card,
                                          tolerance=loose)
-    quantized, floated = decision["measured"]["head_int8"], decision["measured"]["head_float"]
-    assert floated["keypoint_error_px_mean"] < quantized["keypoint_error_px_mean"]
-    assert floated["keypoint_error_px_mean"] < 0.5 and floated["passed"]
-    assert quantized["keypoint_error_px_mean"] < 6.0  # a broken INT8 graph is off by tens of px
-    assert decision["head"] == ("int8" if quantized["passed"] else "float")
+    first = decision.attempts[0]  # the same quantization as above, about the same figures
+    assert first.head_depth == 0 and first.keypoint_error_px_mean == pytest.approx(
+        quantized.keypoint_error_px_mean, abs=1e-3)
+    meets = (first.keypoint_error_px_mean <= loose.max_keypoint_error_px
+             and first.oks_mean >= loose.min_oks)
+    assert first.passed == meets
+    assert decision.head == ("int8" if meets else "float")
+    assert len(decision.attempts) == (1 if meets else 2)
     report = parity(model, out, card, calib, loose, runs=0)
     assert report.passed and report.keypoint_error_px_mean < loose.max_keypoint_error_px
     # a tolerance the quantized head breaks (between the two measured errors): the head
     # stays float, and meets it
-    limit = (floated["keypoint_error_px_mean"] + quantized["keypoint_error_px_mean"]) / 2
+    limit = (floated.keypoint_error_px_mean + quantized.keypoint_error_px_mean) / 2
     strict = Tolerance(max_keypoint_error_px=limit, min_oks=0.9)
     out, decision = onnx_to_int8_decided(path, tmp_path / "strict.onnx", calib, card,
                                          tolerance=strict)
-    assert decision["head"] == "float" and "float head is within" in decision["reason"]
+    assert decision.head == "float" and "the float head is within it" in decision.reason
     report = parity(model, out, card, calib, strict, runs=0)
     assert report.passed and report.keypoint_error_px_mean <= limit
-    assert read_card(out).provenance["int8_head"]["head"] == "float"
+    record = read_card(out).provenance["int8"]
+    assert record["head"] == "float" and record["head_depth"] == 1
+    assert record["tolerance"] == {"max_keypoint_error_px": limit, "min_oks": 0.9}
     proto = onnx.load(str(out))
     floats = {t.name for t in proto.graph.initializer if t.data_type == onnx.TensorProto.FLOAT}
     weighted = {n.name: n.input[1] for n in proto.graph.node
                 if n.op_type in ("Conv", "MatMul", "Gemm")}
-    head = set(decision["head_nodes"])
+    head = set(decision.float_ops)
     assert head & set(weighted)
     # the head's layers read float weights, the others dequantized int8 ones
     assert all((weighted[n] in floats) == (n in head) for n in weighted), weighted

@@ -140,6 +140,7 @@ def test_static_int8_within_tolerance_with_the_decision_in_the_card(converted, t
     # judged against the tolerance (3 px) and this run's calibration figure: the tiny model
     # trains and quantizes differently with each CPU's kernels
     assert decision["within_tolerance"] and decision["head_depth"] == 0
+    assert decision["head"] == "int8" and decision["engine"].startswith("ai_edge_quantizer")
     calibration_px = decision["attempts"][0]["keypoint_error_px_mean"]
     assert calibration_px <= 3.0
     got = tflite_outputs(path, x)
@@ -154,7 +155,9 @@ def test_static_int8_keeps_the_head_in_float_when_measurement_says_so(converted,
     decision = read_card(path).to_dict()["provenance"]["int8"]
     full = decision["attempts"][0]
     assert full["head_depth"] == 0 and full["keypoint_error_px_mean"] > 0.2
-    assert decision["head_depth"] >= 1 and "head kept in float" in decision["decision"]
+    assert decision["head_depth"] >= 1 and "head kept in float" in decision["reason"]
+    assert decision["head"] == "float" and decision["float_ops"]
+    assert decision["tolerance"] == {"max_keypoint_error_px": 0.2, "min_oks": None}
     chosen = [a for a in decision["attempts"] if a["head_depth"] == decision["head_depth"]][0]
     assert chosen["keypoint_error_px_mean"] < full["keypoint_error_px_mean"]
     # the classifiers compute in float: the outputs are float tensors, not int8 codes
@@ -162,6 +165,26 @@ def test_static_int8_keeps_the_head_in_float_when_measurement_says_so(converted,
         assert all(o.dtype == np.float32 and o.scale is None for o in outputs)
     got = tflite_outputs(path, x)
     assert keypoint_error_px(tiny_card(), torch_outputs(trained, x), got).mean() < 0.5
+
+
+def test_export_model_passes_its_tolerance_to_the_tflite_int8_decision(trained, calib,
+                                                                       tmp_path):
+    """``export_model(tolerance=...)`` (``edgepose export --max-keypoint-error``) reaches
+    TFLite INT8: a tolerance the fully quantized model cannot meet makes it try the head
+    in float, and the card records that tolerance."""
+    from edgepose_export.api import Tolerance, export_model
+
+    tiny = Tolerance(max_keypoint_error_px=1e-6, min_oks=0.5)
+    with pytest.warns(RuntimeWarning, match="INT8 breaks the tolerance"):
+        result = export_model(trained, card=tiny_card(), targets="tflite", precisions="int8",
+                              calibration=calib, out_dir=tmp_path, tolerance=tiny, force=True,
+                              latency_runs=1)
+    (artifact,) = result.artifacts
+    decision = read_card(artifact.path).to_dict()["provenance"]["int8"]
+    assert decision["tolerance"]["max_keypoint_error_px"] == 1e-6
+    assert not decision["attempts"][0]["passed"] and len(decision["attempts"]) > 1
+    assert decision["head"] == ("float" if decision["head_depth"] else "int8")
+    assert any(n.startswith("INT8 head kept in") for n in artifact.notes)
 
 
 class _Outputs:
