@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any, Mapping
 import numpy as np
 from numpy.typing import NDArray
 
-from edgepose.backends import open_backend
 from edgepose.card import InputSpec, ModelCard, read_card
 from edgepose.presets import preset_card, preset_names, recognise
+from edgepose.runtime import RuntimeOptions
 
 if TYPE_CHECKING:
     from edgepose.registry import ModelEntry
@@ -102,8 +102,11 @@ class LoadedModel:
         path: the model file (.onnx, .tflite or OpenVINO .xml), or a registry
             name such as ``"movenet-lightning"`` (see :mod:`edgepose.registry`).
         preset: a preset name; overrides any card in the file.
-        backend, threads, device, providers, xnnpack: passed to
-            :func:`edgepose.backends.open_backend`.
+        runtime: the :class:`~edgepose.runtime.RuntimeOptions` that open the
+            file (None: the defaults, or the shortcuts below).
+        backend, threads, device, providers, xnnpack: shortcuts for the
+            fields of ``runtime`` (:meth:`RuntimeOptions.resolve`); giving
+            both ``runtime`` and a shortcut is a ValueError.
         role: "pose" or "detector", for messages.
 
     Raises:
@@ -114,13 +117,15 @@ class LoadedModel:
         ImportError: the runtime for the file is not installed.
     """
 
-    def __init__(self, path: str | Path, *, preset: str | None = None, backend: str | None = None,
+    def __init__(self, path: str | Path, *, preset: str | None = None,
+                 runtime: RuntimeOptions | None = None, backend: str | None = None,
                  threads: int | None = None, device: str | None = None,
                  providers: Any = None, xnnpack: bool = True, role: str = "pose") -> None:
+        self.runtime = RuntimeOptions.resolve(runtime, backend=backend, threads=threads,
+                                              device=device, providers=providers,
+                                              xnnpack=xnnpack)
         self.path, self.registry_entry = locate_model(path, role)
-        self.backend = open_backend(self.path, backend, threads=threads, device=device,
-                                    providers=providers,
-                                    xnnpack=xnnpack if self._is_tflite(backend) else True)
+        self.backend = self.runtime.open(self.path)
         try:
             self.card = self._resolve_card(preset, role)
             self._input, self._outputs = self._check_io()
@@ -130,9 +135,6 @@ class LoadedModel:
         self.input_hw: tuple[int, int] = tuple(self.card.input.size)  # type: ignore[assignment]
         batch = self._input.shape[0] if self._input.shape else None
         self.max_batch: int | None = None if batch is None else int(batch)
-
-    def _is_tflite(self, backend: str | None) -> bool:
-        return backend == "tflite" or (backend is None and self.path.suffix.lower() == ".tflite")
 
     @property
     def name(self) -> str:

@@ -77,3 +77,24 @@ def test_an_option_the_fixed_backend_cannot_take_is_an_error(shared_dir):
         RuntimeOptions(backend="onnxruntime", device="GPU").open(path)
     with pytest.raises(ValueError, match="xnnpack is a TFLite option"):
         RuntimeOptions(backend="onnxruntime", xnnpack=False).open(path)
+
+
+def test_loaded_model_takes_runtime_or_the_shortcuts(shared_dir):
+    from edgepose.model import LoadedModel
+
+    path = shared_dir / "models" / YOLOX
+    gpu_like = RuntimeOptions(backend="openvino", threads=1)
+    model = LoadedModel(path, role="detector", runtime=gpu_like)
+    try:
+        assert type(model.backend).__name__ == "OpenVINOBackend"
+        assert model.runtime is gpu_like
+    finally:
+        model.close()
+    model = LoadedModel(path, role="detector", backend="openvino", threads=1)
+    try:
+        assert type(model.backend).__name__ == "OpenVINOBackend"
+        assert model.runtime == gpu_like
+    finally:
+        model.close()
+    with pytest.raises(ValueError, match=r"not both: got runtime= and threads="):
+        LoadedModel(path, role="detector", runtime=RuntimeOptions(), threads=2)
