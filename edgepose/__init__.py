@@ -19,13 +19,14 @@ _LAZY = {
     "PoseTracker": "edgepose.video",
     "OneEuroParams": "edgepose.video",
     "PoseResult": "edgepose.results",
+    "RuntimeOptions": "edgepose.runtime",
     "ModelCard": "edgepose.card",
     "read_card": "edgepose.card",
     "write_card": "edgepose.card",
 }
 _SUBMODULES = ("ops", "backends", "card", "keypoints", "presets", "transforms", "results",
                "heads", "detectors", "posenet", "paf", "estimator", "registry", "evaluation",
-               "video", "data")
+               "video", "data", "runtime")
 # moved into edgepose.video; still importable, with a DeprecationWarning
 _DEPRECATED = ("tracking", "smoothing", "pipeline")
 

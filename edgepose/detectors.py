@@ -697,7 +697,8 @@ class PersonDetector:
     @classmethod
     def from_file(cls, path: str | Path, *, preset: str | None = None,
                   score_threshold: float = 0.3, iou_threshold: float = 0.45,
-                  max_detections: int | None = 100, backend: str | None = None,
+                  max_detections: int | None = 100, runtime: Any = None,
+                  backend: str | None = None,
                   threads: int | None = None, device: str | None = None,
                   providers: Any = None, xnnpack: bool = True) -> PersonDetector:
         """A detector from a model file and its card (in the file, a preset,
@@ -710,7 +711,8 @@ class PersonDetector:
         """
         from edgepose.model import LoadedModel
 
-        loaded = LoadedModel(path, preset=preset, backend=backend, threads=threads,
+        loaded = LoadedModel(path, preset=preset, runtime=runtime, backend=backend,
+                             threads=threads,
                              device=device, providers=providers, xnnpack=xnnpack,
                              role="detector")
         card = loaded.card

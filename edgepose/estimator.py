@@ -1,6 +1,10 @@
 """``Estimator``: an image in, poses in image pixels out."""
 from __future__ import annotations
 
+import dataclasses
+import os
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +18,7 @@ from edgepose.heads import check_finite_outputs, decode_head, HEAD_DECODERS
 from edgepose.keypoints import KeypointSet, convert_keypoints, get_keypoint_set
 from edgepose.model import LoadedModel
 from edgepose.results import PoseResult
+from edgepose.runtime import RuntimeOptions
 from edgepose.transforms import (apply_affine, boxes_to_center_scale, crop_matrices,
                                  invert_affine, warp_crops)
 
@@ -43,6 +48,42 @@ def _person_scores(scores: np.ndarray, box_scores: np.ndarray | None) -> np.ndar
     return mean.astype(np.float32)
 
 
+def _detected(returned: Any) -> tuple[np.ndarray, np.ndarray | None]:
+    """The ``(M, 4)`` float32 xyxy boxes and ``(M,)`` scores (or None) a
+    detector callable returned: an object with ``.boxes`` (and ``.scores``),
+    a pair ``(boxes, scores)`` whose first item is 2-D, or ``(M, 4)`` boxes.
+
+    Raises:
+        ValueError: anything else, naming what was returned.
+    """
+    if hasattr(returned, "boxes"):
+        boxes, scores = returned.boxes, getattr(returned, "scores", None)
+    elif (isinstance(returned, (tuple, list)) and len(returned) == 2
+          and np.ndim(returned[0]) == 2):
+        boxes, scores = returned
+    else:
+        boxes, scores = returned, None
+    try:
+        b = np.asarray(boxes, dtype=np.float32)
+        s = None if scores is None else np.asarray(scores, dtype=np.float32)
+    except (TypeError, ValueError):
+        b = s = None
+    if b is not None and b.shape == (0,):
+        b = b.reshape(0, 4)
+    if b is None or b.ndim != 2 or b.shape[1] != 4:
+        kind = "an array" if isinstance(boxes, np.ndarray) else f"a {type(boxes).__name__}"
+        what = kind if b is None or b.ndim == 0 else f"{kind} of shape {b.shape}"
+        raise ValueError(
+            f"The detector returned {what}; a detector callable must return (M, 4) xyxy boxes "
+            "in image pixels, a pair (boxes, scores), or an object with .boxes and .scores "
+            "(such as edgepose.detectors.Detections).")
+    if s is not None and s.shape != (len(b),):
+        raise ValueError(
+            f"The detector returned {len(b)} boxes and scores of shape {s.shape}; it must "
+            f"return one score per box, shape ({len(b)},).")
+    return (check_boxes(b) if len(b) else b), s
+
+
 class Estimator:
     """Runs a pose model (and a person detector) on BGR images.
 
@@ -59,39 +100,73 @@ class Estimator:
     of boxes. Bottom-up models run on the whole image.
 
     Args:
-        model: path of the pose model file.
-        detector: path of a person detector file, or None.
+        model: path or registry name of the pose model file.
+        detector: None; a path or registry name of a person detector file
+            (built with ``detector_runtime`` and closed by :meth:`close`);
+            or a ready detector the Estimator uses but does not close: a
+            :class:`edgepose.detectors.PersonDetector` or any callable
+            ``detector(image) -> boxes``, returning ``(M, 4)`` xyxy boxes
+            in image pixels, a pair ``(boxes, scores)``, or an object with
+            ``.boxes`` and ``.scores`` (checked on every call).
         preset: card preset of the pose model when it carries no card.
-        detector_preset: card preset of the detector.
-        backend: "onnxruntime", "tflite" or "openvino" for both models.
-        threads: inference threads per model (None: the runtime's default).
-        device: OpenVINO device ("CPU", "GPU", "AUTO", ...).
-        providers: onnxruntime providers, as onnxruntime takes them.
-        xnnpack: TFLite: False runs TFLite's reference kernels instead of
-            XNNPACK (slower; int8 models round as the reference does).
+        detector_preset: card preset of a detector built from a file.
+        runtime: the :class:`~edgepose.runtime.RuntimeOptions` of the pose
+            model (and of a detector built from a file, unless
+            ``detector_runtime`` is given).
+        detector_runtime: different options for a detector built from a
+            file (e.g. the detector on the CPU, the pose model on a GPU).
+        backend, threads, device, providers, xnnpack: shortcuts for the
+            fields of ``runtime`` (:meth:`RuntimeOptions.resolve`); giving
+            both is a ValueError.
         padding: enlargement of person boxes before cropping.
-        detection_threshold: minimum detector score of a person.
+        detection_threshold: minimum score of a person, for a detector
+            built from a file.
         keypoint_set: convert results to this keypoint set (e.g. "coco17").
+
+    Each result carries the milliseconds of its call's stages in
+    ``result.timings_ms`` (detect, preprocess, inference, decode, total), so
+    one Estimator may serve several threads (one inference at a time per
+    runtime session, as the runtimes allow).
 
     Raises:
         FileNotFoundError, ValueError, ImportError: at construction, for a
             missing file, a model without a usable card or with inputs and
             outputs that disagree with it, or a runtime that is not installed.
+        TypeError: ``detector`` is neither a path nor a callable.
     """
 
-    def __init__(self, model: str | Path, detector: str | Path | None = None, *,
-                 preset: str | None = None, detector_preset: str | None = None,
+    def __init__(self, model: str | Path, detector: str | Path | Callable[..., Any] | None = None,
+                 *, preset: str | None = None, detector_preset: str | None = None,
+                 runtime: RuntimeOptions | None = None,
+                 detector_runtime: RuntimeOptions | None = None,
                  backend: str | None = None, threads: int | None = None,
                  device: str | None = None, providers: Any = None, xnnpack: bool = True,
                  padding: float = 1.25,
                  detection_threshold: float = 0.3, keypoint_set: str | None = None) -> None:
         if not (np.isfinite(padding) and padding > 0):
             raise ValueError(f"padding must be a positive number, got {padding}.")
+        runtime = RuntimeOptions.resolve(runtime, backend=backend, threads=threads,
+                                         device=device, providers=providers, xnnpack=xnnpack)
+        from_file = isinstance(detector, (str, os.PathLike))
+        if detector is not None and not from_file and not callable(detector):
+            raise TypeError(
+                "detector must be a detector file or name, a PersonDetector, or a callable "
+                f"detector(image) -> boxes, got {type(detector).__name__}.")
+        if detector_runtime is not None and not from_file:
+            raise ValueError(
+                "detector_runtime applies to a detector built from a file; the detector given "
+                "is " + ("None" if detector is None else "a ready object, which runs as it was "
+                         "built") + ". Drop detector_runtime=.")
+        if detector_runtime is not None and not isinstance(detector_runtime, RuntimeOptions):
+            raise TypeError("detector_runtime must be an edgepose.RuntimeOptions, got "
+                            f"{type(detector_runtime).__name__}.")
         import_cv2()  # crops need OpenCV: fail here, not on the first frame
-        runtime = {"backend": backend, "threads": threads, "device": device,
-                   "providers": providers, "xnnpack": xnnpack}
-        self._pose = LoadedModel(model, preset=preset, role="pose", **runtime)
+        #: The options the pose model runs with.
+        self.runtime = runtime
+        self._pose = LoadedModel(model, preset=preset, role="pose", runtime=runtime)
         self._detector = None
+        self._owns_detector = False
+        self._last_timings: dict[str, float] = {}
         try:
             card = self._pose.card
             if card.task == "detector":
@@ -109,18 +184,29 @@ class Estimator:
                     raise ValueError(
                         f"{Path(model).name} is a bottom-up model: it finds every person itself "
                         "and takes no detector.")
-                from edgepose.detectors import PersonDetector
+                if from_file:
+                    from edgepose.detectors import PersonDetector
 
-                self._detector = PersonDetector.from_file(
-                    detector, preset=detector_preset, score_threshold=detection_threshold,
-                    **runtime)
+                    self._detector = PersonDetector.from_file(
+                        detector, preset=detector_preset, score_threshold=detection_threshold,
+                        runtime=detector_runtime or runtime)
+                    self._owns_detector = True
+                else:
+                    self._detector = detector
         except Exception:
             self.close()
             raise
         self.padding = float(padding)
-        #: Milliseconds per stage of the last call: detect, preprocess,
-        #: inference, decode and total.
-        self.last_timings: dict[str, float] = {}
+
+    @property
+    def last_timings(self) -> dict[str, float]:
+        """Deprecated: use ``result.timings_ms``. The stage timings of the
+        result returned last ({} before the first call). Not thread-safe:
+        with several threads calling, it is whichever call finished last."""
+        warnings.warn("Estimator.last_timings is deprecated: read result.timings_ms, the "
+                      "timings of the call that made each result.", DeprecationWarning,
+                      stacklevel=2)
+        return dict(self._last_timings)
 
     @property
     def card(self):
@@ -141,14 +227,18 @@ class Estimator:
                 skips the detector.
 
         Returns:
-            a :class:`PoseResult` in image pixels.
+            a :class:`PoseResult` in image pixels, with ``timings_ms``.
+
+        Raises:
+            ValueError: an invalid image or boxes, or a detector callable
+                that returned something other than boxes.
         """
         image = check_image(image)
         watch = Stopwatch()
-        try:
-            return self._run(image, boxes, watch)
-        finally:
-            self.last_timings = watch.result()
+        result = self._run(image, boxes, watch)
+        timings = watch.result()
+        self._last_timings = timings
+        return dataclasses.replace(result, timings_ms=timings)
 
     def _run(self, image: np.ndarray, boxes: ArrayLike | None, watch: Stopwatch) -> PoseResult:
         if self._pose.card.task == "bottomup":
@@ -162,8 +252,7 @@ class Estimator:
         if boxes is not None:
             b = check_boxes(boxes)
         elif self._detector is not None:
-            detections = self._detector(image)
-            b, box_scores = detections.boxes, detections.scores
+            b, box_scores = _detected(self._detector(image))
             watch.lap("detect")
         else:
             # No detector: the whole frame is the one person's box.
@@ -221,8 +310,11 @@ class Estimator:
                           person_scores=result.person_scores, track_ids=result.track_ids)
 
     def close(self) -> None:
-        """Releases the models' runtimes. Idempotent."""
-        for part in (getattr(self, "_detector", None), getattr(self, "_pose", None)):
+        """Releases the runtimes of the models the Estimator opened (not a
+        detector it was given). Idempotent."""
+        owned = (getattr(self, "_detector", None) if getattr(self, "_owns_detector", False)
+                 else None, getattr(self, "_pose", None))
+        for part in owned:
             if part is not None:
                 part.close()
 

@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -28,6 +31,11 @@ class PoseResult:
             (bottom-up and whole-frame models).
         person_scores: ``(N,)`` float32 confidence of each person.
         track_ids: ``(N,)`` int64 track ids (video), or None.
+        timings_ms: read-only mapping stage -> milliseconds of the call that
+            made this result (``Estimator``: detect, preprocess, inference,
+            decode, total; ``PoseTracker``: detect, pose, track, total), or
+            None. It travels with the result, so each call (on any thread)
+            has its own; it takes no part in ``==``.
 
     The arrays are read-only; operations return new results. ``len(result)``
     is N; ``result[i]``, ``result[a:b]``, ``result[mask]`` and
@@ -40,6 +48,7 @@ class PoseResult:
     boxes: NDArray[np.float32] | None = None
     person_scores: NDArray[np.float32] | None = None
     track_ids: NDArray[np.int64] | None = field(default=None)
+    timings_ms: Mapping[str, float] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         kp = np.asarray(self.keypoints, dtype=np.float32)
@@ -71,6 +80,8 @@ class PoseResult:
             if t.shape != (n,):
                 raise ValueError(f"track_ids must have shape ({n},), got {t.shape}.")
             object.__setattr__(self, "track_ids", read_only(t))
+        if self.timings_ms is not None:
+            object.__setattr__(self, "timings_ms", _timings(self.timings_ms))
 
     @staticmethod
     def _mean_scores(scores: np.ndarray) -> np.ndarray:
@@ -106,7 +117,7 @@ class PoseResult:
 
         return PoseResult(self.keypoints[index], self.scores[index], self.keypoint_set,
                           boxes=pick(self.boxes), person_scores=pick(self.person_scores),
-                          track_ids=pick(self.track_ids))
+                          track_ids=pick(self.track_ids), timings_ms=self.timings_ms)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain Python types, one entry per person."""
@@ -187,3 +198,19 @@ def _nan_to_none(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _nan_to_none(v) for k, v in value.items()}
     return value
+
+
+def _timings(value: Any) -> Mapping[str, float]:
+    """``timings_ms`` as a read-only mapping of stage name -> finite ms >= 0."""
+    if not isinstance(value, Mapping):
+        raise ValueError(f"timings_ms must be a mapping of stage name -> milliseconds, got "
+                         f"{type(value).__name__}.")
+    out = {}
+    for stage, ms in value.items():
+        if (not isinstance(stage, str) or isinstance(ms, bool)
+                or not isinstance(ms, (int, float, np.integer, np.floating))
+                or not math.isfinite(ms) or ms < 0):
+            raise ValueError(f"timings_ms must map stage names to finite milliseconds >= 0, got "
+                             f"{stage!r}: {ms!r}.")
+        out[stage] = float(ms)
+    return MappingProxyType(out)

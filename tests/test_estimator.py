@@ -235,16 +235,60 @@ def test_missing_opencv_is_reported_at_construction(models, monkeypatch):
         Estimator(models / MOVENET)
 
 
-def test_stage_timings_of_the_last_call(models, coco):
+def test_stage_timings_travel_on_each_result(models, coco):
     gt, images = coco
     image = images[785]
     with Estimator(models / MOVENET, detector=models / YOLOX) as est:
-        assert est.last_timings == {}
-        est(image)
-        t = est.last_timings
+        with pytest.warns(DeprecationWarning, match="result.timings_ms"):
+            assert est.last_timings == {}
+        poses = est(image)
+        t = poses.timings_ms
+        with pytest.warns(DeprecationWarning, match="last_timings is deprecated"):
+            assert est.last_timings == dict(t)   # the alias reads the last result's
     assert set(t) == {"detect", "preprocess", "inference", "decode", "total"}
     assert all(v >= 0 for v in t.values()) and t["detect"] > 0 and t["inference"] > 0
     assert t["total"] >= sum(v for k, v in t.items() if k != "total") * 0.99
+    with pytest.raises(TypeError):
+        t["total"] = 0.0                          # read-only
+    assert poses[0].timings_ms == t               # selections keep them
+
+
+def test_two_threads_get_their_own_timings(models, coco):
+    """One Estimator, two threads: each result carries its own call's stages;
+    a slow detector on one thread shows only in that thread's results."""
+    import threading
+    import time
+
+    gt, images = coco
+    image = images[785]
+    boxes = _gt_boxes(gt, 785)
+
+    def slow_detector(frame):
+        time.sleep(0.05)
+        return boxes
+
+    with Estimator(models / MOVENET, detector=slow_detector) as est:
+        out: dict[str, list] = {"detector": [], "boxes": []}
+
+        def work(kind):
+            for _ in range(4):
+                r = est(image) if kind == "detector" else est(image, boxes=boxes)
+                out[kind].append(r.timings_ms)
+
+        threads = [threading.Thread(target=work, args=(k,)) for k in out]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+    for kind, timings in out.items():
+        assert len(timings) == 4
+        for t in timings:
+            assert set(t) == {"detect", "preprocess", "inference", "decode", "total"}
+            assert t["total"] >= sum(v for k, v in t.items() if k != "total") * 0.99
+            if kind == "detector":
+                assert t["detect"] >= 45.0
+            else:
+                assert t["detect"] == 0.0 and t["total"] > 0
 
 
 TFPOSE = "openpose_paf/tfpose_mobilenet_v2_small.onnx"
@@ -353,7 +397,7 @@ def test_a_dynamic_batch_model_runs_chunks_of_eight(cpm_dynamic_batch, coco, mon
         sizes = _batch_sizes(est, monkeypatch)
         streamed = est(image, boxes=boxes)
         assert sizes == [8, 8, 5] and estimator.DYNAMIC_BATCH_CHUNK == 8
-        assert set(est.last_timings) >= {"preprocess", "inference", "decode", "total"}
+        assert set(streamed.timings_ms) >= {"preprocess", "inference", "decode", "total"}
         sizes.clear()
         monkeypatch.setattr(estimator, "DYNAMIC_BATCH_CHUNK", 1000)
         whole = est(image, boxes=boxes)
@@ -389,3 +433,125 @@ def test_peak_memory_does_not_grow_with_the_number_of_boxes(models, coco):
         small, large = _peak_bytes(est, image, boxes[:20]), _peak_bytes(est, image, boxes)
     assert large - small < 0.05 * crop_bytes * (200 - 20)  # < 1 MB; before: > 20 MB
     assert large < 20 * crop_bytes
+
+
+# -- detector= as a ready callable, and runtime= ---------------------------------
+
+
+def test_a_callable_detector_is_used_as_given_boxes(models, coco):
+    """A lambda returning fixed boxes gives what boxes= gives; (boxes, scores)
+    and an object with .boxes/.scores rescale the person scores by the scores."""
+    from types import SimpleNamespace
+
+    gt, images = coco
+    image, boxes = images[785], _gt_boxes(gt, 785)
+    scores = np.linspace(0.5, 1.0, len(boxes), dtype=np.float32)
+    with Estimator(models / MOVENET) as plain:
+        reference = plain(image, boxes=boxes)
+    with Estimator(models / MOVENET, detector=lambda frame: boxes.tolist()) as est:
+        got = est(image)
+    np.testing.assert_array_equal(got.keypoints, reference.keypoints)
+    np.testing.assert_array_equal(got.person_scores, reference.person_scores)
+    assert got.timings_ms["detect"] > 0
+    for returned in ((boxes, scores), SimpleNamespace(boxes=boxes, scores=scores)):
+        with Estimator(models / MOVENET, detector=lambda frame, r=returned: r) as est:
+            got = est(image)
+        np.testing.assert_array_equal(got.keypoints, reference.keypoints)
+        np.testing.assert_allclose(got.person_scores, reference.person_scores * scores,
+                                   rtol=1e-6)
+    with Estimator(models / MOVENET, detector=lambda frame: np.zeros((0, 4))) as est:
+        assert len(est(image)) == 0
+
+
+@pytest.mark.parametrize("returned, message", [
+    ("boxes", r"returned a str; a detector callable must return \(M, 4\) xyxy boxes"),
+    (np.zeros((2, 3)), r"returned an array of shape \(2, 3\)"),
+    ([1, 2, 3, 4, 5], r"returned a list of shape \(5,\)"),
+    (None, "returned a NoneType"),
+    (object(), "returned a object"),
+    ((np.ones((2, 4)), np.ones(3)), r"returned 2 boxes and scores of shape \(3,\)"),
+    ([[5, 5, 1, 9]], "box 0 has zero or negative size"),
+])
+def test_a_callable_detector_that_returns_something_else(models, returned, message):
+    with Estimator(models / MOVENET, detector=lambda frame: returned) as est:
+        with pytest.raises(ValueError, match=message):
+            est(np.zeros((64, 64, 3), np.uint8))
+
+
+def test_a_given_person_detector_is_not_closed(models, coco):
+    from edgepose.detectors import PersonDetector
+
+    gt, images = coco
+    image = images[785]
+    detector = PersonDetector.from_file(models / YOLOX)
+    try:
+        with Estimator(models / MOVENET, detector=models / YOLOX) as own:
+            reference = own(image)
+        with Estimator(models / MOVENET, detector=detector) as est:
+            got = est(image)
+        np.testing.assert_array_equal(got.keypoints, reference.keypoints)
+        assert len(detector(image)) == len(got)   # still open after the Estimator closed
+    finally:
+        detector.close()
+    with pytest.raises(TypeError, match="detector must be a detector file or name"):
+        Estimator(models / MOVENET, detector=3)
+
+
+def test_runtime_reaches_the_pose_model_and_the_detector(models, coco):
+    from edgepose import RuntimeOptions
+
+    gt, images = coco
+    image = images[785]
+    ov = RuntimeOptions(backend="openvino", threads=1)
+    with Estimator(models / MOVENET_ONNX, detector=models / YOLOX, runtime=ov) as est:
+        assert est.runtime is ov
+        assert type(est._pose.backend).__name__ == "OpenVINOBackend"
+        assert type(est._detector._backend).__name__ == "OpenVINOBackend"
+        on_ov = est(image)
+        ov_boxes = est._detector(image).boxes
+    with Estimator(models / MOVENET_ONNX, detector=models / YOLOX, runtime=ov,
+                   detector_runtime=RuntimeOptions(threads=1)) as est:
+        assert type(est._pose.backend).__name__ == "OpenVINOBackend"
+        assert type(est._detector._backend).__name__ == "OnnxRuntimeBackend"
+    with Estimator(models / MOVENET_ONNX, detector=models / YOLOX, threads=1) as est:
+        on_ort = est(image)                        # the shortcuts: both on onnxruntime
+        assert type(est._detector._backend).__name__ == "OnnxRuntimeBackend"
+        ort_boxes = est._detector(image).boxes
+    # the float detector agrees to a fraction of a pixel; the int8 pose model
+    # to a few of its quantisation steps (1.7 px here; median 3.4 px measured
+    # with OpenVINO 2026.4 against onnxruntime 1.32 on x86-64)
+    assert len(on_ov) == len(on_ort) > 0
+    np.testing.assert_allclose(ov_boxes, ort_boxes, atol=0.5)
+    found = (on_ov.scores > 0.3) & (on_ort.scores > 0.3)
+    assert np.median(np.abs(on_ov.keypoints - on_ort.keypoints)[found]) < 5.0
+
+
+def test_runtime_and_its_shortcuts_are_not_both_given(models):
+    from edgepose import RuntimeOptions
+
+    with pytest.raises(ValueError, match=r"not both: got runtime= and backend="):
+        Estimator(models / MOVENET, runtime=RuntimeOptions(), backend="tflite")
+    with pytest.raises(ValueError, match="detector_runtime applies to a detector built from a "
+                                         "file; the detector given is None"):
+        Estimator(models / MOVENET, detector_runtime=RuntimeOptions())
+
+
+@pytest.mark.parametrize("timings, message", [
+    ([("total", 1.0)], "timings_ms must be a mapping of stage name -> milliseconds, got list"),
+    ({"total": -1.0}, r"finite milliseconds >= 0, got 'total': -1.0"),
+    ({"total": float("nan")}, "finite milliseconds >= 0"),
+    ({1: 2.0}, "finite milliseconds >= 0, got 1: 2.0"),
+])
+def test_result_timings_are_checked(timings, message):
+    from edgepose.keypoints import COCO17
+
+    with pytest.raises(ValueError, match=message):
+        edgepose.PoseResult(
+            np.zeros((0, 17, 2)), np.zeros((0, 17)), COCO17, timings_ms=timings)
+    ok = edgepose.PoseResult(np.zeros((0, 17, 2)), np.zeros((0, 17)), COCO17,
+                             timings_ms={"total": np.float32(2)})
+    assert dict(ok.timings_ms) == {"total": 2.0}
+    import dataclasses
+
+    field = {f.name: f for f in dataclasses.fields(edgepose.PoseResult)}["timings_ms"]
+    assert field.compare is False                 # timings take no part in ==
