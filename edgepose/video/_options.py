@@ -59,30 +59,30 @@ def count(name: str, value: Any, minimum: int) -> int:
     return int(value)
 
 
-def pose_model(model: Any, backend: str | None, threads: int | None) -> tuple[Any, bool]:
-    """The pose callable for ``model``, and whether the tracker built it (and closes it)."""
+def pose_model(model: Any, runtime: Any) -> tuple[Any, bool]:
+    """The pose callable for ``model``, and whether the tracker built it (and
+    closes it); one built from a file runs with ``runtime`` (RuntimeOptions)."""
     if is_path(model):
         from edgepose.estimator import Estimator
 
-        return Estimator(model, backend=backend, threads=threads), True
+        return Estimator(model, runtime=runtime), True
     if callable(model):
         return model, False
     raise TypeError("model must be a model file or name, or a callable "
                     f"pose(frame, boxes=...) -> PoseResult, got {type(model).__name__}.")
 
 
-def person_detector(detector: Any, score_threshold: float, backend: str | None,
-                     threads: int | None) -> tuple[Any, bool]:
-    """The detector callable (or None), and whether the tracker built it."""
+def person_detector(detector: Any, score_threshold: float, runtime: Any) -> tuple[Any, bool]:
+    """The detector callable (or None), and whether the tracker built it (with
+    ``runtime``, a RuntimeOptions)."""
     if detector is None:
         return None, False
     if is_path(detector):
         from edgepose.detectors import PersonDetector
 
         return PersonDetector.from_file(detector, score_threshold=score_threshold,
-                                        backend=backend, threads=threads), True
+                                        runtime=runtime), True
     if callable(detector):
         return detector, False
     raise TypeError("detector must be a detector file or name, a callable "
                     f"detector(frame) -> Detections, or None, got {type(detector).__name__}.")
-

@@ -56,7 +56,7 @@ class TrackedFrame(NamedTuple):
     #: whichever thread ran the stage: ``read`` (producing the frame from
     #: the input iterable: decoding), ``detect`` (the person detector; 0 on
     #: frames without detection), ``pose`` and ``track`` (the tracker's own
-    #: :attr:`~edgepose.video.PoseTracker.last_timings`). Pipelined, the
+    #: ``poses.timings_ms``). Pipelined, the
     #: stages of consecutive frames overlap, so their sum exceeds the wall
     #: time per frame.
     timings_ms: Mapping[str, float] | None = None
@@ -154,8 +154,8 @@ def _pairs(frames: Iterable[Any]) -> Iterator[tuple[int, NDArray[np.uint8], floa
         close_iterator(iterator)
 
 
-def _timings(read_ms: float, detect_ms: float | None, tracker: Any) -> dict[str, float]:
-    laps = getattr(tracker, "last_timings", None) or {}
+def _timings(read_ms: float, detect_ms: float | None, poses: Any) -> dict[str, float]:
+    laps = getattr(poses, "timings_ms", None) or {}
     return {"read": read_ms,
             "detect": laps.get("detect", 0.0) if detect_ms is None else detect_ms,
             "pose": laps.get("pose", 0.0), "track": laps.get("track", 0.0)}
@@ -200,7 +200,7 @@ def track_frames(frames: Iterable[tuple[NDArray[np.uint8], float | None] | NDArr
     if not pipelined:
         for index, image, stamp, read_ms in _pairs(frames):
             poses = tracker(image, stamp)
-            yield TrackedFrame(index, image, stamp, poses, _timings(read_ms, None, tracker))
+            yield TrackedFrame(index, image, stamp, poses, _timings(read_ms, None, poses))
         return
     start = tracker.frame_count
     stream: Iterator[Any] = (latest(_pairs(frames), name="edgepose-read") if live else
@@ -226,7 +226,7 @@ def track_frames(frames: Iterable[tuple[NDArray[np.uint8], float | None] | NDArr
     try:
         for index, image, stamp, read_ms, detections, detect_ms in stream:
             poses = tracker(image, stamp, detections=detections)
-            yield TrackedFrame(index, image, stamp, poses, _timings(read_ms, detect_ms, tracker))
+            yield TrackedFrame(index, image, stamp, poses, _timings(read_ms, detect_ms, poses))
     finally:
         close_iterator(stream)
 

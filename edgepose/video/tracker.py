@@ -51,9 +51,11 @@ and go.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import threading
+import warnings
 from collections.abc import Callable
 from time import perf_counter_ns
 from typing import Any
@@ -63,6 +65,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from edgepose.images import check_image
 from edgepose.results import PoseResult
+from edgepose.runtime import RuntimeOptions
 from edgepose.video import _boxes
 from edgepose.video._options import (count, fraction, oks_sigmas, person_detector, pose_model,
                                      positive_number)
@@ -136,9 +139,18 @@ class PoseTracker:
             with the keypoint set's sigmas, or 0.08 for every keypoint of a
             set that has none).
         sigmas: ``(K,)`` OKS sigmas; default: the keypoint set's.
-        backend, threads: runtime options of models built from files.
+        runtime: the :class:`~edgepose.runtime.RuntimeOptions` of the
+            models built from files (the Estimator and the detector), e.g.
+            ``RuntimeOptions(backend="openvino", device="GPU")``.
+        detector_runtime: different options for a detector built from a
+            file (default: ``runtime``).
+        backend, threads: shortcuts for those fields of ``runtime``; giving
+            both is a ValueError.
         detection_threshold: minimum person score of a detector built from
             a file.
+
+    Each result carries the milliseconds of its frame's stages in
+    ``result.timings_ms`` (detect, pose, track, total).
 
     Raises:
         TypeError, ValueError: an invalid option (at construction).
@@ -163,8 +175,18 @@ class PoseTracker:
                  keypoint_threshold: float = 0.3, min_keypoints: int = 4,
                  box_scale: float = 1.2, max_detector_misses: int = 2,
                  duplicate_oks: float = 0.7, sigmas: ArrayLike | None = None,
+                 runtime: RuntimeOptions | None = None,
+                 detector_runtime: RuntimeOptions | None = None,
                  backend: str | None = None, threads: int | None = None,
                  detection_threshold: float = 0.3) -> None:
+        runtime = RuntimeOptions.resolve(runtime, backend=backend, threads=threads)
+        if detector_runtime is not None and not isinstance(detector, (str, os.PathLike)):
+            raise ValueError("detector_runtime applies to a detector built from a file; the "
+                             f"detector given is a {type(detector).__name__}. Drop "
+                             "detector_runtime=.")
+        if detector_runtime is not None and not isinstance(detector_runtime, RuntimeOptions):
+            raise TypeError("detector_runtime must be an edgepose.RuntimeOptions, got "
+                            f"{type(detector_runtime).__name__}.")
         self.detect_every = count("detect_every", detect_every, 1)
         if metric not in _METRICS:
             raise ValueError(f"metric must be one of {_METRICS}, got {metric!r}.")
@@ -187,15 +209,15 @@ class PoseTracker:
                                              and (self._sigmas > 0).all()):
             raise ValueError(f"sigmas must be a (K,) array of positive finite numbers, got {sigmas!r}.")
         self._detector_lock = threading.Lock()
-        #: Milliseconds of the last call: detect, pose, track and total.
-        self.last_timings: dict[str, float] = {}
+        self._last_timings: dict[str, float] = {}
         #: Whether the last call ran (or was given) detections.
         self.last_detected = False
         self._owned: list[Any] = []
         try:
-            self._pose, owned = pose_model(model, backend, threads)
+            self._pose, owned = pose_model(model, runtime)
             self._owned += [self._pose] if owned else []
-            self._detector, owned = person_detector(detector, detection_threshold, backend, threads)
+            self._detector, owned = person_detector(detector, detection_threshold,
+                                                    detector_runtime or runtime)
             self._owned += [self._detector] if owned else []
             card = getattr(self._pose, "card", None)
             self._bottom_up = getattr(card, "task", None) == "bottomup"
@@ -205,6 +227,15 @@ class PoseTracker:
         except Exception:
             self.close()
             raise
+
+    @property
+    def last_timings(self) -> dict[str, float]:
+        """Deprecated: use ``result.timings_ms``. The stage timings of the
+        frame returned last ({} before the first)."""
+        warnings.warn("PoseTracker.last_timings is deprecated: read result.timings_ms, the "
+                      "timings of the frame that made each result.", DeprecationWarning,
+                      stacklevel=2)
+        return dict(self._last_timings)
 
     # -- state -----------------------------------------------------------------
 
@@ -270,8 +301,8 @@ class PoseTracker:
 
         Returns:
             the :class:`PoseResult` of the people seen in this frame, with
-            ``track_ids (N,)``, ordered by track id; ``boxes`` are the boxes
-            the poses were estimated in.
+            ``track_ids (N,)``, ordered by track id, and ``timings_ms``;
+            ``boxes`` are the boxes the poses were estimated in.
 
         Raises:
             TypeError, ValueError: an invalid frame, a timestamp that does
@@ -296,8 +327,8 @@ class PoseTracker:
         lap("track")
         self.frame_count += 1
         self._last_t = t
-        self.last_timings = lap.total()
-        return out
+        self._last_timings = lap.total()
+        return dataclasses.replace(out, timings_ms=self._last_timings)
 
     def _clock(self, timestamp_ms: float | None) -> float:
         """The frame's time in seconds, checked to increase."""

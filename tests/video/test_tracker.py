@@ -126,9 +126,13 @@ def test_detect_every_propagates_between_detections():
         result = tracker(scene.frame(f))
         flags.append(tracker.last_detected)
         assert len(result) == 2 and result.boxes.shape == (2, 4)
+        assert set(result.timings_ms) == {"detect", "pose", "track", "total"}
+        assert (result.timings_ms["detect"] > 0) == (f % 4 == 0)
+        assert result.timings_ms["total"] >= result.timings_ms["pose"] > 0
     assert flags == [f % 4 == 0 for f in range(12)]
     assert detector.calls == 3 and pose.calls == 12
-    assert set(tracker.last_timings) == {"detect", "pose", "track", "total"}
+    with pytest.warns(DeprecationWarning, match="PoseTracker.last_timings is deprecated"):
+        assert tracker.last_timings == dict(result.timings_ms)
 
 
 def test_the_detector_runs_whenever_no_track_is_active():
@@ -434,3 +438,29 @@ def test_ready_estimator_and_detector_objects(shared_dir):
         assert len(est(clip[0], boxes=det(clip[0]).boxes)) >= 3
     assert ids[0] == ids[-1] and len(ids[0]) >= 3
 
+
+
+def test_runtime_options_reach_both_models(shared_dir):
+    """PoseTracker forwards the whole RuntimeOptions: both models really run
+    on OpenVINO; detector_runtime puts the detector elsewhere."""
+    from edgepose.runtime import RuntimeOptions
+
+    clip = panning_clip(shared_dir)[0][:3]
+    models = shared_dir / "models"
+    pose = models / "movenet" / "onnx_converted" / "movenet_singlepose_lightning_int8_4.onnx"
+    yolox = models / "detectors" / "yolox_yolox_nano_416x416.onnx"
+    ov = RuntimeOptions(backend="openvino", threads=1)
+    with PoseTracker(pose, yolox, runtime=ov) as tracker:
+        assert tracker._pose.runtime is ov
+        assert type(tracker._pose._pose.backend).__name__ == "OpenVINOBackend"
+        assert type(tracker._detector._backend).__name__ == "OpenVINOBackend"
+        counts = [len(tracker(frame)) for frame in clip]
+    assert min(counts) >= 3
+    with PoseTracker(pose, yolox, runtime=ov, detector_runtime=RuntimeOptions(threads=1)) as tracker:
+        assert type(tracker._pose._pose.backend).__name__ == "OpenVINOBackend"
+        assert type(tracker._detector._backend).__name__ == "OnnxRuntimeBackend"
+    with pytest.raises(ValueError, match=r"not both: got runtime= and threads="):
+        PoseTracker(pose, yolox, runtime=ov, threads=2)
+    scene = Scene(crossing(0))
+    with pytest.raises(ValueError, match="detector_runtime applies to a detector built from a file"):
+        PoseTracker(FakePose(scene), FakeDetector(scene), detector_runtime=ov)
