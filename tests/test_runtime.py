@@ -98,3 +98,57 @@ def test_loaded_model_takes_runtime_or_the_shortcuts(shared_dir):
         model.close()
     with pytest.raises(ValueError, match=r"not both: got runtime= and threads="):
         LoadedModel(path, role="detector", runtime=RuntimeOptions(), threads=2)
+
+
+def test_every_backends_entry_names_a_class_taking_its_options():
+    import importlib
+    import inspect
+
+    from edgepose.backends import BACKENDS
+
+    options = set()
+    for name, entry in BACKENDS.items():
+        cls = getattr(importlib.import_module(entry.module), entry.cls)
+        assert all(callable(getattr(cls, m, None)) for m in ("run", "close")), name
+        params = inspect.signature(cls.__init__).parameters
+        assert {"threads", *entry.options} <= set(params), name
+        options |= set(entry.options)
+    assert options == {"providers", "device", "precision", "xnnpack"}
+
+
+def test_open_backend_constructs_from_the_table(monkeypatch, tmp_path):
+    """A new entry in BACKENDS is all open_backend needs: no name switch."""
+    from edgepose import backends
+
+    class Recorder:
+        def __init__(self, path, *, threads=None, device=None):
+            self.args = (path, threads, device)
+
+    module = type(backends)("edgepose_test_fake_backend")
+    module.Recorder = Recorder
+    monkeypatch.setitem(__import__("sys").modules, "edgepose_test_fake_backend", module)
+    monkeypatch.setitem(backends.BACKENDS, "fake",
+                        backends.BackendEntry("edgepose_test_fake_backend", "Recorder",
+                                              ("device",)))
+    opened = backends.open_backend(tmp_path / "m.onnx", "fake", threads=3, device="NPU")
+    assert isinstance(opened, Recorder) and opened.args == (tmp_path / "m.onnx", 3, "NPU")
+    with pytest.raises(ValueError, match="providers is an onnxruntime option; backend 'fake'"):
+        backends.open_backend(tmp_path / "m.onnx", "fake", providers=["CPUExecutionProvider"])
+    with pytest.raises(ValueError, match="Unknown backend 'tensorrt': expected one of "
+                                         "onnxruntime, tflite, openvino, fake"):
+        backends.open_backend(tmp_path / "m.onnx", "tensorrt")
+
+
+def test_open_backend_takes_runtime_or_keywords(shared_dir):
+    from edgepose.backends import open_backend
+
+    path = shared_dir / "models" / YOLOX
+    with open_backend(path, runtime=RuntimeOptions(backend="openvino", threads=1,
+                                                   precision=None)) as ov:
+        assert type(ov).__name__ == "OpenVINOBackend"
+    with open_backend(shared_dir / "models" / MOVENET, runtime=RuntimeOptions(xnnpack=False)) as t:
+        assert t.xnnpack is False
+    with pytest.raises(ValueError, match=r"not both: got runtime= and threads=, precision="):
+        open_backend(path, runtime=RuntimeOptions(), threads=2, precision="f16")
+    with pytest.raises(ValueError, match="device is an OpenVINO option; backend 'onnxruntime'"):
+        open_backend(path, runtime=RuntimeOptions(backend="onnxruntime", device="GPU"))

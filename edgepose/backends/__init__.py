@@ -14,6 +14,7 @@ file's suffix and can be overridden::
     open_backend("model.onnx", providers=["CUDAExecutionProvider", "CPUExecutionProvider"])
     open_backend("model.xml", device="GPU")                       # OpenVINO, f32 by default
     open_backend("model.onnx", backend="openvino", precision=None)  # the plugin's own choice
+    open_backend("model.onnx", runtime=edgepose.RuntimeOptions(backend="openvino"))
 
 Options are named in each runtime's own words: ``providers`` (onnxruntime),
 ``device`` and ``precision`` (OpenVINO), ``threads`` (all three). Importing
@@ -22,20 +23,50 @@ opened, and a missing one raises ImportError naming the extra to install.
 """
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from edgepose.backends._base import Backend, TensorInfo
 
-__all__ = ["BACKENDS", "Backend", "TensorInfo", "backend_for_path", "open_backend"]
+if TYPE_CHECKING:
+    from edgepose.runtime import RuntimeOptions
 
-#: Backend name -> the module that implements it (imported on first use).
-BACKENDS: dict[str, str] = {
-    "onnxruntime": "edgepose.backends.onnxruntime",
-    "tflite": "edgepose.backends.tflite",
-    "openvino": "edgepose.backends.openvino",
+__all__ = ["BACKENDS", "Backend", "BackendEntry", "TensorInfo", "backend_for_path",
+           "open_backend"]
+
+
+@dataclass(frozen=True)
+class BackendEntry:
+    """Where a backend lives and which options it takes.
+
+    Attributes:
+        module: the module that implements it (imported on first use).
+        cls: the :class:`Backend` class in that module; it is constructed as
+            ``cls(path, threads=..., **{option: ... for option in options})``.
+        options: the keywords of :func:`open_backend` this runtime alone takes.
+    """
+
+    module: str
+    cls: str
+    options: tuple[str, ...]
+
+
+#: Backend name -> where it lives and what it takes (nothing is imported here).
+BACKENDS: dict[str, BackendEntry] = {
+    "onnxruntime": BackendEntry("edgepose.backends.onnxruntime", "OnnxRuntimeBackend",
+                                ("providers",)),
+    "tflite": BackendEntry("edgepose.backends.tflite", "TFLiteBackend", ("xnnpack",)),
+    "openvino": BackendEntry("edgepose.backends.openvino", "OpenVINOBackend",
+                             ("device", "precision")),
 }
+
+#: The default of each runtime-specific option: any other value is "given".
+_OPTION_DEFAULTS: dict[str, Any] = {"providers": None, "device": None, "precision": "f32",
+                                    "xnnpack": True}
 
 _SUFFIXES = {".onnx": "onnxruntime", ".tflite": "tflite", ".xml": "openvino"}
 
@@ -68,6 +99,7 @@ def open_backend(
     path: str | os.PathLike[str],
     backend: str | None = None,
     *,
+    runtime: RuntimeOptions | None = None,
     threads: int | None = None,
     device: str | None = None,
     providers: Sequence[str | tuple[str, dict]] | str | None = None,
@@ -82,6 +114,9 @@ def open_backend(
         backend: ``"onnxruntime"``, ``"tflite"`` or ``"openvino"``; ``None``
             chooses from the suffix (:func:`backend_for_path`). OpenVINO also
             reads ``.onnx`` files directly.
+        runtime: all of these options as one
+            :class:`edgepose.runtime.RuntimeOptions`, instead of the
+            keywords (giving both is a ValueError).
         threads: intra-op threads (onnxruntime ``intra_op_num_threads``, TFLite
             ``num_threads``, OpenVINO ``INFERENCE_NUM_THREADS``); ``None`` keeps
             the runtime's default, except TFLite, whose default of one thread
@@ -98,41 +133,56 @@ def open_backend(
         xnnpack: TFLite only: False runs TFLite's reference kernels instead
             of the XNNPACK delegate (slower; int8 rounding as the reference).
 
+    The backend is built from its :data:`BACKENDS` entry: its module is
+    imported and its class constructed with ``threads`` and the options the
+    entry lists.
+
     Returns:
         An open :class:`Backend`; use it as a context manager or call close().
 
     Raises:
         ValueError: unknown backend or suffix, an option the chosen backend does
-            not take, an unavailable provider or device, or a file the runtime
-            cannot load.
+            not take, ``runtime`` together with keywords, an unavailable
+            provider or device, or a file the runtime cannot load.
         FileNotFoundError: no file at ``path``.
         ImportError: the runtime is not installed (names the extra).
     """
+    options = {"device": device, "providers": providers, "precision": precision,
+               "xnnpack": xnnpack}
+    if runtime is not None:
+        given = [k for k, v in (("backend", backend), ("threads", threads)) if v is not None]
+        given += [k for k, v in options.items() if v != _OPTION_DEFAULTS[k]]
+        if given:
+            raise ValueError(
+                "Give runtime options either as runtime= or as keywords, not both: got runtime= "
+                f"and {', '.join(f'{k}=' for k in given)}. Put them in the RuntimeOptions: "
+                f"runtime.replace({', '.join(f'{k}=...' for k in given)}).")
+        backend = runtime.backend_for(path)
+        kwargs = runtime.backend_kwargs(backend)
+        threads = kwargs.pop("threads")
+        options = {**_OPTION_DEFAULTS, **kwargs}
     name = backend_for_path(path) if backend is None else backend
-    if name not in BACKENDS:
+    entry = BACKENDS.get(name) if isinstance(name, str) else None
+    if entry is None:
         raise ValueError(f"Unknown backend {name!r}: expected one of {', '.join(BACKENDS)}.")
-    if providers is not None and name != "onnxruntime":
-        raise ValueError(
-            f"providers is an onnxruntime option; backend {name!r} does not take it"
-            + (" (use device=)." if name == "openvino" else "."))
-    if device is not None and name != "openvino":
-        raise ValueError(
-            f"device is an OpenVINO option; backend {name!r} does not take it"
-            + (" (onnxruntime selects hardware with providers=)." if name == "onnxruntime"
-               else " (TFLite runs on the CPU)."))
-    if precision not in ("f32", None) and name != "openvino":
-        raise ValueError(
-            f"precision is an OpenVINO option; backend {name!r} runs the precision stored "
-            f"in the file, got precision={precision!r}.")
+    for option, value in options.items():
+        if option not in entry.options and value != _OPTION_DEFAULTS[option] and not (
+                option == "precision" and value is None):
+            raise ValueError(_foreign_option(option, value, name))
+    cls = getattr(importlib.import_module(entry.module), entry.cls)
+    return cls(path, threads=threads, **{option: options[option] for option in entry.options})
 
-    if not xnnpack and name != "tflite":
-        raise ValueError(f"xnnpack is a TFLite option; backend {name!r} does not take it.")
 
-    if name == "onnxruntime":
-        from edgepose.backends.onnxruntime import OnnxRuntimeBackend
-        return OnnxRuntimeBackend(path, providers=providers, threads=threads)
-    if name == "tflite":
-        from edgepose.backends.tflite import TFLiteBackend
-        return TFLiteBackend(path, threads=threads, xnnpack=xnnpack)
-    from edgepose.backends.openvino import OpenVINOBackend
-    return OpenVINOBackend(path, device=device, threads=threads, precision=precision)
+def _foreign_option(option: str, value: Any, name: str) -> str:
+    """The message for ``option`` given to backend ``name``, which does not take it."""
+    if option == "providers":
+        return (f"providers is an onnxruntime option; backend {name!r} does not take it"
+                + (" (use device=)." if name == "openvino" else "."))
+    if option == "device":
+        return (f"device is an OpenVINO option; backend {name!r} does not take it"
+                + (" (onnxruntime selects hardware with providers=)." if name == "onnxruntime"
+                   else " (TFLite runs on the CPU)."))
+    if option == "precision":
+        return (f"precision is an OpenVINO option; backend {name!r} runs the precision stored "
+                f"in the file, got precision={value!r}.")
+    return f"xnnpack is a TFLite option; backend {name!r} does not take it."
