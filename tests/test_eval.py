@@ -769,3 +769,35 @@ def test_main_eval_reports_user_errors(capsys, tmp_path):
 
 def test_stat_names_follow_pycocotools():
     assert STAT_NAMES == ("AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl")
+
+
+def test_evaluate_model_builds_an_estimator_with_runtime(shared_dir, tmp_path, monkeypatch):
+    """A model file is opened with runtime= (the whole object reaches the
+    Estimator and its backends), evaluated, and closed; the report equals
+    that of the same Estimator built by hand."""
+    import edgepose.estimator
+    from edgepose.evaluation import load_annotations
+    from edgepose.runtime import RuntimeOptions
+
+    movenet = shared_dir / "models/movenet/onnx_converted/movenet_singlepose_lightning_int8_4.onnx"
+    ann = load_annotations(shared_dir / "data/mpii/test_mpii.json")
+    ov = RuntimeOptions(backend="openvino", threads=1)
+    built = []
+
+    class Spy(edgepose.estimator.Estimator):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            built.append(self)
+
+    monkeypatch.setattr(edgepose.estimator, "Estimator", Spy)
+    report = evaluate_model(movenet, ann, shared_dir / "data/mpii", gt_boxes=True, runtime=ov)
+    (est,) = built
+    assert est.runtime is ov and type(est._pose.backend).__name__ == "OpenVINOBackend"
+    with pytest.raises(RuntimeError, match="closed"):
+        est(np.zeros((64, 64, 3), np.uint8))        # closed by evaluate_model
+    with Spy(movenet, runtime=ov) as by_hand:
+        expected = evaluate_model(by_hand, ann, shared_dir / "data/mpii", gt_boxes=True)
+    assert report.pckh.mean == expected.pckh.mean and report.pckh.mean > 0.5
+    with pytest.raises(ValueError, match="runtime= build an Estimator for a model file or name; "
+                                         "the model given is a ready function"):
+        evaluate_model(lambda image: None, ann, tmp_path, runtime=ov)

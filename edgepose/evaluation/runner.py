@@ -19,6 +19,7 @@ PCK, left out of the pixel errors).
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from edgepose.evaluation.mpii import MpiiAnnotations, MpiiPCKh, evaluate_pckh, l
 from edgepose.evaluation.pck import KeypointErrors, PCKResult, bbox_size, keypoint_errors, pck
 from edgepose.keypoints import (MPII16, KeypointSet, can_convert, convert_keypoints,
                                 get_keypoint_set)
+from edgepose.runtime import RuntimeOptions
 
 __all__ = ["EvaluationReport", "evaluate_model", "load_annotations"]
 
@@ -251,10 +253,12 @@ def _call(model: PoseModel, image: np.ndarray, boxes: np.ndarray | None, n_expec
 
 
 def evaluate_model(
-    model: PoseModel,
+    model: PoseModel | str | os.PathLike[str],
     annotations: str | Path | CocoKeypoints | MpiiAnnotations,
     images: str | Path,
     *,
+    detector: str | os.PathLike[str] | Callable[..., Any] | None = None,
+    runtime: RuntimeOptions | None = None,
     gt_boxes: bool = False,
     keypoint_set: str | KeypointSet | None = None,
     sigmas: Any = None,
@@ -269,6 +273,12 @@ def evaluate_model(
         model: ``model(image)`` (or ``model(image, boxes=B)`` with
             ``gt_boxes``) returning a :class:`~edgepose.results.PoseResult`
             for a BGR uint8 image; an :class:`~edgepose.Estimator` is one.
+            Or a model file or registry name: an Estimator is built for it
+            (with ``detector`` and ``runtime``) and closed at the end.
+        detector: the person detector of an Estimator built from a file
+            (see :class:`~edgepose.Estimator`).
+        runtime: the :class:`~edgepose.runtime.RuntimeOptions` of an
+            Estimator built from a file.
         annotations: a COCO-format or MPII annotation file, or loaded
             annotations (:func:`load_annotations`).
         images: the folder holding the annotated images.
@@ -291,8 +301,26 @@ def evaluate_model(
         ValueError: annotations with nothing to evaluate (no person with a
             labelled keypoint), MPII without ``gt_boxes``, keypoints that
             cannot be matched to the dataset, a model that returns the wrong
-            number of poses for the boxes.
+            number of poses for the boxes, ``detector`` or ``runtime`` with a
+            ready model.
     """
+    if not isinstance(model, (str, os.PathLike)):
+        if detector is not None or runtime is not None:
+            raise ValueError(
+                "detector= and runtime= build an Estimator for a model file or name; the model "
+                f"given is a ready {type(model).__name__}, which runs as it was built. Build it "
+                "with them, or pass the model's file.")
+        return _evaluate(model, annotations, images, gt_boxes, keypoint_set, sigmas,
+                         area_source, pck_alphas, per_keypoint, progress)
+    from edgepose.estimator import Estimator
+
+    with Estimator(model, detector, runtime=runtime) as est:
+        return _evaluate(est, annotations, images, gt_boxes, keypoint_set, sigmas, area_source,
+                         pck_alphas, per_keypoint, progress)
+
+
+def _evaluate(model: PoseModel, annotations, images, gt_boxes, keypoint_set, sigmas,
+              area_source, pck_alphas, per_keypoint, progress) -> EvaluationReport:
     ann = annotations if isinstance(annotations, (CocoKeypoints, MpiiAnnotations)) \
         else load_annotations(annotations)
     _check_not_empty(ann)
