@@ -146,6 +146,19 @@ class RuntimeOptions:
         """A copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **changes)
 
+    def only_for(self, name: str) -> RuntimeOptions:
+        """These options with ``backend`` fixed to ``name`` and the options
+        of the other runtimes back at their defaults, so one object serves a
+        sweep over runtimes (``edgepose bench --backend a,b --device GPU``)."""
+        from edgepose.backends import BACKENDS
+
+        if name not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {name!r}.")
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        foreign = {option: defaults[option] for entry_name, entry in BACKENDS.items()
+                   if entry_name != name for option in entry.options}
+        return self.replace(backend=name, **foreign)
+
     def backend_for(self, path: str | os.PathLike[str]) -> str:
         """The backend that runs ``path``: ``backend``, else from the suffix."""
         from edgepose.backends import backend_for_path

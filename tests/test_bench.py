@@ -639,3 +639,40 @@ def test_edgepose_bench_stays_an_entry_point_beside_edgepose():
     for target in scripts.values():
         module, _, name = target.partition(":")
         assert callable(getattr(importlib.import_module(module), name))
+
+
+def test_run_config_passes_each_model_its_runtime_options(shared_dir, monkeypatch):
+    """BenchConfig.runtime reaches the models: xnnpack=False only the TFLite
+    pose model, the detector on onnxruntime gets threads and nothing else."""
+    import edgepose.estimator
+    from edgepose.bench.runner import BenchConfig, RunSettings, run_config
+    from edgepose.detectors import PersonDetector
+    from edgepose.runtime import RuntimeOptions
+
+    built = {}
+
+    class Spy(edgepose.estimator.Estimator):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            built["pose"] = (self.runtime, self._pose.backend.xnnpack)
+
+    original = PersonDetector.from_file.__func__
+
+    def from_file(cls, path, **kwargs):
+        built["detector"] = kwargs["runtime"]
+        return original(cls, path, **kwargs)
+
+    monkeypatch.setattr(edgepose.estimator, "Estimator", Spy)
+    monkeypatch.setattr(PersonDetector, "from_file", classmethod(from_file))
+    models = shared_dir / "models"
+    config = BenchConfig(str(models / "movenet/movenet_singlepose_lightning_int8_4.tflite"),
+                         str(models / "detectors/yolox_yolox_nano_416x416.onnx"), threads=1,
+                         runtime=RuntimeOptions(xnnpack=False, device="GPU"))
+    image = (shared_dir / "data/coco/000000197388.jpg").read_bytes()
+    row = run_config(config, image, RunSettings(runs=2, warmup=0))
+    assert row["status"] == "ok", row["reason"]
+    assert built["pose"] == (RuntimeOptions(backend="tflite", threads=1, xnnpack=False), False)
+    assert built["detector"] == RuntimeOptions(backend="onnxruntime", threads=1)
+    with pytest.raises(ValueError, match="BenchConfig.runtime carries the options besides "
+                                         "backend and threads"):
+        BenchConfig("m.onnx", runtime=RuntimeOptions(threads=2))

@@ -152,3 +152,16 @@ def test_open_backend_takes_runtime_or_keywords(shared_dir):
         open_backend(path, runtime=RuntimeOptions(), threads=2, precision="f16")
     with pytest.raises(ValueError, match="device is an OpenVINO option; backend 'onnxruntime'"):
         open_backend(path, runtime=RuntimeOptions(backend="onnxruntime", device="GPU"))
+
+
+def test_only_for_keeps_the_options_of_one_runtime():
+    options = RuntimeOptions(threads=2, device="GPU", providers=["CPUExecutionProvider"],
+                             precision="f16", xnnpack=False)
+    assert options.only_for("openvino") == RuntimeOptions(backend="openvino", threads=2,
+                                                          device="GPU", precision="f16")
+    assert options.only_for("tflite") == RuntimeOptions(backend="tflite", threads=2,
+                                                        xnnpack=False)
+    assert options.only_for("onnxruntime") == RuntimeOptions(
+        backend="onnxruntime", threads=2, providers=["CPUExecutionProvider"])
+    with pytest.raises(ValueError, match="backend must be one of onnxruntime, tflite, openvino"):
+        options.only_for("tensorrt")

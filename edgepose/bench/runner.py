@@ -8,7 +8,7 @@ Each timed run is what an application pays for one frame:
 2. ``detector``: :class:`edgepose.detectors.PersonDetector` (letterbox,
    inference, decoding, NMS), when there is a detector;
 3. ``preprocess``, ``inference``, ``decode``: the stages of
-   :class:`edgepose.Estimator` (``Estimator.last_timings``) given the
+   :class:`edgepose.Estimator` (the result's ``timings_ms``) given the
    detector's boxes (crops and input tensors; the runtime; decoding and
    mapping back to image pixels);
 4. ``other``: the rest of the Estimator call (input checks, results);
@@ -43,6 +43,7 @@ from edgepose._files import sha256_file
 from edgepose.bench.graph import count_graph
 from edgepose.bench.probe import read_temperatures
 from edgepose.bench.stats import drift, percentile, summarize
+from edgepose.runtime import RuntimeOptions
 
 __all__ = ["BenchConfig", "RunSettings", "STAGES", "attribute_stages", "backend_supports",
            "describe_model", "run_config", "run_video_config"]
@@ -74,6 +75,12 @@ class BenchConfig:
         backend: the pose model's backend; None chooses from the file type.
         detector_backend: the detector's backend; None chooses from its file type.
         threads: inference threads of both models; None keeps each runtime's default.
+        runtime: the other runtime options
+            (:class:`~edgepose.runtime.RuntimeOptions`: ``device``,
+            ``providers``, ``precision``, ``xnnpack``); each model gets
+            those of the backend it runs on (:meth:`RuntimeOptions.only_for`).
+            Its ``backend`` and ``threads`` must be None: the fields above
+            say them.
     """
 
     model: str
@@ -81,6 +88,24 @@ class BenchConfig:
     backend: str | None = None
     detector_backend: str | None = None
     threads: int | None = None
+    runtime: RuntimeOptions | None = None
+
+    def __post_init__(self) -> None:
+        if self.runtime is None:
+            return
+        if not isinstance(self.runtime, RuntimeOptions):
+            raise TypeError("runtime must be an edgepose.RuntimeOptions, got "
+                            f"{type(self.runtime).__name__}.")
+        if self.runtime.backend is not None or self.runtime.threads is not None:
+            raise ValueError(
+                "BenchConfig.runtime carries the options besides backend and threads, which "
+                "the config's own fields say: got runtime.backend="
+                f"{self.runtime.backend!r}, runtime.threads={self.runtime.threads!r}. Pass "
+                "BenchConfig(backend=..., threads=...) instead.")
+
+    def runtime_for(self, backend: str) -> RuntimeOptions:
+        """The options of a model of this configuration that runs on ``backend``."""
+        return (self.runtime or RuntimeOptions()).only_for(backend).replace(threads=self.threads)
 
 
 @dataclass(frozen=True)
@@ -120,7 +145,7 @@ def attribute_stages(t_ns: tuple[int, int, int, int], timings: dict[str, float],
     Args:
         t_ns: ``perf_counter_ns`` before decoding the image, after decoding,
             after the detector, after the Estimator call.
-        timings: the Estimator's ``last_timings`` of that call.
+        timings: the ``timings_ms`` of that call's result.
         with_detector: whether a detector ran (else no ``detector`` stage).
 
     Returns:
@@ -277,7 +302,7 @@ def _open_models(config: BenchConfig, path: Path, backend: str, det_path: Path |
     """The configuration's Estimator and PersonDetector (or None)."""
     from edgepose.estimator import Estimator
 
-    est = Estimator(path, backend=backend, threads=config.threads)
+    est = Estimator(path, runtime=config.runtime_for(backend))
     if det_path is None:
         return est, None
     try:
@@ -286,8 +311,7 @@ def _open_models(config: BenchConfig, path: Path, backend: str, det_path: Path |
                              "itself and takes no detector.")
         from edgepose.detectors import PersonDetector
 
-        return est, PersonDetector.from_file(det_path, backend=det_backend,
-                                             threads=config.threads)
+        return est, PersonDetector.from_file(det_path, runtime=config.runtime_for(det_backend))
     except BaseException:
         est.close()
         raise
@@ -337,7 +361,7 @@ def run_config(config: BenchConfig, image_bytes: bytes, settings: RunSettings, *
             t2 = time.perf_counter_ns()
             poses = est(image, boxes=boxes)
             t3 = time.perf_counter_ns()
-            return attribute_stages((t0, t1, t2, t3), est.last_timings, det is not None), len(poses)
+            return attribute_stages((t0, t1, t2, t3), poses.timings_ms, det is not None), len(poses)
 
         if cv2.imdecode(buf, cv2.IMREAD_COLOR) is None:
             raise ValueError("the image could not be decoded by OpenCV.")
