@@ -146,6 +146,13 @@ class RuntimeOptions:
         """A copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **changes)
 
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as plain JSON types (providers as lists)."""
+        providers = None if self.providers is None else [
+            p if isinstance(p, str) else [p[0], dict(p[1])] for p in self.providers]
+        return {"backend": self.backend, "threads": self.threads, "device": self.device,
+                "providers": providers, "precision": self.precision, "xnnpack": self.xnnpack}
+
     def only_for(self, name: str) -> RuntimeOptions:
         """These options with ``backend`` fixed to ``name`` and the options
         of the other runtimes back at their defaults, so one object serves a

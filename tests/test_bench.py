@@ -676,3 +676,24 @@ def test_run_config_passes_each_model_its_runtime_options(shared_dir, monkeypatc
     with pytest.raises(ValueError, match="BenchConfig.runtime carries the options besides "
                                          "backend and threads"):
         BenchConfig("m.onnx", runtime=RuntimeOptions(threads=2))
+
+
+def test_bench_runtime_flags_reach_the_configurations(shared_dir, tmp_path, capsys,
+                                                      isolated_registry):
+    models = shared_dir / "models"
+    out_json = tmp_path / "b.json"
+    code = main([str(models / "movenet/movenet_singlepose_lightning_int8_4.tflite"),
+                 "--image", str(shared_dir / "data/coco/000000000785.jpg"), "--backend", "tflite",
+                 "--no-xnnpack", "--runs", "2", "--warmup", "0", "--threads", "1",
+                 "--json", str(out_json), "--quiet"])
+    assert code == 0
+    doc = json.loads(out_json.read_text())
+    _check_document(doc)
+    assert doc["settings"]["runtime"] == {"device": None, "providers": None,
+                                          "precision": "f32", "xnnpack": False}
+    assert doc["results"][0]["status"] == "ok"
+    code = main([str(models / "movenet/movenet_singlepose_lightning_int8_4.tflite"),
+                 "--backend", "onnxruntime,tflite", "--device", "GPU", "--quiet"])
+    assert code == 2
+    assert ("--device is an option of openvino, and --backend onnxruntime,tflite does not run "
+            "openvino") in capsys.readouterr().err

@@ -1,6 +1,8 @@
 """RuntimeOptions: validation, the flat keyword shortcuts, and which options reach which runtime."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from edgepose.runtime import RuntimeOptions
@@ -165,3 +167,82 @@ def test_only_for_keeps_the_options_of_one_runtime():
         backend="onnxruntime", threads=2, providers=["CPUExecutionProvider"])
     with pytest.raises(ValueError, match="backend must be one of onnxruntime, tflite, openvino"):
         options.only_for("tensorrt")
+
+
+# -- the command lines build one RuntimeOptions from their flags -----------------
+
+
+@pytest.fixture
+def spy_estimators(monkeypatch):
+    """The runtime of every Estimator built, and its models' backends."""
+    import edgepose.estimator
+
+    built = []
+
+    class Spy(edgepose.estimator.Estimator):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            det = self._detector
+            built.append((self.runtime, type(self._pose.backend).__name__,
+                          None if det is None else type(det._backend).__name__))
+
+    monkeypatch.setattr(edgepose.estimator, "Estimator", Spy)
+    return built
+
+
+def test_edgepose_run_passes_one_runtime_to_both_models(shared_dir, tmp_path, spy_estimators,
+                                                         capsys):
+    from edgepose.cli import main
+
+    models = shared_dir / "models"
+    code = main(["run", str(shared_dir / "data/coco/000000000785.jpg"),
+                 "--model", str(models / "movenet/onnx_converted/"
+                                         "movenet_singlepose_lightning_int8_4.onnx"),
+                 "--detector", str(models / YOLOX), "--backend", "openvino", "--device", "CPU",
+                 "--precision", "auto", "--threads", "1", "--out", "-", "--quiet"])
+    assert code == 0
+    (record,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(record["people"]) >= 1
+    assert spy_estimators == [(RuntimeOptions(backend="openvino", device="CPU", precision=None,
+                                              threads=1), "OpenVINOBackend", "OpenVINOBackend")]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--backend", "onnxruntime", "--device", "GPU"],
+     "--device is an option of openvino, and --backend onnxruntime does not run openvino"),
+    (["--backend", "openvino", "--no-xnnpack"], "--no-xnnpack is an option of tflite"),
+    (["--backend", "tflite", "--providers", "CUDAExecutionProvider"],
+     "--providers is an option of onnxruntime"),
+])
+def test_a_runtime_flag_no_chosen_backend_takes_is_a_usage_error(shared_dir, capsys, argv,
+                                                                   message):
+    from edgepose.cli import main
+
+    code = main(["run", str(shared_dir / "data/coco/000000000785.jpg"),
+                 "--model", str(shared_dir / "models" / MOVENET), *argv])
+    assert code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_bad_precision_flag_is_a_usage_error(shared_dir, capsys):
+    from edgepose.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["run", "x.jpg", "--model", "m.onnx", "--precision", "int8"])
+    assert exit_.value.code == 2
+    assert "expected one of f32, f16, bf16 or auto" in capsys.readouterr().err
+
+
+def test_edgepose_eval_passes_its_runtime(shared_dir, tmp_path, spy_estimators):
+    from edgepose.evaluation import main_eval
+
+    out = tmp_path / "eval.json"
+    code = main_eval([str(shared_dir / "models" / MOVENET), "--annotations",
+                      str(shared_dir / "data/mpii/test_mpii.json"), "--images",
+                      str(shared_dir / "data/mpii"), "--gt-boxes", "--threads", "1",
+                      "--no-xnnpack", "--json", str(out), "--quiet"])
+    assert code == 0
+    assert spy_estimators == [(RuntimeOptions(threads=1, xnnpack=False), "TFLiteBackend", None)]
+    record = json.loads(out.read_text())
+    assert record["runtime"] == {"backend": None, "threads": 1, "device": None,
+                                 "providers": None, "precision": "f32", "xnnpack": False}

@@ -5,6 +5,7 @@ of pose models on this machine.
 
     edgepose bench [MODEL ...] [--model M] [--detector D]
                    [--backend onnxruntime,tflite,openvino] [--threads 1,2,4]
+                   [--device D] [--precision P] [--providers P,...] [--no-xnnpack]
                    [--runs N] [--warmup N] [--duration S] [--image PATH]
                    [--video PATH [--max-frames N] [--detect-every N] [--repeats N]]
                    [--json PATH] [--markdown PATH] [--quiet | --progress]
@@ -20,7 +21,10 @@ sample photo edgepose ships is timed (:func:`edgepose.data.sample_path`),
 with a note on stderr unless ``--quiet``. The table goes to stdout (stderr
 with ``--json -``), the progress bar and notes to stderr. Renamed flags still
 work, with a note: ``--video-frames`` (now ``--max-frames``, as in ``edgepose
-run``), ``--no-progress`` (now ``--quiet``).
+run``), ``--no-progress`` (now ``--quiet``). ``--device``, ``--precision``,
+``--providers`` and ``--no-xnnpack`` make one :class:`edgepose.RuntimeOptions`
+(``settings.runtime`` in the JSON); each model gets the options of the
+backend it runs on.
 
 Exit status (as every edgepose command, :mod:`edgepose._cli`): 0 when every
 configuration ran (or was skipped because a backend cannot open a file type);
@@ -43,6 +47,7 @@ from edgepose._cli import (UsageError, add_backend_flag, add_debug_flag, add_dep
                            add_json_flag, add_quiet_flag, add_threads_flag, backend_name,
                            check_model_arg, check_output_file, run_command)
 from edgepose._files import sha256_file
+from edgepose._runtime_flags import add_runtime_flags, runtime_from_args
 from edgepose.backends._base import available_cores
 from edgepose.progress import ProgressBar, meter
 
@@ -95,6 +100,7 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     add_threads_flag(p, many=True,
                      help="inference threads per model, e.g. 1,2,4, or 'default' for the "
                           f"runtime's own (default: the usable cores, {available_cores()})")
+    add_runtime_flags(p)
     p.add_argument("--runs", type=positive_int, default=100, metavar="N",
                    help="timed runs per configuration (default 100)")
     p.add_argument("--warmup", type=non_negative_int, default=10, metavar="N",
@@ -278,6 +284,9 @@ def run_bench(args: argparse.Namespace) -> int:
     for arg in models:
         check_model_arg(arg, "MODEL")
     check_model_arg(args.detector, "--detector")
+    runtime = runtime_from_args(
+        args, backends=(args.backend or [None]) + ([args.detector_backend] if args.detector
+                                                   else []))
     image_bytes, image_info = None, None
     image_path = _image_path(args)
     if image_path is not None:
@@ -323,7 +332,7 @@ def run_bench(args: argparse.Namespace) -> int:
     threads = args.threads or [available_cores()]
     backends = args.backend or [None]
     configs = [BenchConfig(m, args.detector if described[m]["card"]["task"] != "bottomup"
-                           else None, b, args.detector_backend, t)
+                           else None, b, args.detector_backend, t, runtime)
                for m in models for b in backends for t in threads]
     settings = RunSettings(runs=args.runs, warmup=args.warmup, duration_s=args.duration)
     machine = probe_machine()
@@ -334,6 +343,8 @@ def run_bench(args: argparse.Namespace) -> int:
     run_settings = {"runs": args.runs, "warmup": args.warmup, "duration_s": args.duration,
                     "backends": args.backend, "threads": threads, "detector": args.detector,
                     "detector_backend": args.detector_backend,
+                    "runtime": {k: v for k, v in runtime.to_dict().items()
+                                if k not in ("backend", "threads")},
                     "opencv_threads": int(cv2.getNumThreads()), "units": "ms",
                     "image": image_info, "video": video_info}
 

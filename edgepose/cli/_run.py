@@ -1,5 +1,6 @@
 """``edgepose run [INPUT] --model M [--detector D] [--backend B] [--threads T]
-[--out DIR] [--json PATH]``: pose estimation on an image, a folder of images, a
+[--device D] [--precision P] [--providers P,...] [--no-xnnpack] [--out DIR]
+[--json PATH]``: pose estimation on an image, a folder of images, a
 video file or a camera index.
 
 Writes annotated images (or an annotated video) into ``--out`` and one JSON
@@ -10,6 +11,7 @@ edgepose ships (:func:`edgepose.data.sample_path`) is used, with a note on
 stderr unless ``--quiet``. Videos and cameras are tracked
 (:class:`edgepose.PoseTracker`) and pipelined (:mod:`edgepose.video.pipeline`);
 their JSON lines carry ``timestamp_ms`` and ``--out`` gets ``summary.json``.
+The runtime flags make one :class:`edgepose.RuntimeOptions` for both models.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from edgepose._argtypes import positive_int
+from edgepose._runtime_flags import add_runtime_flags, runtime_from_args
 from edgepose._cli import (EXIT_FAILED, EXIT_OK, UsageError, add_backend_flag, add_debug_flag,
                            add_json_flag, add_quiet_flag, add_threads_flag, check_model_arg,
                            check_output_dir, check_output_file, error_line)
@@ -159,19 +162,20 @@ def run(args: argparse.Namespace) -> int:
     kind, files = _source(args.input)
     check_model_arg(args.model, "--model")
     check_model_arg(args.detector, "--detector")
+    runtime = runtime_from_args(args)
     if args.out != "-":
         check_output_dir(args.out, "--out")
     if args.json not in (None, "-"):
         check_output_file(args.json, "--json")
     _fetch_named([args.model, args.detector], args.quiet)
     if kind == "video":
-        return _run_video(args)
+        return _run_video(args, runtime)
     from edgepose import Estimator
 
     if len(files) == 1:  # one image: its error is the command's, before any work
         _read_image(files[0])
-    with Estimator(args.model, args.detector, backend=args.backend, threads=args.threads,
-                   preset=args.preset, detector_preset=args.detector_preset) as est:
+    with Estimator(args.model, args.detector, runtime=runtime, preset=args.preset,
+                   detector_preset=args.detector_preset) as est:
         return _run_images(args, est, files, skip_bad=len(files) > 1)
 
 
@@ -217,7 +221,7 @@ def _smoothing(args: argparse.Namespace):
                          beta=defaults.beta if args.beta is None else args.beta)
 
 
-def _run_video(args: argparse.Namespace) -> int:
+def _run_video(args: argparse.Namespace, runtime) -> int:
     """A video file or camera: tracked (ids), pipelined, optionally smoothed."""
     from edgepose import Estimator
     from edgepose.backends._base import available_cores
@@ -230,19 +234,20 @@ def _run_video(args: argparse.Namespace) -> int:
         total = args.max_frames if total is None else min(total, args.max_frames)
     frames = video_frames(args.input)
     smoothing = _smoothing(args)
-    threads = args.threads
+    threads = runtime.threads
     if threads is None and not args.serial and args.detector is not None:
         # The detector and the pose model run at the same time: half the cores
         # each (one full pool each left both slower than serial on 2 cores).
         threads = max(1, available_cores() // 2)
+        runtime = runtime.replace(threads=threads)
     parts: list = []
     try:
-        est = Estimator(args.model, backend=args.backend, threads=threads, preset=args.preset)
+        est = Estimator(args.model, runtime=runtime, preset=args.preset)
         parts.append(est)
         det = None
         if args.detector is not None:
             det = PersonDetector.from_file(args.detector, preset=args.detector_preset,
-                                           backend=args.backend, threads=threads)
+                                           runtime=runtime)
             parts.append(det)
         tracker = PoseTracker(est, det, detect_every=args.detect_every, metric=args.track_metric,
                               smoothing=smoothing, fps=fps)
@@ -350,6 +355,7 @@ def add_run_parser(sub) -> None:
     add_backend_flag(p, help="the runtime of the models (default: chosen by each file's type)")
     add_threads_flag(p, help="inference threads per model (default: the runtime's own; a "
                              "pipelined video with a detector: half the cores each)")
+    add_runtime_flags(p)
     p.add_argument("--out", default="edgepose_out",
                    help="output folder (default: edgepose_out), or - for JSON lines on stdout "
                         "and no drawings")

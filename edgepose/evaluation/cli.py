@@ -1,7 +1,8 @@
 """``edgepose eval``: a model's accuracy on an annotated image folder.
 
 ``edgepose eval MODEL --annotations FILE --images DIR [--detector D | --gt-boxes]
-[--backend B] [--threads T] [--json PATH] [--per-keypoint] [--quiet]`` runs
+[--backend B] [--threads T] [--device D] [--precision P] [--providers P,...]
+[--no-xnnpack] [--json PATH] [--per-keypoint] [--quiet]`` runs
 MODEL (a file or a registry name; ``--model MODEL`` says the same) over the
 annotated images, prints a table of OKS AP/AR (COCO, CrowdPose, AIC files),
 box-normalised PCK, MPII PCKh (MPII files), keypoint errors and latency, and
@@ -30,6 +31,7 @@ from typing import Any
 from edgepose._cli import (UsageError, add_backend_flag, add_debug_flag, add_json_flag,
                            add_quiet_flag, add_threads_flag, check_model_arg, check_output_file,
                            run_command)
+from edgepose._runtime_flags import add_runtime_flags, runtime_from_args
 
 __all__ = ["main_eval", "add_eval_arguments", "run_eval", "EVAL_DESCRIPTION"]
 
@@ -55,6 +57,7 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
     parser.add_argument("--detector-preset", help="card preset of the detector")
     add_backend_flag(parser)
     add_threads_flag(parser)
+    add_runtime_flags(parser)
     parser.add_argument("--keypoint-set",
                         help="the dataset's keypoint set, if its names are not recognised "
                              "(e.g. coco17, crowdpose14, aic14)")
@@ -109,12 +112,13 @@ def run_eval(args: argparse.Namespace) -> int:
         raise UsageError(f"image folder {args.images} does not exist (--images).")
     check_model_arg(args.model, "MODEL")
     check_model_arg(args.detector, "--detector")
+    runtime = runtime_from_args(args)
     if args.json and args.json != "-":
         check_output_file(args.json, "--json")
     annotations = load_annotations(args.annotations)
     started = time.time()
-    with Estimator(args.model, args.detector, backend=args.backend, threads=args.threads,
-                   preset=args.preset, detector_preset=args.detector_preset) as est:
+    with Estimator(args.model, args.detector, runtime=runtime, preset=args.preset,
+                   detector_preset=args.detector_preset) as est:
         report = evaluate_model(est, annotations, args.images, gt_boxes=args.gt_boxes,
                                 keypoint_set=args.keypoint_set, area_source=args.area_source,
                                 per_keypoint=args.per_keypoint, progress=not args.quiet)
@@ -129,6 +133,7 @@ def run_eval(args: argparse.Namespace) -> int:
             "boxes": "ground truth" if args.gt_boxes else ("detector" if args.detector
                                                             else "model"),
             "backend": args.backend or "auto", "threads": args.threads,
+            "runtime": runtime.to_dict(),
             "images": str(args.images),
             **report.to_dict(per_keypoint=args.per_keypoint),
             "environment": {"edgepose": __version__, "numpy": np.__version__,
