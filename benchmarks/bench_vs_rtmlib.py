@@ -366,10 +366,10 @@ def bench_pipelines(args, root: Path, work: Path) -> tuple[list[dict], dict]:
                 pairs = [pairs[1], pairs[0], pairs[3], pairs[2]]
             for key, fn in pairs:
                 t0 = time.perf_counter_ns()
-                fn()
+                out = fn()
                 s[key].append((time.perf_counter_ns() - t0) / 1e6)
                 if key == "ep_full":
-                    s["ep_detect"].append(est.last_timings["detect"])
+                    s["ep_detect"].append(out.timings_ms["detect"])
         rows.append({
             "model": label, "note": note,
             "full_edgepose_ms": p50(s["ep_full"]), "full_rtmlib_ms": p50(s["rt_full"]),

@@ -125,8 +125,9 @@ class Estimator:
 
     Each result carries the milliseconds of its call's stages in
     ``result.timings_ms`` (detect, preprocess, inference, decode, total), so
-    one Estimator may serve several threads (one inference at a time per
-    runtime session, as the runtimes allow).
+    one Estimator may serve several threads (each backend runs one inference
+    at a time, under its lock). ``last_timings`` is a deprecated alias that
+    reads the result returned last, whichever thread got it.
 
     Raises:
         FileNotFoundError, ValueError, ImportError: at construction, for a
