@@ -15,7 +15,16 @@ Options that belong to one runtime (``providers`` for onnxruntime,
 passed only to a model that runs on it, so one object serves a pose model
 and a detector that run on different runtimes; with ``backend`` fixed, an
 option of another runtime is an error (see
-:meth:`RuntimeOptions.backend_kwargs`).
+:meth:`RuntimeOptions.backend_kwargs`). When the detector needs other
+options than the pose model (the pose model on the GPU, the detector on the
+CPU), ``Estimator`` and ``PoseTracker`` take ``detector_runtime=``::
+
+    edgepose.Estimator("rtmpose.xml", "yolox_nano.onnx", runtime=gpu,
+                       detector_runtime=edgepose.RuntimeOptions(threads=1))
+
+Every entry point also keeps the fields as keyword shortcuts
+(``threads=2``); giving both those and ``runtime=`` is a ValueError
+(:meth:`RuntimeOptions.resolve`).
 """
 from __future__ import annotations
 
