@@ -296,7 +296,7 @@ class PersonDetector:
         self.pad_value = pad_value
         spec = model.card.input
         self.kind = model.card.head
-        self.input_name, self.input_size = model._input.name, tuple(spec.size)
+        self.input_name, self.input_size = model.input_name, tuple(spec.size)
         self.layout, self.color, self.resize = spec.layout, spec.color, spec.resize
         self.mean = np.asarray(spec.mean, np.float32)
         self.std = np.asarray(spec.std, np.float32)
@@ -351,7 +351,8 @@ class PersonDetector:
                                                 tuple(card.input.size))
             if roles != dict(card.outputs):
                 loaded = LoadedModel.from_backend(loaded.backend, replace(card, outputs=roles),
-                                                  path=loaded.path)
+                                                  path=loaded.path,
+                                                  registry_entry=loaded.registry_entry)
             detector = cls.__new__(cls)
             detector._setup(loaded, score_threshold, iou_threshold, max_detections,
                             check_pad_value(card.input.pad_value))

@@ -162,8 +162,8 @@ class LoadedModel:
         self.max_batch: int | None = None if batch is None else int(batch)
 
     @classmethod
-    def from_backend(cls, backend: Any, card: ModelCard, *,
-                     path: str | Path | None = None) -> LoadedModel:
+    def from_backend(cls, backend: Any, card: ModelCard, *, path: str | Path | None = None,
+                     registry_entry: ModelEntry | None = None) -> LoadedModel:
         """A model around an open backend and a card (no file is opened):
         the card's inputs and outputs are checked against the backend's as
         for a file. The model owns the backend: :meth:`close` closes it, but
@@ -174,7 +174,7 @@ class LoadedModel:
         """
         self = cls.__new__(cls)
         self.path = Path(path if path is not None else card.name)
-        self.registry_entry = None
+        self.registry_entry = registry_entry
         self.backend = backend
         self.card = card
         self._input, self._outputs = self._check_io()
@@ -185,6 +185,11 @@ class LoadedModel:
 
     def _is_tflite(self, backend: str | None) -> bool:
         return backend == "tflite" or (backend is None and self.path.suffix.lower() == ".tflite")
+
+    @property
+    def input_name(self) -> str:
+        """The name of the input tensor the model is fed through."""
+        return self._input.name
 
     @property
     def name(self) -> str:

@@ -11,9 +11,6 @@ import pytest
 
 from edgepose.backends import open_backend
 from edgepose.card import InputSpec, ModelCard
-from edgepose.heads import NanoDetParams, YoloxParams
-from edgepose.model import LoadedModel
-from edgepose.runtime import RuntimeOptions
 from edgepose.detectors import (
     Detections,
     PersonDetector,
@@ -24,6 +21,9 @@ from edgepose.detectors import (
     letterbox,
     stretch,
 )
+from edgepose.heads import NanoDetParams, YoloxParams
+from edgepose.model import LoadedModel
+from edgepose.runtime import RuntimeOptions
 
 cv2 = pytest.importorskip("cv2")
 

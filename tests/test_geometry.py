@@ -6,9 +6,21 @@ import numpy as np
 import pytest
 
 from edgepose import geometry
-from edgepose.geometry import (apply_affine, box_iou, boxes_to_center_scale, boxes_to_input,
-                               clip_boxes, crop_matrices, fit_height_size, invert_affine,
-                               letterbox, points_to_image, resize_to_input, stretch, warp_crops)
+from edgepose.geometry import (
+    apply_affine,
+    box_iou,
+    boxes_to_center_scale,
+    boxes_to_input,
+    clip_boxes,
+    crop_matrices,
+    fit_height_size,
+    invert_affine,
+    letterbox,
+    points_to_image,
+    resize_to_input,
+    stretch,
+    warp_crops,
+)
 
 
 def test_center_scale_pads_and_fits_aspect():
