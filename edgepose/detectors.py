@@ -383,6 +383,18 @@ class PersonDetector:
         pad: Sequence[float],
         image_hw: Sequence[int],
     ) -> Detections:
+        """Backend outputs (by tensor name, as ``backend.run`` returns them)
+        to detections in image pixels; see :meth:`postprocess_roles`."""
+        return self.postprocess_roles({role: outputs[name] for role, name in self._outputs.items()},
+                                      scale, pad, image_hw)
+
+    def postprocess_roles(
+        self,
+        outputs: Mapping[str, NDArray],
+        scale: Sequence[float],
+        pad: Sequence[float],
+        image_hw: Sequence[int],
+    ) -> Detections:
         """Outputs by role (as :meth:`edgepose.model.LoadedModel.run` gives
         them) to detections in image pixels.
 
@@ -414,7 +426,7 @@ class PersonDetector:
             RuntimeError: the backend failed.
         """
         tensor, scale, pad = self.preprocess(image)
-        return self.postprocess(self.model.run(tensor), scale, pad, image.shape[:2])
+        return self.postprocess_roles(self.model.run(tensor), scale, pad, image.shape[:2])
 
     def close(self) -> None:
         """Closes the backend. Idempotent."""

@@ -398,6 +398,11 @@ def test_detector_is_a_loaded_model_with_a_detector_card_decoded_by_its_head():
     ref_boxes, ref_scores = decode_yolox(raw, (h, w), class_index=1)
     np.testing.assert_array_equal(boxes, ref_boxes)
     np.testing.assert_array_equal(scores, ref_scores)
+    # postprocess takes the backend's outputs by tensor name, postprocess_roles by role
+    by_name = detector.postprocess({"output": raw[None]}, (0.5, 0.5), (0.0, 0.0), (128, 128))
+    by_role = detector.postprocess_roles({"raw": raw[None]}, (0.5, 0.5), (0.0, 0.0), (128, 128))
+    assert len(by_name) > 0
+    np.testing.assert_array_equal(by_name.boxes, by_role.boxes)
     # a per-channel pad value reaches the canvas, as before the card (which holds one value)
     tensor, scale, pad = detector.preprocess(np.zeros((32, 64, 3), np.uint8))
     assert scale == (1.0, 1.0) and pad == (0.0, 0.0)
