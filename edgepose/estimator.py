@@ -13,14 +13,14 @@ from numpy.typing import ArrayLike, NDArray
 
 from edgepose._arrays import check_boxes
 from edgepose._timing import Stopwatch
+from edgepose.geometry import (apply_affine, boxes_to_center_scale, crop_matrices,
+                               invert_affine, warp_crops)
 from edgepose.images import check_image, import_cv2
 from edgepose.heads import check_finite_outputs, decode_head, HEAD_DECODERS
 from edgepose.keypoints import KeypointSet, convert_keypoints, get_keypoint_set
 from edgepose.model import LoadedModel
 from edgepose.results import PoseResult
 from edgepose.runtime import RuntimeOptions
-from edgepose.transforms import (apply_affine, boxes_to_center_scale, crop_matrices,
-                                 invert_affine, warp_crops)
 
 __all__ = ["Estimator"]
 

@@ -22,7 +22,7 @@ from edgepose.runtime import RuntimeOptions
 if TYPE_CHECKING:
     from edgepose.registry import ModelEntry
 
-__all__ = ["LoadedModel", "locate_model", "preprocess_crops"]
+__all__ = ["LoadedModel", "locate_model", "preprocess_crops", "preprocess_image"]
 
 
 def locate_model(path_or_name: str | Path, role: str = "pose") -> tuple[Path, ModelEntry | None]:
@@ -95,6 +95,36 @@ def preprocess_crops(crops: NDArray[np.uint8], spec: InputSpec) -> np.ndarray:
     return out
 
 
+def preprocess_image(
+    image: NDArray[np.uint8], spec: InputSpec, *, align: str = "topleft",
+    size_multiple: int = 1, pad_value: float | tuple[float, float, float] | None = None,
+) -> tuple[np.ndarray, tuple[float, float], tuple[float, float]]:
+    """A whole BGR uint8 image ``(H, W, 3)`` to a model's ``(1, ...)`` input
+    tensor: resized as ``spec.resize`` says
+    (:func:`edgepose.geometry.resize_to_input`: letterbox, stretch or
+    fit_height, padded with ``pad_value``, default ``spec.pad_value``; a
+    spec for crops, ``"affine"``, is letterboxed), then
+    :func:`preprocess_crops`.
+
+    Returns:
+        the tensor, ``(scale_x, scale_y)`` and ``(pad_x, pad_y)`` with
+        ``x_input = scale_x * x_image + pad_x`` on pixel edges
+        (:func:`edgepose.geometry.boxes_to_image` inverts it).
+
+    Raises:
+        TypeError, ValueError: an invalid image or pad value.
+        ImportError: OpenCV is not installed.
+    """
+    from edgepose.geometry import resize_to_input
+
+    # "affine" describes top-down crops; a whole image is letterboxed.
+    resize = "letterbox" if spec.resize == "affine" else spec.resize
+    canvas, scale, pad = resize_to_input(
+        image, resize, spec.size, align=align, size_multiple=size_multiple,
+        pad_value=spec.pad_value if pad_value is None else pad_value)
+    return preprocess_crops(canvas[None], spec), scale, pad
+
+
 class LoadedModel:
     """A model file, its backend and its card.
 
@@ -135,6 +165,34 @@ class LoadedModel:
         self.input_hw: tuple[int, int] = tuple(self.card.input.size)  # type: ignore[assignment]
         batch = self._input.shape[0] if self._input.shape else None
         self.max_batch: int | None = None if batch is None else int(batch)
+
+    @classmethod
+    def from_backend(cls, backend: Any, card: ModelCard, *, path: str | Path | None = None,
+                     registry_entry: ModelEntry | None = None) -> LoadedModel:
+        """A model around an open backend and a card (no file is opened):
+        the card's inputs and outputs are checked against the backend's as
+        for a file. The model owns the backend: :meth:`close` closes it, but
+        a failed check leaves it open (it is still the caller's).
+
+        Raises:
+            ValueError: the model's inputs and outputs do not match the card.
+        """
+        self = cls.__new__(cls)
+        self.path = Path(path if path is not None else card.name)
+        self.registry_entry = registry_entry
+        self.runtime: RuntimeOptions | None = None  # the backend was opened elsewhere
+        self.backend = backend
+        self.card = card
+        self._input, self._outputs = self._check_io()
+        self.input_hw = tuple(card.input.size)  # type: ignore[assignment]
+        batch = self._input.shape[0] if self._input.shape else None
+        self.max_batch = None if batch is None else int(batch)
+        return self
+
+    @property
+    def input_name(self) -> str:
+        """The name of the input tensor the model is fed through."""
+        return self._input.name
 
     @property
     def name(self) -> str:
@@ -222,6 +280,22 @@ class LoadedModel:
         """BGR uint8 crops ``(N, h, w, 3)`` to the model's input tensor
         (:func:`preprocess_crops` with this model's card)."""
         return preprocess_crops(crops, self.card.input)
+
+    def preprocess_image(
+        self, image: NDArray[np.uint8], *,
+        pad_value: float | tuple[float, float, float] | None = None,
+    ) -> tuple[np.ndarray, tuple[float, float], tuple[float, float]]:
+        """A whole BGR uint8 image to the model's ``(1, ...)`` input tensor
+        (:func:`preprocess_image` with this model's card: its ``resize`` and
+        the head's ``align`` and ``size_multiple``, where it has them).
+
+        Returns:
+            the tensor, ``(scale_x, scale_y)`` and ``(pad_x, pad_y)``.
+        """
+        params = self.card.params
+        return preprocess_image(image, self.card.input, align=getattr(params, "align", "topleft"),
+                                size_multiple=getattr(params, "size_multiple", 1),
+                                pad_value=pad_value)
 
     def run(self, tensor: np.ndarray) -> dict[str, np.ndarray]:
         """Runs a batch, in one call when the model's batch size allows, and

@@ -25,6 +25,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from edgepose import ops
+from edgepose.geometry import fit_height_size  # noqa: F401  (re-exported, see __all__)
 from edgepose.heads.paf import PafParams
 
 __all__ = ["GROUPING_PARAMS", "run_paf", "split_maps", "group_people", "fit_height_size",
@@ -102,24 +103,12 @@ def run_paf(model: Any, image: NDArray[np.uint8], keypoint_set: Any,
     Returns:
         a :class:`edgepose.results.PoseResult` in image pixels (no boxes).
     """
-    from edgepose.detectors import letterbox, stretch
+    from edgepose.geometry import points_to_image
     from edgepose.heads import check_finite_outputs
     from edgepose.results import PoseResult
 
-    spec = model.card.input
     params: PafParams = model.card.params
-    if spec.resize == "stretch":
-        canvas, (sx, sy) = stretch(image, spec.size)
-        pad_x = pad_y = 0.0
-    else:
-        size, align = spec.size, params.align
-        if spec.resize == "fit_height":
-            size, align = fit_height_size(image.shape[:2], spec.size[0],
-                                          params.size_multiple), "topleft"
-        canvas, scale, (pad_x, pad_y) = letterbox(image, size, pad_value=spec.pad_value,
-                                                  align=align)
-        sx = sy = scale
-    tensor = model.preprocess(canvas[None])
+    tensor, scale, pad = model.preprocess_image(image)
     if watch is not None:
         watch.lap("preprocess")
     outputs = model.run(tensor)
@@ -128,33 +117,11 @@ def run_paf(model: Any, image: NDArray[np.uint8], keypoint_set: Any,
     check_finite_outputs(outputs, model.name)
     heatmaps, pafs = split_maps(outputs, params)
     persons, person_scores = group_people(heatmaps, pafs, params)
-    keypoints = persons[..., :2].copy()
+    keypoints = points_to_image(persons[..., :2], scale, pad)
     found = persons[..., 2] > 0
-    # input pixel centres -> image pixel centres, inverting x_in = s * x + pad on
-    # pixel edges (edge = centre + 0.5)
-    keypoints[..., 0] = (keypoints[..., 0] + 0.5 - pad_x) / sx - 0.5
-    keypoints[..., 1] = (keypoints[..., 1] + 0.5 - pad_y) / sy - 0.5
     keypoints[~found] = -1.0
     return PoseResult(keypoints, persons[..., 2].copy(), keypoint_set,
                       person_scores=rank_scores(person_scores, found))
-
-
-def fit_height_size(image_hw: tuple[int, int], height: int, multiple: int) -> tuple[int, int]:
-    """The input size for a dynamic-width model: ``height``, and the width the
-    image's aspect ratio gives, rounded up to a multiple of ``multiple``.
-
-    Raises:
-        ValueError: a width over :data:`edgepose.card.MAX_INPUT_SIDE`."""
-    from edgepose.card import MAX_INPUT_SIDE
-
-    h, w = image_hw
-    width = -(-max(1, round(w * height / h)) // multiple) * multiple
-    if width > MAX_INPUT_SIDE:
-        raise ValueError(
-            f"A {h}x{w} image scaled to the card's input size height {height} is {width} "
-            f"pixels wide, more than the {MAX_INPUT_SIDE} an input side may have "
-            "(edgepose.card.MAX_INPUT_SIDE). Crop the image or lower the input size.")
-    return height, width
 
 
 def rank_scores(mean_scores: np.ndarray, found: np.ndarray) -> np.ndarray:

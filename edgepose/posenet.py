@@ -387,15 +387,12 @@ def run_posenet(model: Any, image: NDArray[np.uint8], keypoint_set: Any,
     Returns:
         a :class:`edgepose.results.PoseResult` in image pixels.
     """
-    from edgepose.detectors import letterbox
+    from edgepose.geometry import points_to_image
     from edgepose.heads import check_finite_outputs
     from edgepose.results import PoseResult
 
-    spec = model.card.input
     params = model.card.params  # dequantize is applied by the model when it runs
-    canvas, scale, (pad_x, pad_y) = letterbox(image, spec.size, pad_value=spec.pad_value,
-                                              align=params.align)
-    tensor = model.preprocess(canvas[None])
+    tensor, scale, pad = model.preprocess_image(image)  # letterbox, params.align
     if watch is not None:
         watch.lap("preprocess")
     outputs = model.run(tensor)
@@ -405,7 +402,5 @@ def run_posenet(model: Any, image: NDArray[np.uint8], keypoint_set: Any,
     kp, scores, pose_scores = decode_posenet(
         outputs["heatmaps"][0], outputs["short_offsets"][0], outputs["mid_offsets"][0],
         **params.decoder_kwargs())
-    # The letterbox maps pixel edges by x_in = scale * x + pad; keypoints are
-    # pixel centres (edge + 0.5) on both sides.
-    kp = (kp + 0.5 - np.array([pad_x, pad_y], np.float32)) / np.float32(scale) - 0.5
-    return PoseResult(kp.astype(np.float32), scores, keypoint_set, person_scores=pose_scores)
+    return PoseResult(points_to_image(kp, scale, pad), scores, keypoint_set,
+                      person_scores=pose_scores)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from edgepose.backends import open_backend
+from edgepose.card import InputSpec, ModelCard
 from edgepose.detectors import (
     Detections,
     PersonDetector,
@@ -20,6 +21,9 @@ from edgepose.detectors import (
     letterbox,
     stretch,
 )
+from edgepose.heads import NanoDetParams, YoloxParams
+from edgepose.model import LoadedModel
+from edgepose.runtime import RuntimeOptions
 
 cv2 = pytest.importorskip("cv2")
 
@@ -380,6 +384,58 @@ def test_detector_checks_its_options_against_the_backend():
         PersonDetector(object(), kind="yolox")
 
 
+def test_detector_is_a_loaded_model_with_a_detector_card_decoded_by_its_head():
+    h = w = 64
+    raw = np.random.default_rng(4).uniform(0, 1, (yolox_cells(h, w), 7)).astype(np.float32)
+    detector = _fake_yolox_detector(raw, class_index=1, layout="NCHW", pad_value=(1, 2, 3))
+    assert isinstance(detector.model, LoadedModel) and detector.model.backend is detector._backend
+    card = detector.model.card
+    assert (card.task, card.head, card.input.size, card.input.resize) == (
+        "detector", "yolox", (64, 64), "letterbox")
+    assert isinstance(card.params, YoloxParams) and card.params.class_index == 1
+    assert dict(card.outputs) == {"raw": "output"}
+    boxes, scores = card.params.decode_boxes({"raw": raw[None]}, (h, w))
+    ref_boxes, ref_scores = decode_yolox(raw, (h, w), class_index=1)
+    np.testing.assert_array_equal(boxes, ref_boxes)
+    np.testing.assert_array_equal(scores, ref_scores)
+    # postprocess takes the backend's outputs by tensor name, postprocess_roles by role
+    by_name = detector.postprocess({"output": raw[None]}, (0.5, 0.5), (0.0, 0.0), (128, 128))
+    by_role = detector.postprocess_roles({"raw": raw[None]}, (0.5, 0.5), (0.0, 0.0), (128, 128))
+    assert len(by_name) > 0
+    np.testing.assert_array_equal(by_name.boxes, by_role.boxes)
+    # a per-channel pad value reaches the canvas, as before the card (which holds one value)
+    tensor, scale, pad = detector.preprocess(np.zeros((32, 64, 3), np.uint8))
+    assert scale == (1.0, 1.0) and pad == (0.0, 0.0)
+    assert tensor[0, :, 40, 0].tolist() == [1, 2, 3]
+
+    rng = np.random.default_rng(5)
+    cls = [rng.uniform(0, 1, c.shape).astype(np.float32) for c in _nanodet_outputs(64, 64)[0]]
+    dis = [rng.normal(0, 2, d.shape).astype(np.float32) for d in _nanodet_outputs(64, 64)[1]]
+    params = NanoDetParams.from_dict({"class_index": 2, "center_offset": 0.0})
+    by_role = {f"cls_{s}": c for s, c in zip((8, 16, 32), cls)}
+    by_role.update({f"dis_{s}": d for s, d in zip((8, 16, 32), dis)})
+    boxes, scores = params.decode_boxes(by_role, (64, 64))
+    ref_boxes, ref_scores = decode_nanodet(cls, dis, (64, 64), class_index=2, center_offset=0.0)
+    np.testing.assert_array_equal(boxes, ref_boxes)
+    np.testing.assert_array_equal(scores, ref_scores)
+
+
+def test_loaded_model_from_backend_checks_the_card_against_the_backend():
+    backend = FakeBackend([TensorInfo("images", (1, 3, 64, 64), np.float32)],
+                          {"output": np.zeros((1, yolox_cells(64, 64), 6), np.float32)})
+    spec = InputSpec(size=(32, 32), layout="NCHW", resize="letterbox")
+    card = ModelCard(name="tiny", task="detector", head="yolox", input=spec,
+                     outputs={"raw": "output"})
+    with pytest.raises(ValueError, match=r"describes a NCHW input of size \(32, 32\).*has shape "
+                                         r"\(1, 3, 64, 64\)"):
+        LoadedModel.from_backend(backend, card)
+    card = ModelCard(name="tiny", task="detector", head="yolox",
+                     input=InputSpec(size=(64, 64), resize="letterbox"), outputs={"raw": "nope"})
+    with pytest.raises(ValueError, match=r"maps outputs \{'raw': 'nope'\}, which the model does not"):
+        LoadedModel.from_backend(backend, card)
+    assert backend.closed == 0                      # still the caller's
+
+
 def test_detections_results():
     det = Detections(np.array([[0, 0, 2, 2], [1, 1, 3, 3]]), [0.9, 0.5])
     assert det.boxes.dtype == np.float32 and det.scores.dtype == np.float32
@@ -496,3 +552,33 @@ def test_light_detector_tflite_agrees_with_onnx(shared_dir, coco_people):
             assert sorted(pair.tolist()) == list(range(len(b)))
             assert overlap.max(axis=1).min() > 0.95
             np.testing.assert_allclose(a.scores, b.scores[pair], atol=0.03)
+
+
+@pytest.mark.parametrize("name", list(REAL))
+def test_from_file_and_the_explicit_options_give_identical_boxes(name, shared_dir, coco_people):
+    file, options, _ = REAL[name]
+    path = shared_dir / "models" / "detectors" / file
+    runtime = RuntimeOptions(threads=1)
+    with PersonDetector.from_file(path, runtime=runtime) as from_card, \
+         PersonDetector(open_backend(path, threads=1), **options) as explicit:
+        assert from_card.kind == explicit.kind == options["kind"]
+        for image, _ in coco_people:
+            a, b = from_card(image), explicit(image)
+            np.testing.assert_array_equal(a.boxes, b.boxes)
+            np.testing.assert_array_equal(a.scores, b.scores)
+
+
+def test_from_file_takes_runtime_or_its_shortcuts_not_both(shared_dir):
+    path = shared_dir / "models" / "detectors" / "light_person_detector_model.onnx"
+    with pytest.raises(ValueError, match=r"either as runtime= or as keywords, not both: got "
+                                         r"runtime= and threads="):
+        PersonDetector.from_file(path, runtime=RuntimeOptions(), threads=2)
+    with pytest.raises(TypeError, match="runtime must be an edgepose.RuntimeOptions"):
+        PersonDetector.from_file(path, runtime={"threads": 1})
+
+
+def test_from_file_rejects_a_pose_model(shared_dir):
+    path = shared_dir / "models" / "movenet" / "movenet_singlepose_lightning_int8_4.tflite"
+    with pytest.raises(ValueError, match=r"is a single pose model \(head 'movenet'\), not a person "
+                                         r"detector: pass it as the pose model"):
+        PersonDetector.from_file(path)

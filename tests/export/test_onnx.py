@@ -174,7 +174,7 @@ def test_torch_to_onnx_errors_say_what_to_do(tmp_path):
     data["outputs"] = {}
     with pytest.raises(ValueError, match="must map each output role"):
         torch_to_onnx(model, ModelCard.from_dict(data), tmp_path / "x.onnx")
-    data["outputs"] = {"heatmaps": "heatmaps"}
+    data["outputs"] = {"simcc_x": "simcc_x"}  # one role of the two the module returns
     with pytest.raises(ValueError, match="returned 2 output"):
         torch_to_onnx(model, ModelCard.from_dict(data), tmp_path / "x.onnx")
     with pytest.raises(TypeError, match="torch.nn.Module"):
