@@ -349,7 +349,8 @@ class PersonDetector:
             if roles != dict(card.outputs):
                 loaded = LoadedModel.from_backend(loaded.backend, replace(card, outputs=roles),
                                                   path=loaded.path,
-                                                  registry_entry=loaded.registry_entry)
+                                                  registry_entry=loaded.registry_entry,
+                                                  runtime=loaded.runtime)
             detector = cls.__new__(cls)
             detector._setup(loaded, score_threshold, iou_threshold, max_detections,
                             check_pad_value(card.input.pad_value))

@@ -168,11 +168,14 @@ class LoadedModel:
 
     @classmethod
     def from_backend(cls, backend: Any, card: ModelCard, *, path: str | Path | None = None,
-                     registry_entry: ModelEntry | None = None) -> LoadedModel:
+                     registry_entry: ModelEntry | None = None,
+                     runtime: RuntimeOptions | None = None) -> LoadedModel:
         """A model around an open backend and a card (no file is opened):
         the card's inputs and outputs are checked against the backend's as
         for a file. The model owns the backend: :meth:`close` closes it, but
-        a failed check leaves it open (it is still the caller's).
+        a failed check leaves it open (it is still the caller's). ``runtime``
+        records the options the backend was opened with (``.runtime``; None
+        when unknown).
 
         Raises:
             ValueError: the model's inputs and outputs do not match the card.
@@ -180,7 +183,7 @@ class LoadedModel:
         self = cls.__new__(cls)
         self.path = Path(path if path is not None else card.name)
         self.registry_entry = registry_entry
-        self.runtime: RuntimeOptions | None = None  # the backend was opened elsewhere
+        self.runtime = runtime  # what the backend was opened with, if known
         self.backend = backend
         self.card = card
         self._input, self._outputs = self._check_io()

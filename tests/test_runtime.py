@@ -246,3 +246,14 @@ def test_edgepose_eval_passes_its_runtime(shared_dir, tmp_path, spy_estimators):
     record = json.loads(out.read_text())
     assert record["runtime"] == {"backend": None, "threads": 1, "device": None,
                                  "providers": None, "precision": "f32", "xnnpack": False}
+
+
+def test_person_detector_from_file_hands_the_whole_runtime_to_its_model(shared_dir):
+    """precision has no keyword shortcut: it reaches the detector's model only
+    when the RuntimeOptions is passed down whole."""
+    from edgepose.detectors import PersonDetector
+
+    options = RuntimeOptions(backend="openvino", threads=1, precision="bf16")
+    with PersonDetector.from_file(shared_dir / "models" / YOLOX, runtime=options) as det:
+        assert det.model.runtime is options
+        assert type(det.model.backend).__name__ == "OpenVINOBackend"
