@@ -228,6 +228,50 @@ def test_one_unreadable_image_is_the_commands_error(shared_dir, tmp_path):
     assert not (tmp_path / "out").exists()  # found before any work
 
 
+def _video_with_a_damaged_frame(tmp_path, damaged: int = 4, frames: int = 10):
+    """An MJPEG .avi whose frame ``damaged`` has its JPEG data zeroed: OpenCV's read fails
+    there (and, without edgepose's skipping, ends the stream)."""
+    import cv2
+    import numpy as np
+
+    path = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (192, 144))
+    for i in range(frames):
+        writer.write(np.full((144, 192, 3), 20 * i, np.uint8))
+    writer.release()
+    data = bytearray(path.read_bytes())
+    starts = [i for i in range(len(data) - 1) if data[i] == 0xFF and data[i + 1] == 0xD8]
+    assert len(starts) == frames
+    data[starts[damaged] + 2:starts[damaged] + 300] = bytes(298)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_a_damaged_video_frame_is_skipped_and_the_rest_decoded(tmp_path):
+    from edgepose.video import video_frames
+
+    bad: list[int] = []
+    frames = list(video_frames(_video_with_a_damaged_frame(tmp_path), on_bad_frame=bad.append))
+    assert bad == [4]
+    # the nine good frames, in order (their grey levels 0, 20, ... without 80)
+    levels = [int(round(float(frame.mean()) / 20)) for frame, _ in frames]
+    assert levels == [0, 1, 2, 3, 5, 6, 7, 8, 9]
+    stamps = [t for _, t in frames]
+    assert stamps == sorted(stamps) and len(set(stamps)) == 9
+
+
+def test_run_on_a_video_with_a_damaged_frame_counts_it_and_exits_1(shared_dir, tmp_path):
+    clip = _video_with_a_damaged_frame(tmp_path)
+    done = _run("edgepose.cli", "run", str(clip), "--model", str(shared_dir / ONNX_MOVENET),
+                "--out", "-", "--quiet", "--serial")
+    assert done.returncode == EXIT_FAILED
+    assert done.stderr.splitlines()[-2:] == [
+        f"edgepose: error: skipped frame 4 of {clip}: it could not be decoded (a damaged frame)",
+        f"edgepose: error: 1 damaged frame(s) of {clip} were skipped (each reported above; the "
+        "others were processed)"]
+    assert len(done.stdout.splitlines()) == 9
+
+
 # --- edgepose eval -----------------------------------------------------------------
 
 def _annotations(shared_dir, tmp_path, change) -> str:

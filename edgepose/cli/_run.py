@@ -232,7 +232,14 @@ def _run_video(args: argparse.Namespace, runtime) -> int:
     total, fps = _video_info(args.input)
     if args.max_frames is not None:
         total = args.max_frames if total is None else min(total, args.max_frames)
-    frames = video_frames(args.input)
+    bad_frames: list[int] = []
+
+    def bad_frame(position: int) -> None:
+        bad_frames.append(position)
+        error_line("edgepose", f"skipped frame {position} of {args.input}: it could not be "
+                               "decoded (a damaged frame)")
+
+    frames = video_frames(args.input, on_bad_frame=bad_frame)
     smoothing = _smoothing(args)
     threads = runtime.threads
     if threads is None and not args.serial and args.detector is not None:
@@ -290,12 +297,17 @@ def _run_video(args: argparse.Namespace, runtime) -> int:
                              detect_every=args.detect_every if det is not None else None,
                              smoothing=smoothing, threads=threads,
                              dropped=last_index + 1 - progress.count if live else None)
+    summary["damaged_frames_skipped"] = len(bad_frames)
     if out.dir is not None:
         (out.dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     if not args.quiet:
         print(_video_summary_text(summary), file=sys.stderr)
         if out.dir is not None:
             print(f"wrote {progress.count} frame(s) to {out.dir}", file=sys.stderr)
+    if bad_frames:
+        error_line("edgepose", f"{len(bad_frames)} damaged frame(s) of {args.input} were "
+                               "skipped (each reported above; the others were processed)")
+        return EXIT_FAILED
     return 0
 
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from time import perf_counter_ns
 from typing import Any, NamedTuple
@@ -65,15 +65,28 @@ class TrackedFrame(NamedTuple):
 # ---------------------------------------------------------------------------
 # Reading
 
-def video_frames(source: str | os.PathLike | int, *, fps: float | None = None
+#: Consecutive frames of a file that may fail to decode before the rest counts as its end.
+MAX_BAD_FRAMES = 25
+
+
+def video_frames(source: str | os.PathLike | int, *, fps: float | None = None,
+                 on_bad_frame: Callable[[int], None] | None = None
                  ) -> Iterator[tuple[NDArray[np.uint8], float]]:
     """Decodes a video file or a camera with OpenCV.
+
+    A frame of a file that OpenCV cannot decode (a damaged frame: OpenCV's
+    ``read`` fails there and would end the stream) is skipped and decoding
+    goes on with the next one; ``on_bad_frame(position)`` is called with its
+    0-based position in the file. Up to :data:`MAX_BAD_FRAMES` frames in a
+    row may fail before the rest of the file counts as its end.
 
     Args:
         source: a video file, or a camera index (an int, or a string of
             digits).
         fps: frame rate for timestamps when the file does not give usable
             ones (default: the file's frame rate, else 30).
+        on_bad_frame: called for each damaged frame skipped (files only; a
+            camera that fails to deliver a frame has ended).
 
     Yields:
         ``(frame, timestamp_ms)``: BGR uint8 ``(H, W, 3)`` and an increasing
@@ -102,15 +115,43 @@ def video_frames(source: str | os.PathLike | int, *, fps: float | None = None
     rate = fps or cap.get(cv2.CAP_PROP_FPS) or 30.0
     if not (math.isfinite(rate) and rate > 0):
         rate = 30.0
-    return _read(cap, camera, float(rate))
+    return _read(cap, camera, float(rate), on_bad_frame)
 
 
-def _read(cap: Any, camera: bool, rate: float) -> Iterator[tuple[NDArray[np.uint8], float]]:
+def _read_past_damage(cap: Any, on_bad_frame: Callable[[int], None] | None
+                      ) -> tuple[bool, Any]:
+    """After a failed read of a file: the next frame that decodes, skipping damaged ones.
+
+    A failure where the file has no more frames (by its frame count, when it
+    gives one) is its end; elsewhere up to MAX_BAD_FRAMES reads are tried.
+    """
+    cv2 = import_cv2()
+    position = int(cap.get(cv2.CAP_PROP_POS_FRAMES))
+    count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+    skipped = [position]
+    for _ in range(MAX_BAD_FRAMES):
+        if 0 < count <= position + len(skipped):
+            return False, None
+        ok, frame = cap.read()
+        if ok:
+            if on_bad_frame is not None:
+                for bad in skipped:
+                    on_bad_frame(bad)
+            return True, frame
+        skipped.append(position + len(skipped))
+    return False, None
+
+
+def _read(cap: Any, camera: bool, rate: float,
+          on_bad_frame: Callable[[int], None] | None = None
+          ) -> Iterator[tuple[NDArray[np.uint8], float]]:
     cv2 = import_cv2()
     index, last = 0, -math.inf
     try:
         while True:
             ok, frame = cap.read()
+            if not ok and not camera:
+                ok, frame = _read_past_damage(cap, on_bad_frame)
             if not ok:
                 return
             if camera:
