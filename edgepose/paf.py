@@ -134,7 +134,7 @@ def run_paf(model: Any, image: NDArray[np.uint8], keypoint_set: Any,
     # pixel edges (edge = centre + 0.5)
     keypoints[..., 0] = (keypoints[..., 0] + 0.5 - pad_x) / sx - 0.5
     keypoints[..., 1] = (keypoints[..., 1] + 0.5 - pad_y) / sy - 0.5
-    keypoints[~found] = -1.0
+    keypoints[~found] = np.nan  # a part not assembled into this person: not found
     return PoseResult(keypoints, persons[..., 2].copy(), keypoint_set,
                       person_scores=rank_scores(person_scores, found))
 
