@@ -201,6 +201,32 @@ def test_compare_reports_nan_outputs_and_undefined_figures():
         compare({"heatmaps": hm}, {"heatmaps": hm[:, :, :8]}, card)
 
 
+def test_compare_reads_not_found_as_nan_only():
+    # The one reading of the mark (edgepose.results.found_mask): a keypoint
+    # found at negative coordinates (offset -3 moves a corner peak to (-3, -3))
+    # counts; one the artefact loses (SimCC logits <= 0: NaN) scores 0 in OKS.
+    data = _heatmap_card().to_dict()
+    data["head_params"] = {"refine": "none", "offset": -3.0}
+    card = ModelCard.from_dict(data)
+    hm = np.zeros((1, 17, 16, 12), np.float32)
+    hm[:, :, 0, 0] = 1.0
+    figures = compare({"heatmaps": hm}, {"heatmaps": hm}, card)
+    assert figures["keypoints"] == 17 and figures["keypoint_error_px_mean"] == 0.0
+    assert figures["oks_mean"] == 1.0
+
+    data = preset_card("rtmpose").to_dict()
+    data["input"]["size"] = [64, 48]
+    simcc = ModelCard.from_dict(data)
+    rng = np.random.default_rng(3)
+    x = rng.uniform(0.1, 1, (1, 17, 96)).astype(np.float32)
+    y = rng.uniform(0.1, 1, (1, 17, 128)).astype(np.float32)
+    lost_x = x.copy()
+    lost_x[0, 4] = -1.0                                 # the artefact loses keypoint 4
+    figures = compare({"simcc_x": x, "simcc_y": y}, {"simcc_x": lost_x, "simcc_y": y}, simcc)
+    assert figures["keypoints"] == 16 and figures["keypoint_error_px_mean"] == 0.0
+    assert figures["oks_mean"] == pytest.approx(16 / 17)
+
+
 # --- parity on real models ---------------------------------------------------------------------
 
 def test_parity_of_a_card_copy_is_exact_and_serialisable(shared_dir, coco, tmp_path):
