@@ -255,6 +255,7 @@ TFPOSE = "openpose_paf/tfpose_mobilenet_v2_small.onnx"
 
 def test_tfpose_finds_the_crowd(models, shared_dir):
     data = json.loads((shared_dir / "data/crowdpose/test_crowdpose.json").read_text())
+    missing = 0
     with Estimator(models / TFPOSE) as est:
         for img in data["images"]:
             image = cv2.imread(str(shared_dir / "data/crowdpose" / img["file_name"]))
@@ -264,6 +265,11 @@ def test_tfpose_finds_the_crowd(models, shared_dir):
             ok = poses.scores > 0
             assert (poses.keypoints[ok] >= -1).all()
             assert (poses.keypoints[ok] <= [image.shape[1], image.shape[0]]).all()
+            # a part not assembled into a person is not found: NaN, score 0
+            np.testing.assert_array_equal(np.isnan(poses.keypoints).any(axis=-1), ~ok)
+            np.testing.assert_array_equal(np.isnan(poses.keypoints).all(axis=-1), ~ok)
+            missing += int((~ok).sum())
+    assert missing > 0
 
 
 def test_tfpose_onnxruntime_and_openvino_agree(models, coco):
