@@ -316,3 +316,20 @@ def test_movenet_tflite_to_openvino(shared_dir, coco, tmp_path):
         assert p.keypoint_error_px_mean < 4.0 and p.oks_mean > 0.9, p.to_dict()  # 2.86, 0.966
         with Estimator(artifact.path) as est:
             assert est(cv2.imread(str(folder / "000000000785.jpg"))).keypoints.shape == (1, 17, 2)
+
+
+def test_openvino_keypoint_error_reads_the_same_mark():
+    # export.openvino.keypoint_error_px, the other reader of decoded keypoints in
+    # export/: a keypoint the candidate loses (NaN) counts as the input's
+    # diagonal, never as NaN; one the reference does not find is not counted.
+    from edgepose_export.openvino import keypoint_error_px
+
+    card = _heatmap_card()
+    hm = np.zeros((1, 17, 16, 12), np.float32)
+    hm[:, :, 8, 6] = 1.0
+    hm[0, 16] = 0.0                                      # the reference misses keypoint 16
+    cand = hm.copy()
+    cand[0, 3] = 0.0                                     # the candidate loses keypoint 3
+    errors = keypoint_error_px(card, {"heatmaps": hm}, {"heatmaps": cand}, relative_score=0)
+    assert errors.shape == (16,) and np.isfinite(errors).all()
+    assert errors[3] == pytest.approx(np.hypot(64, 48)) and (np.delete(errors, 3) == 0).all()
