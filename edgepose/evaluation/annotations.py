@@ -439,7 +439,6 @@ class KeypointDetections:
         (:func:`edgepose.results.coco_keypoints`: a keypoint not found is
         0, 0 with score 0; NaN scores become 0; the person score ranks).
         Images are taken in the mapping's order."""
-
         kps, image_ids, scores = [], [], []
         k = None
         for image_id, result in results.items():
