@@ -402,13 +402,15 @@ def invert_affine(matrices: ArrayLike) -> NDArray[np.float64]:
 def apply_affine(points: ArrayLike, matrices: ArrayLike) -> NDArray[np.float32]:
     """Applies per-instance ``(N, 2, 3)`` matrices to ``(N, K, 2)`` points.
 
-    Points at (-1, -1) (not found) stay (-1, -1).
+    A point that was not found stays not found: it comes out as (NaN, NaN)
+    when it goes in with a NaN (or other non-finite) coordinate, or as
+    exactly (-1, -1), the convention of :mod:`edgepose.ops`.
     """
     p = np.asarray(points, dtype=np.float64)
     m = np.asarray(matrices, dtype=np.float64)
     out = np.einsum("nij,nkj->nki", m[:, :, :2], p) + m[:, None, :, 2]
-    missing = (p[..., 0] == -1) & (p[..., 1] == -1)
-    out[missing] = -1
+    missing = ((p[..., 0] == -1) & (p[..., 1] == -1)) | ~np.isfinite(p).all(axis=-1)
+    out[missing] = np.nan
     return out.astype(np.float32)
 
 

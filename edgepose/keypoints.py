@@ -370,7 +370,10 @@ def convert_keypoints(
     A destination keypoint is copied from the source keypoint of the same
     meaning; pelvis and thorax (and OpenPose's neck, which is the thorax) are
     otherwise the midpoint of the hips / shoulders, with the lower of the two
-    scores; a keypoint the source cannot provide is ``(-1, -1)`` with score 0.
+    scores. A keypoint not found (NaN coordinates,
+    :func:`edgepose.results.found_mask`) stays not found, and so does a
+    midpoint of which either end was not found (NaN, with the lower score);
+    a keypoint the source cannot provide is NaN with score 0.
     Any set converts to any other except to ``blazepose33``, whose face, hand
     and foot landmarks no other set has (see :func:`can_convert`).
 
@@ -409,17 +412,23 @@ def convert_keypoints(
             f"scores must have shape {kp.shape[:2]} to match keypoints {kp.shape}, "
             f"got {sc.shape}.")
 
+    from edgepose.results import found_mask  # results imports this module
+
+    found = found_mask(kp)
     src_index = {m: i for i, m in enumerate(_meanings(s))}
     n = kp.shape[0]
-    out_kp = np.full((n, len(d), 2), -1.0, dtype=np.float32)
+    out_kp = np.full((n, len(d), 2), np.nan, dtype=np.float32)
     out_sc = np.zeros((n, len(d)), dtype=np.float32)
     for j, meaning in enumerate(_meanings(d)):
         if meaning in src_index:
             i = src_index[meaning]
-            out_kp[:, j] = kp[:, i]
+            out_kp[:, j] = np.where(found[:, i, None], kp[:, i], np.float32(np.nan))
             out_sc[:, j] = sc[:, i]
         elif meaning in _DERIVED and all(p in src_index for p in _DERIVED[meaning]):
             a, b = (src_index[p] for p in _DERIVED[meaning])
-            out_kp[:, j] = (kp[:, a] + kp[:, b]) * np.float32(0.5)
+            both = (found[:, a] & found[:, b])[:, None]
+            with np.errstate(invalid="ignore"):
+                mid = (kp[:, a] + kp[:, b]) * np.float32(0.5)
+            out_kp[:, j] = np.where(both, mid, np.float32(np.nan))
             out_sc[:, j] = np.minimum(sc[:, a], sc[:, b])
     return out_kp, out_sc

@@ -119,7 +119,7 @@ def run_paf(model: Any, image: NDArray[np.uint8], keypoint_set: Any,
     persons, person_scores = group_people(heatmaps, pafs, params)
     keypoints = points_to_image(persons[..., :2], scale, pad)
     found = persons[..., 2] > 0
-    keypoints[~found] = -1.0
+    keypoints[~found] = np.nan  # a part not assembled into this person: not found
     return PoseResult(keypoints, persons[..., 2].copy(), keypoint_set,
                       person_scores=rank_scores(person_scores, found))
 

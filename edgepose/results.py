@@ -9,12 +9,43 @@ from types import MappingProxyType
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 
 from edgepose._arrays import read_only
 from edgepose.keypoints import KeypointSet
 
-__all__ = ["PoseResult"]
+__all__ = ["PoseResult", "found_mask", "coco_keypoints"]
+
+
+def found_mask(keypoints: ArrayLike) -> NDArray[np.bool_]:
+    """``(..., K)`` bool: the keypoints of ``(..., K, 2)`` that were found.
+
+    The one reading of edgepose's "not found" mark: a keypoint that was not
+    found has NaN coordinates (any non-finite coordinate counts as not
+    found). Every consumer (writers, tracker, conversions, evaluation,
+    export parity) reads the mark through this function.
+
+    Raises:
+        ValueError: ``keypoints`` without a last axis of 2 (x, y).
+    """
+    kp = np.asarray(keypoints)
+    if kp.ndim < 1 or kp.shape[-1] != 2:
+        raise ValueError(f"keypoints must have shape (..., K, 2) as (x, y), got {kp.shape}.")
+    return np.isfinite(kp).all(axis=-1)
+
+
+def coco_keypoints(keypoints: ArrayLike, scores: ArrayLike) -> NDArray[np.float64]:
+    """``(N, K, 3)`` float64 COCO keypoint triples (x, y, score) of
+    ``(N, K, 2)`` keypoints and ``(N, K)`` scores: a keypoint that was not
+    found is written x = y = 0 with score 0 (COCO's unlabelled point), a NaN
+    score of a found keypoint as 0."""
+    kp = np.asarray(keypoints, dtype=np.float64)
+    sc = np.asarray(scores, dtype=np.float64)
+    found = found_mask(kp)
+    out = np.zeros(kp.shape[:-1] + (3,), np.float64)
+    out[..., :2] = np.where(found[..., None], kp, 0.0)
+    out[..., 2] = np.where(found, np.nan_to_num(sc, nan=0.0), 0.0)
+    return out
 
 
 @dataclass(frozen=True)
@@ -23,8 +54,10 @@ class PoseResult:
 
     Attributes:
         keypoints: ``(N, K, 2)`` float32 (x, y) in input-image pixels; a
-            keypoint that was not found is (-1, -1).
-        scores: ``(N, K)`` float32 keypoint confidences.
+            keypoint that was not found has NaN coordinates (see
+            :func:`found_mask`), every other keypoint finite ones.
+        scores: ``(N, K)`` float32 keypoint confidences; a keypoint that
+            was not found keeps the score its decoder gave it (<= 0 or NaN).
         keypoint_set: names, skeleton, flip pairs and OKS sigmas of the K
             keypoints.
         boxes: ``(N, 4)`` float32 xyxy person boxes in image pixels, or None
@@ -120,11 +153,14 @@ class PoseResult:
                           track_ids=pick(self.track_ids), timings_ms=self.timings_ms)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain Python types, one entry per person."""
+        """Plain Python types, one entry per person; a keypoint that was not
+        found is ``[None, None]`` (``null`` in JSON)."""
+        found = found_mask(self.keypoints)
         people = []
         for i in range(len(self)):
+            xy = self.keypoints[i].astype(np.float64).round(2).tolist()
             person: dict[str, Any] = {
-                "keypoints": self.keypoints[i].round(2).tolist(),
+                "keypoints": [p if ok else [None, None] for p, ok in zip(xy, found[i])],
                 "scores": self.scores[i].round(4).tolist(),
                 "score": round(float(self.person_scores[i]), 4),
             }
@@ -137,23 +173,25 @@ class PoseResult:
                 "keypoint_names": list(self.keypoint_set.names), "people": people}
 
     def to_json(self, **kwargs: Any) -> str:
-        """JSON text of :meth:`to_dict` (NaN scores written as null)."""
+        """JSON text of :meth:`to_dict`: keypoints not found and NaN scores
+        are written as null."""
         return json.dumps(_nan_to_none(self.to_dict()), **kwargs)
 
     def to_coco(self, image_id: int, category_id: int = 1) -> list[dict[str, Any]]:
-        """COCO keypoint results: one dict per person, keypoints as x, y, score."""
+        """COCO keypoint results: one dict per person, keypoints as x, y, score
+        triples (:func:`coco_keypoints`: a keypoint not found is 0, 0, 0)."""
+        triples = coco_keypoints(self.keypoints, self.scores)
         out = []
         for i in range(len(self)):
-            triples = np.concatenate([self.keypoints[i], self.scores[i, :, None]], axis=1)
-            triples = np.nan_to_num(triples, nan=0.0)
             out.append({"image_id": int(image_id), "category_id": int(category_id),
-                        "keypoints": triples.astype(float).ravel().tolist(),
+                        "keypoints": triples[i].ravel().tolist(),
                         "score": float(np.nan_to_num(self.person_scores[i], nan=0.0))})
         return out
 
     def draw(self, image: NDArray[np.uint8], *, score_threshold: float = 0.3,
              radius: int | None = None, thickness: int | None = None) -> NDArray[np.uint8]:
-        """A copy of a BGR image with the skeletons (and boxes) drawn on it."""
+        """A copy of a BGR image with the skeletons (and boxes) drawn on it;
+        keypoints not found, or scoring at most ``score_threshold``, are skipped."""
         from edgepose.images import import_cv2
 
         cv2 = import_cv2()
@@ -164,10 +202,11 @@ class PoseResult:
         scale = max(canvas.shape[:2]) / 640
         r = radius or max(2, int(round(3 * scale)))
         t = thickness or max(1, int(round(2 * scale)))
+        found = found_mask(self.keypoints)
         for i in range(len(self)):
             color = _color(i if self.track_ids is None else int(self.track_ids[i]))
             kp, sc = self.keypoints[i], self.scores[i]
-            ok = (sc > score_threshold) & np.isfinite(kp).all(axis=1) & (kp[:, 0] >= 0)
+            ok = found[i] & (sc > score_threshold)
             for a, b in self.keypoint_set.skeleton:
                 if ok[a] and ok[b]:
                     cv2.line(canvas, _pt(kp[a]), _pt(kp[b]), color, t, cv2.LINE_AA)

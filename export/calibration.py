@@ -33,7 +33,7 @@ from typing import Any, Iterator
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from edgepose.card import InputSpec, ModelCard
+from edgepose.card import ModelCard
 from edgepose.model import preprocess_crops
 from edgepose_export.api import CalibrationSet
 

@@ -250,13 +250,16 @@ def keypoint_error_px(card: ModelCard, reference: Mapping[str, np.ndarray],
     """
     ref_kp, ref_score = _decode_keypoints(card, reference)
     cand_kp, _ = _decode_keypoints(card, candidate)
-    counted = (ref_kp[..., 0] >= 0) & (ref_kp[..., 1] >= 0) & np.isfinite(ref_score)
+    from edgepose.results import found_mask  # not found: NaN coordinates
+
+    counted = found_mask(ref_kp) & np.isfinite(ref_score)
     if relative_score > 0 and counted.any():
         floor = float(np.percentile(ref_score[counted], 90))
         if floor > 0:
             counted &= ref_score >= relative_score * floor
-    lost = (cand_kp[..., 0] < 0) | (cand_kp[..., 1] < 0)
-    diff = np.linalg.norm(ref_kp.astype(np.float64) - cand_kp, axis=-1)
+    lost = ~found_mask(cand_kp)
+    with np.errstate(invalid="ignore"):
+        diff = np.linalg.norm(ref_kp.astype(np.float64) - cand_kp, axis=-1)
     diff = np.where(lost, float(np.hypot(*card.input.size)), diff)
     return diff[counted]
 
@@ -489,8 +492,8 @@ def _heatmap_peaks(card: ModelCard, outputs: Mapping[str, np.ndarray]
     kp, scores = ops.decode_heatmap(maps, "none", layout=layout)
     hm_h, hm_w = (maps.shape[1], maps.shape[2]) if layout == "NHWC" else maps.shape[2:]
     in_h, in_w = card.input.size
-    found = kp[..., 0] >= 0
+    found = scores > 0  # as the heads' decoders: not found is NaN
     scaled = kp * np.array([in_w / hm_w, in_h / hm_h], np.float32)
-    return np.where(found[..., None], scaled, -1).astype(np.float32), scores
+    return np.where(found[..., None], scaled, np.nan).astype(np.float32), scores
 
 

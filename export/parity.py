@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from edgepose.card import ModelCard, read_card
+from edgepose.results import found_mask
 from edgepose_export.api import CalibrationSet, ParityReport, Tolerance, require
 
 __all__ = ["DEFAULT_SIGMA", "SCORE_THRESHOLD", "parity", "compare", "run_model", "open_runner",
@@ -178,17 +179,13 @@ def _sigmas(card: ModelCard, k: int) -> tuple[np.ndarray, bool]:
     return np.full(k, DEFAULT_SIGMA), False
 
 
-def _located(kp: np.ndarray) -> np.ndarray:
-    # decoders mark keypoints they do not find with negative coordinates
-    # (-1, or -1 / split_ratio for SimCC)
-    return ~((kp[..., 0] < 0) & (kp[..., 1] < 0)) & np.isfinite(kp).all(-1)
-
-
 def _oks(ref_kp, ref_visible, cand_kp, cand_located, area, sigmas) -> float:
-    d2 = ((ref_kp - cand_kp) ** 2).sum(-1)
+    # a keypoint the candidate did not find (NaN) scores 0, and no NaN is computed
+    both = ref_visible & cand_located
+    d2 = (np.where(both[..., None], ref_kp - cand_kp, 0.0) ** 2).sum(-1)
     k2 = (2 * sigmas) ** 2
     sim = np.exp(-d2 / (2 * max(area, 1.0) * k2))
-    sim = np.where(cand_located, sim, 0.0)
+    sim = np.where(both, sim, 0.0)
     return float(sim[ref_visible].mean())
 
 
@@ -204,7 +201,7 @@ def _people(card: ModelCard, outputs: Mapping[str, np.ndarray], hw: tuple[int, i
             heatmaps, pafs = split_maps({r: v[i:i + 1] for r, v in outputs.items()}, params)
             persons, _ = group_people(heatmaps, pafs, params)
             kp = persons[..., :2].astype(np.float64)
-            kp[persons[..., 2] <= 0] = -1.0
+            kp[~(persons[..., 2] > 0)] = np.nan  # a part not assembled: not found
             people.append((kp, persons[..., 2].astype(np.float64)))
         return people
     if card.head == "posenet":
@@ -232,18 +229,18 @@ def _match(ref, cand, sigmas, threshold, top_down, hw):
         if top_down:
             areas.append(hw[0] * hw[1] / _CROP_PADDING ** 2)
             continue
-        good = _located(ref_kp[p]) & (ref_sc[p] > threshold)
+        good = found_mask(ref_kp[p]) & (ref_sc[p] > threshold)
         pts = ref_kp[p][good]
         areas.append(float(np.prod(pts.max(0) - pts.min(0))) if len(pts) > 1 else 1.0)
     if top_down:
         return [(0, 0 if len(cand_kp) else None, areas[0])] if len(ref_kp) else []
     scores = np.full((len(ref_kp), len(cand_kp)), -1.0)
     for p in range(len(ref_kp)):
-        visible = _located(ref_kp[p]) & (ref_sc[p] > threshold)
+        visible = found_mask(ref_kp[p]) & (ref_sc[p] > threshold)
         if not visible.any():
             continue
         for q in range(len(cand_kp)):
-            scores[p, q] = _oks(ref_kp[p], visible, cand_kp[q], _located(cand_kp[q]),
+            scores[p, q] = _oks(ref_kp[p], visible, cand_kp[q], found_mask(cand_kp[q]),
                                 areas[p], sigmas)
     pairs, used_r, used_c = [], set(), set()
     for flat in np.argsort(-scores, axis=None, kind="stable"):
@@ -321,13 +318,13 @@ def compare(reference: Mapping[str, np.ndarray], candidate: Mapping[str, np.ndar
     oks: list[float] = []
     for ref, cand in zip(ref_people, cand_people):
         for p, q, area in _match(ref, cand, sigmas, score_threshold, top_down, hw):
-            visible = _located(ref[0][p]) & (ref[1][p] > score_threshold)
+            visible = found_mask(ref[0][p]) & (ref[1][p] > score_threshold)
             if not visible.any():
                 continue
             if q is None:
                 oks.append(0.0)
                 continue
-            located = _located(cand[0][q])
+            located = found_mask(cand[0][q])
             oks.append(_oks(ref[0][p], visible, cand[0][q], located, area, sigmas))
             both = visible & located & (cand[1][q] > score_threshold)
             errors.append(np.linalg.norm(ref[0][p][both] - cand[0][q][both], axis=-1))

@@ -105,9 +105,9 @@ def test_cpm_dark_beats_argmax_through_the_estimator(models, shared_dir, tmp_pat
 
     with open(shared_dir / "data/aic/test_aic.json") as f:
         data = json.load(f)
-    errors = {}
+    errors, missed = {}, {}
     for name, path in (("dark", models / CPM), ("none", argmax_file)):
-        dist = []
+        dist, missed[name] = [], 0
         with Estimator(path) as est:
             assert est.card.head_params["refine"] == name
             for img in data["images"]:
@@ -119,9 +119,12 @@ def test_cpm_dark_beats_argmax_through_the_estimator(models, shared_dir, tmp_pat
                 for a, kp in zip(anns, poses.keypoints):
                     g = np.array(a["keypoints"], np.float32).reshape(-1, 3)
                     vis = g[:, 2] > 0
-                    dist.append(np.linalg.norm(kp[vis] - g[vis, :2], axis=1))
+                    found = np.isfinite(kp).all(axis=1)  # not found: NaN
+                    missed[name] += int((vis & ~found).sum())
+                    dist.append(np.linalg.norm(kp[vis & found] - g[vis & found, :2], axis=1))
         errors[name] = float(np.concatenate(dist).mean())
     assert errors["dark"] < errors["none"] < 90, errors
+    assert missed["dark"] == missed["none"], missed  # refinement never changes what is found
 
 
 def test_blazepose_converts_to_coco17(models, coco):
@@ -296,6 +299,7 @@ TFPOSE = "openpose_paf/tfpose_mobilenet_v2_small.onnx"
 
 def test_tfpose_finds_the_crowd(models, shared_dir):
     data = json.loads((shared_dir / "data/crowdpose/test_crowdpose.json").read_text())
+    missing = 0
     with Estimator(models / TFPOSE) as est:
         for img in data["images"]:
             image = cv2.imread(str(shared_dir / "data/crowdpose" / img["file_name"]))
@@ -305,6 +309,11 @@ def test_tfpose_finds_the_crowd(models, shared_dir):
             ok = poses.scores > 0
             assert (poses.keypoints[ok] >= -1).all()
             assert (poses.keypoints[ok] <= [image.shape[1], image.shape[0]]).all()
+            # a part not assembled into a person is not found: NaN, score 0
+            np.testing.assert_array_equal(np.isnan(poses.keypoints).any(axis=-1), ~ok)
+            np.testing.assert_array_equal(np.isnan(poses.keypoints).all(axis=-1), ~ok)
+            missing += int((~ok).sum())
+    assert missing > 0
 
 
 def test_tfpose_onnxruntime_and_openvino_agree(models, coco):

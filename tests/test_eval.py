@@ -801,3 +801,58 @@ def test_evaluate_model_builds_an_estimator_with_runtime(shared_dir, tmp_path, m
     with pytest.raises(ValueError, match="runtime= build an Estimator for a model file or name; "
                                          "the model given is a ready function"):
         evaluate_model(lambda image: None, ann, tmp_path, runtime=ov)
+
+
+# --- predictions with keypoints not found (NaN) ---------------------------------------------
+
+def _oracle_results(gt_dict, lose):
+    """{image_id: PoseResult} of the ground truth, keypoints ``lose`` not found
+    (NaN, score -0.5 as a decoder gives it), person score 0.9."""
+    results = {}
+    for image in gt_dict["images"]:
+        anns = [a for a in gt_dict["annotations"] if a["image_id"] == image["id"]]
+        kp = np.array([a["keypoints"] for a in anns], np.float32).reshape(len(anns), 17, 3)
+        xy, sc = kp[..., :2].copy(), np.ones((len(anns), 17), np.float32)
+        xy[:, lose] = np.nan
+        sc[:, lose] = -0.5
+        results[image["id"]] = PoseResult(xy, sc, COCO17, person_scores=np.full(len(anns), 0.9))
+    return results
+
+
+def test_predictions_not_found_are_read_as_their_coco_file_says():
+    # from_results reads NaN exactly as to_coco writes it (0, 0, score 0), so our
+    # evaluation of the PoseResults equals pycocotools' on the written file.
+    gt = simple_dataset()
+    results = _oracle_results(gt, [11, 12, 15])
+    written = [d for image_id, r in results.items() for d in r.to_coco(image_id)]
+    triples = np.array(written[0]["keypoints"]).reshape(17, 3)
+    np.testing.assert_array_equal(triples[[11, 12, 15]], 0.0)
+    ours = KeypointDetections.from_results(results)
+    np.testing.assert_array_equal(ours.keypoints, KeypointDetections.from_coco(written).keypoints)
+    got = evaluate_coco(load_coco_keypoints(gt), ours, sigmas=COCO_SIGMAS)
+    ref, _ = assert_parity(gt, written)
+    np.testing.assert_array_equal(got.stats, ref.stats)
+    assert 0 < got.stats[0] < 1                          # the lost keypoints cost OKS
+
+
+@pytest.mark.parametrize("gt_boxes", [False, True])
+def test_runner_leaves_keypoints_not_found_out_of_the_errors_and_fails_them_in_pck(
+        tmp_path, gt_boxes):
+    gt_dict = simple_dataset()
+    _write_images(tmp_path, gt_dict)
+    gt = load_coco_keypoints(gt_dict)
+    lose = [0, 9]
+
+    class Losing(_Oracle):
+        def __call__(self, image, boxes=None):
+            r = super().__call__(image, boxes)
+            kp, sc = r.keypoints.copy(), r.scores.copy()
+            kp[:, lose], sc[:, lose] = np.nan, 0.0
+            return PoseResult(kp, sc, COCO17, boxes=r.boxes, person_scores=np.full(len(r), 0.9))
+
+    report = evaluate_model(Losing(gt, {0: 0, 1: 1}), gt, tmp_path, gt_boxes=gt_boxes)
+    counts = report.errors.counts
+    assert counts[lose].tolist() == [0, 0] and (np.delete(counts, lose) == 4).all()
+    assert report.errors.mean_px == pytest.approx(0, abs=1e-4)  # not the distance to (0, 0)
+    for r in report.pck:
+        assert r.mean == pytest.approx(15 / 17)          # the 2 lost keypoints are incorrect

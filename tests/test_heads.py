@@ -26,7 +26,11 @@ from edgepose.heads import (
     PoseNetParams,
     SimCCParams,
     YoloxParams,
+    decode_blazepose,
     decode_head,
+    decode_heatmap,
+    decode_movenet,
+    decode_simcc,
     params_from_dict,
 )
 from edgepose.paf import group_people
@@ -279,3 +283,60 @@ def test_max_peaks_is_capped_by_the_map_size():
                          min_parts=1)
     np.testing.assert_array_equal(got[0], want[0])
     np.testing.assert_array_equal(got[1], want[1])
+
+
+# --- "not found" at decode time: NaN coordinates, the score as decoded ---------------------
+
+def _not_found_reference(kp, sc):
+    """NumPy reading of the decoders' contract: found iff score > 0 (not NaN)."""
+    found = np.nan_to_num(sc, nan=-1.0) > 0
+    return np.where(found[..., None], kp, np.nan), found
+
+
+def test_simcc_decoder_marks_not_found_with_nan_not_minus_one_over_split_ratio():
+    rng = np.random.default_rng(1)
+    x = rng.uniform(0.1, 1, (2, 17, 384)).astype(np.float32)
+    y = rng.uniform(0.1, 1, (2, 17, 512)).astype(np.float32)
+    x[0, 3] = -1.0                                       # max <= 0: not found
+    y[1, 5] = 0.0                                        # score exactly 0: not found
+    x[1, 7, 10] = np.nan                                 # NaN row: score NaN, not found
+    kp, sc = decode_simcc({"simcc_x": x, "simcc_y": y}, SimCCParams(split_ratio=2.0), (256, 192))
+    raw_kp, raw_sc = ops.decode_simcc(x, y, 2.0)
+    np.testing.assert_array_equal(raw_kp[0, 3], [-0.5, -0.5])  # the C core's mark, unchanged
+    expected, found = _not_found_reference(raw_kp, raw_sc)
+    assert found.sum() == 2 * 17 - 3
+    np.testing.assert_array_equal(kp, expected)
+    np.testing.assert_array_equal(sc, raw_sc)              # scores as decoded (<= 0 or NaN)
+    assert sc[0, 3] <= 0 and sc[1, 5] == 0 and np.isnan(sc[1, 7])
+
+
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+def test_heatmap_decoder_marks_a_non_positive_peak_with_nan(layout):
+    hm = _heatmaps(2, 17, 64, 48)
+    hm[1, 4] = -0.5                                      # peak <= 0: not found
+    hm[0, 2] = 0.0
+    maps = hm if layout == "NCHW" else np.ascontiguousarray(hm.transpose(0, 2, 3, 1))
+    params = HeatmapParams(layout=layout, refine="none", offset=0.5)
+    kp, sc = decode_heatmap({"heatmaps": maps}, params, (256, 192))
+    raw_kp, raw_sc = ops.decode_heatmap(hm, "none")
+    expected, found = _not_found_reference(raw_kp * np.float32(4.0) + np.float32(0.5), raw_sc)
+    assert not found[1, 4] and not found[0, 2] and found.sum() == 32
+    np.testing.assert_allclose(kp, expected, rtol=1e-6)  # NaN where not found, equal_nan
+    np.testing.assert_array_equal(sc, raw_sc)
+
+
+def test_movenet_and_blazepose_decoders_mark_a_zero_score_with_nan():
+    rng = np.random.default_rng(2)
+    raw = rng.uniform(0.05, 1, (1, 1, 17, 3)).astype(np.float32)
+    raw[0, 0, 6, 2] = 0.0
+    kp, sc = decode_movenet({"keypoints": raw}, MoveNetParams(), (192, 192))
+    assert np.isnan(kp[0, 6]).all() and sc[0, 6] == 0
+    np.testing.assert_allclose(np.delete(kp[0], 6, 0),
+                               np.delete(raw[0, 0, :, 1::-1] * 192, 6, 0), rtol=1e-6)
+    lm = rng.uniform(10, 200, (1, 39, 5)).astype(np.float32)
+    lm[0, 11, 3] = -200.0                                # sigmoid underflows to 0
+    kp, sc = decode_blazepose({"landmarks": lm.reshape(1, -1)},
+                              BlazePoseParams(num_landmarks=39, refine_kernel=0), (256, 256))
+    assert np.isnan(kp[0, 11]).all() and sc[0, 11] == 0
+    assert np.isfinite(np.delete(kp[0], 11, 0)).all()
+    np.testing.assert_array_equal(np.delete(kp[0], 11, 0), np.delete(lm[0, :, :2], 11, 0))

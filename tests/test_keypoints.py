@@ -232,7 +232,7 @@ def test_coco17_to_unified21():
     np.testing.assert_allclose(out_kp[:, 17], (kp[:, 11] + kp[:, 12]) / 2)  # pelvis
     np.testing.assert_allclose(out_kp[:, 18], (kp[:, 5] + kp[:, 6]) / 2)    # thorax
     np.testing.assert_array_equal(out_sc[:, 17], np.minimum(sc[:, 11], sc[:, 12]))
-    np.testing.assert_array_equal(out_kp[:, 19:], -1.0)  # upper_neck, head_top: missing
+    assert np.isnan(out_kp[:, 19:]).all()  # upper_neck, head_top: not found
     np.testing.assert_array_equal(out_sc[:, 19:], 0.0)
     back_kp, back_sc = convert_keypoints(out_kp, out_sc, "unified21", "coco17")
     np.testing.assert_array_equal(back_kp, kp)
@@ -263,7 +263,7 @@ def test_aic14_to_mpii16_by_hand():
 def test_mpii16_to_coco17_has_no_face():
     kp, sc = _people(2, 16)
     out_kp, out_sc = convert_keypoints(kp, sc, "mpii16", "coco17")
-    np.testing.assert_array_equal(out_kp[:, :5], -1.0)
+    assert np.isnan(out_kp[:, :5]).all()
     np.testing.assert_array_equal(out_sc[:, :5], 0.0)
     np.testing.assert_array_equal(out_kp[:, 5], kp[:, 13])   # left_shoulder
     np.testing.assert_array_equal(out_kp[:, 16], kp[:, 0])   # right_ankle
@@ -344,3 +344,39 @@ def test_mpii16_extra_points_are_unified21s_own():
     back_kp, back_sc = convert_keypoints(out_kp, out_sc, "unified21", "mpii16")
     np.testing.assert_array_equal(back_kp, kp)
     np.testing.assert_array_equal(back_sc, sc)
+
+
+@pytest.mark.parametrize("src, dst", [("coco17", "unified21"), ("coco17", "coco18"),
+                                      ("coco17", "mpii16"), ("mpii16", "coco17")])
+def test_a_keypoint_not_found_stays_not_found_and_so_does_what_derives_from_it(src, dst):
+    # NumPy reference: each destination keypoint by its meaning's name: the
+    # source keypoint of that name, or the midpoint of the two it derives
+    # from, NaN as soon as either is NaN (or the source lacks it).
+    s, d = get_keypoint_set(src), get_keypoint_set(dst)
+    kp, sc = _people(3, len(s), seed=5)
+    kp[0, :] = np.nan                                    # nobody found in person 0
+    kp[1, s.names.index("left_shoulder") if "left_shoulder" in s.names else 0] = np.nan
+    kp[2, 1, 0] = kp[2, -1, 1] = np.nan                  # one NaN coordinate is enough
+    sc[kp[..., 0] != kp[..., 0]] = -0.25                 # the decoder's score, kept
+    out_kp, out_sc = convert_keypoints(kp, sc, src, dst)
+    meaning = {"neck": ("left_shoulder", "right_shoulder"), "thorax": ("left_shoulder", "right_shoulder"),
+               "pelvis": ("left_hip", "right_hip")}
+    if dst == "coco18":
+        meaning = {"neck": meaning["neck"]}
+    for j, name in enumerate(d.names):
+        if name in s.names and not (dst == "coco18" and name == "neck"):
+            want_kp = kp[:, s.names.index(name)]
+            want_sc = sc[:, s.names.index(name)]
+        elif name in meaning and all(p in s.names for p in meaning[name]):
+            a, b = (s.names.index(p) for p in meaning[name])
+            want_kp = (kp[:, a] + kp[:, b]) / 2
+            want_kp[np.isnan(want_kp).any(axis=1)] = np.nan
+            want_sc = np.minimum(sc[:, a], sc[:, b])
+        else:
+            want_kp, want_sc = np.full((3, 2), np.nan), np.zeros(3)
+        want_kp = np.where(np.isnan(want_kp).any(axis=1)[:, None], np.nan, want_kp)
+        np.testing.assert_allclose(out_kp[:, j], want_kp, rtol=1e-6, err_msg=name)
+        np.testing.assert_array_equal(out_sc[:, j], want_sc.astype(np.float32), err_msg=name)
+    assert np.isnan(out_kp[0]).all()
+    found = np.isfinite(out_kp).all(axis=-1)
+    assert (np.isnan(out_kp) == ~found[..., None]).all()  # both coordinates NaN, never one

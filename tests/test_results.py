@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from edgepose.keypoints import COCO17, MPII16
-from edgepose.results import PoseResult
+from edgepose.results import PoseResult, coco_keypoints, found_mask
 
 
 def _result(n=3, boxes=True):
@@ -78,7 +78,7 @@ def test_to_json_and_to_coco():
 
 def test_nan_scores_serialise_as_null():
     sc = np.full((1, 17), np.nan, np.float32)
-    r = PoseResult(np.full((1, 17, 2), -1.0), sc, COCO17)
+    r = PoseResult(np.full((1, 17, 2), np.nan), sc, COCO17)
     assert json.loads(r.to_json())["people"][0]["scores"][0] is None
 
 
@@ -91,3 +91,72 @@ def test_draw_returns_an_annotated_copy():
     assert out.shape == image.shape and out.sum() > 0
     with pytest.raises(ValueError, match="BGR uint8"):
         r.draw(np.zeros((10, 10), np.uint8))
+
+
+# --- "not found" is NaN coordinates, and every writer says it its own way ------------------
+
+def _with_missing():
+    """Person 0 has keypoints 3 (score -0.5) and 9 (score NaN) not found; person 1
+    has keypoint 0 not found (score 0); everything else found."""
+    r = _result(2)
+    kp, sc = r.keypoints.copy(), r.scores.copy()
+    kp[0, 3] = kp[0, 9] = kp[1, 0] = np.nan
+    sc[0, 3], sc[0, 9], sc[1, 0] = -0.5, np.nan, 0.0
+    return PoseResult(kp, sc, COCO17, boxes=r.boxes, person_scores=r.person_scores)
+
+
+def test_found_mask_reads_nan_coordinates():
+    kp = np.array([[[1, 2], [np.nan, np.nan], [np.nan, 3], [np.inf, 0], [-1, -1]]], np.float32)
+    assert found_mask(kp).tolist() == [[True, False, False, False, True]]
+    assert found_mask(np.zeros((0, 17, 2))).shape == (0, 17)
+    with pytest.raises(ValueError, match=r"keypoints must have shape \(\.\.\., K, 2\).*got \(3, 4\)"):
+        found_mask(np.zeros((3, 4)))
+
+
+def test_to_coco_writes_a_missing_keypoint_as_zero_zero_with_score_zero():
+    r = _with_missing()
+    coco = r.to_coco(image_id=3)
+    for i in range(2):
+        triples = np.array(coco[i]["keypoints"]).reshape(17, 3)
+        found = np.isfinite(r.keypoints[i]).all(axis=1)  # independent reading
+        np.testing.assert_array_equal(triples[~found], 0.0)
+        np.testing.assert_allclose(triples[found, :2], r.keypoints[i][found], rtol=1e-6)
+        np.testing.assert_allclose(triples[found, 2], r.scores[i][found], rtol=1e-6)
+        assert np.isfinite(triples).all()
+    assert np.flatnonzero(~np.array(coco[0]["keypoints"]).reshape(17, 3).any(axis=1)).tolist() \
+        == [3, 9]
+    json.dumps(coco, allow_nan=False)  # valid JSON for pycocotools
+
+
+def test_coco_keypoints_zeroes_nan_scores_of_found_keypoints_only():
+    kp = np.array([[[4, 5], [np.nan, np.nan]]], np.float32)
+    sc = np.array([[np.nan, -0.25]], np.float32)
+    np.testing.assert_array_equal(coco_keypoints(kp, sc), [[[4, 5, 0], [0, 0, 0]]])
+
+
+def test_to_json_writes_a_missing_keypoint_as_null():
+    r = _with_missing()
+    people = json.loads(r.to_json(allow_nan=False))["people"]
+    assert people[0]["keypoints"][3] == [None, None] and people[0]["keypoints"][9] == [None, None]
+    assert people[1]["keypoints"][0] == [None, None]
+    assert people[0]["scores"][3] == -0.5 and people[0]["scores"][9] is None
+    assert people[0]["keypoints"][4] == pytest.approx(r.keypoints[0, 4].tolist(), abs=0.006)
+    assert sum(p == [None, None] for person in people for p in person["keypoints"]) == 3
+    assert r.to_dict()["people"][0]["keypoints"][3] == [None, None]
+
+
+def test_draw_skips_a_missing_keypoint_and_its_limbs():
+    pytest.importorskip("cv2")
+    image = np.zeros((100, 100, 3), np.uint8)
+    r = _result(1)
+    kp, sc = r.keypoints.copy(), np.ones((1, 17), np.float32)
+    kp[0, 0] = np.nan                                    # not found, though it scores 1
+    hidden = sc.copy()
+    hidden[0, 0] = 0.0                                   # the same picture: keypoint 0 skipped
+    missing = PoseResult(kp, sc, COCO17, boxes=r.boxes).draw(image, score_threshold=0.5)
+    kp_ok = kp.copy()
+    kp_ok[0, 0] = r.keypoints[0, 0]
+    skipped = PoseResult(kp_ok, hidden, COCO17, boxes=r.boxes).draw(image, score_threshold=0.5)
+    drawn = PoseResult(kp_ok, sc, COCO17, boxes=r.boxes).draw(image, score_threshold=0.5)
+    np.testing.assert_array_equal(missing, skipped)
+    assert (missing != drawn).any()

@@ -7,6 +7,8 @@ crop, the SimCC decoding and the inverse warp, checked exactly.
 """
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -61,3 +63,33 @@ def test_batched_crops_match_one_by_one(rtmpose):
         alone = [est(image, boxes=b[None]) for b in boxes]
     for i, single in enumerate(alone):
         np.testing.assert_array_equal(together.keypoints[i], single.keypoints[0])
+
+
+def test_a_keypoint_not_found_is_nan_in_image_pixels_not_a_real_position(rtmpose):
+    # Issue 15: in a black crop every SimCC logit is <= 0 (the normalised input is
+    # negative), so SimCC finds nothing and the C core marks -1 / split_ratio =
+    # (-0.5, -0.5) in input pixels; the crop's inverse used to carry that to a real
+    # image position. It must come out NaN, with the decoded score (<= 0).
+    from edgepose import ops
+    from edgepose.transforms import boxes_to_center_scale, crop_matrices, invert_affine
+
+    image = _dots([(500, 100)])                          # one dot, far from the 2nd box
+    boxes = np.array([[460, 40, 540, 160], [75, 300, 175, 420]], np.float32)
+    with Estimator(rtmpose) as est:
+        poses = est(image, boxes=boxes)
+        x = np.full((1, 17, 2 * 192), -2.0, np.float32)  # what a black crop gives
+        y = np.full((1, 17, 2 * 256), -2.0, np.float32)
+        mark, _ = ops.decode_simcc(x, y, 2.0)
+    np.testing.assert_allclose(poses.keypoints[0], np.tile([500, 100], (17, 1)), atol=0.35)
+    assert (poses.scores[0] > 0).all()
+    assert np.isnan(poses.keypoints[1]).all()
+    assert (poses.scores[1] <= 0).all()
+    # what the old code did: the C core's mark through the crop's inverse (NumPy)
+    c, s = boxes_to_center_scale(boxes[1:], 192 / 256, 1.25)
+    inv = invert_affine(crop_matrices(c, s, (256, 192)))[0]
+    np.testing.assert_array_equal(mark[0, 0], [-0.5, -0.5])
+    legacy = inv[:, :2] @ mark[0, 0].astype(np.float64) + inv[:, 2]
+    assert (legacy > 0).all() and legacy[0] < 640 and legacy[1] < 480  # a real position
+    assert json.loads(poses.to_json())["people"][1]["keypoints"] == [[None, None]] * 17
+    coco = np.array(poses.to_coco(1)[1]["keypoints"]).reshape(17, 3)
+    np.testing.assert_array_equal(coco, 0.0)

@@ -21,6 +21,7 @@ from numpy.typing import NDArray
 
 from edgepose._arrays import read_only
 from edgepose.keypoints import KEYPOINT_SETS, KeypointSet
+from edgepose.results import coco_keypoints
 
 __all__ = ["CocoKeypoints", "KeypointDetections", "load_coco_keypoints", "load_json",
            "match_keypoint_set"]
@@ -434,8 +435,10 @@ class KeypointDetections:
     def from_results(cls, results: Mapping[int, Any], *, category_id: int = 1
                      ) -> KeypointDetections:
         """Detections from ``{image_id: PoseResult}``, exactly as
-        ``PoseResult.to_coco`` would write them (NaN scores become 0, the
-        person score ranks). Images are taken in the mapping's order."""
+        ``PoseResult.to_coco`` would write them
+        (:func:`edgepose.results.coco_keypoints`: a keypoint not found is
+        0, 0 with score 0; NaN scores become 0; the person score ranks).
+        Images are taken in the mapping's order."""
         kps, image_ids, scores = [], [], []
         k = None
         for image_id, result in results.items():
@@ -445,8 +448,7 @@ class KeypointDetections:
                 raise ValueError("every PoseResult must have the same keypoint count.")
             if n == 0:
                 continue
-            triples = np.concatenate([result.keypoints, result.scores[:, :, None]], axis=2)
-            kps.append(np.nan_to_num(triples.astype(np.float64), nan=0.0))
+            kps.append(coco_keypoints(result.keypoints, result.scores))
             scores.append(np.nan_to_num(result.person_scores.astype(np.float64), nan=0.0))
             image_ids.append(np.full(n, int(image_id), np.int64))
         if not kps:

@@ -394,10 +394,14 @@ def _evaluate_coco_files(model, ann: CocoKeypoints, folder: Path, gt_boxes: bool
         for j, r in enumerate(rows):
             pred[j] = pred_rows[int(r)]
     else:
+        # the detections' keypoints as the model gave them (not found: NaN,
+        # left out of the errors and incorrect for PCK), in detection order
+        found_kp = [res.keypoints for res in results.values() if len(res)]
+        pred_kp = np.concatenate(found_kp) if found_kp else np.zeros((0, k, 2))
         where = {int(g): int(d) for g, d in coco.matches}
         for j, r in enumerate(rows):
             if int(r) in where:
-                pred[j] = detections.keypoints[where[int(r)], :, :2]
+                pred[j] = pred_kp[where[int(r)]]
     gt = ann.keypoints[rows, :, :2]
     mask = ann.keypoints[rows, :, 2] > 0
     size = bbox_size(boxes_all[rows])

@@ -11,8 +11,11 @@ The top-down and single-person decoders (:data:`HEAD_DECODERS`) take the
 model's outputs by role (the card's ``outputs`` map roles to tensor names),
 the head's parameters and the model input size ``(h, w)``, and return
 keypoints ``(N, K, 2)`` float32 (x, y) in model-input pixels and scores
-``(N, K)`` float32, where N is the batch. Keypoints that are not found are
-(-1, -1). Parameters come from the model card, never from the decoder:
+``(N, K)`` float32, where N is the batch. A keypoint that was not found
+(score <= 0 or NaN, or a non-finite location) has NaN coordinates and the
+score the decoder gave it: the C core's marks of :mod:`edgepose.ops`
+((-1, -1); SimCC ``-1 / split_ratio``) are translated, never passed on
+(:func:`edgepose.results.found_mask` reads the mark). Parameters come from the model card, never from the decoder:
 nothing about a particular model is hard-coded here. Bottom-up heads
 (PoseNet, PAF) return several people per image and are decoded with their
 grouping code (:mod:`edgepose.posenet`, :mod:`edgepose.paf`), detectors in

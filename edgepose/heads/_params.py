@@ -23,7 +23,8 @@ import numpy as np
 from edgepose import _validate as v
 
 __all__ = ["HeadParams", "KeypointHeadParams", "MAX_CHANNEL", "MAX_OFFSET_PX", "MAX_KERNEL",
-           "check_kernel_in_map", "select_channels", "take_channels", "sigmoid"]
+           "check_kernel_in_map", "select_channels", "take_channels", "sigmoid",
+           "mark_not_found"]
 
 #: The largest output channel index a card may name.
 MAX_CHANNEL = 4095
@@ -218,3 +219,15 @@ def take_channels(keypoints, scores, channels: tuple[int, ...] | None):
 def sigmoid(x: np.ndarray) -> np.ndarray:
     with np.errstate(over="ignore"):
         return (1.0 / (1.0 + np.exp(-x))).astype(np.float32)
+
+
+def mark_not_found(keypoints: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """``(N, K, 2)`` float32 keypoints with NaN coordinates where the
+    keypoint was not found: its score is not > 0 (<= 0 or NaN) or its
+    location is not finite. This translates the C core's marks ((-1, -1),
+    SimCC's ``-1 / split_ratio``) to the decoders' NaN; a new array."""
+    kp = np.asarray(keypoints, dtype=np.float32)
+    sc = np.asarray(scores, dtype=np.float32)
+    with np.errstate(invalid="ignore"):
+        found = (sc > 0) & np.isfinite(sc) & np.isfinite(kp).all(axis=-1)
+    return np.where(found[..., None], kp, np.float32(np.nan)).astype(np.float32)

@@ -9,7 +9,7 @@ from numpy.typing import NDArray
 
 from edgepose import _validate as v
 from edgepose.heads._params import (FIELD, MAX_CHANNEL, KeypointHeadParams, check_kernel_in_map,
-                                    odd_kernel, sigmoid, take_channels)
+                                    mark_not_found, odd_kernel, sigmoid, take_channels)
 
 __all__ = ["BlazePoseParams", "decode_blazepose"]
 
@@ -59,7 +59,8 @@ def decode_blazepose(outputs: Mapping[str, NDArray[np.float32]], params: BlazePo
     ``refine_kernel`` window of the sigmoid heatmap around the regressed
     point, the confidence-weighted mean position replaces it when the
     window's highest confidence is at least ``refine_min_confidence``.
-    Scores are sigmoid(visibility).
+    Scores are sigmoid(visibility); a landmark scoring 0 (or NaN) was not
+    found: NaN coordinates.
 
     Raises:
         ValueError: a landmark tensor that is not a multiple of
@@ -79,7 +80,7 @@ def decode_blazepose(outputs: Mapping[str, NDArray[np.float32]], params: BlazePo
         heatmaps = outputs["heatmaps"]
         check_kernel_in_map("refine_kernel", kernel, heatmaps.shape[1:3])
         kp = _refine_from_heatmap(kp, heatmaps, input_hw, kernel, params.refine_min_confidence)
-    return take_channels(kp, scores, params.channels)
+    return take_channels(mark_not_found(kp, scores), scores, params.channels)
 
 
 def _refine_from_heatmap(kp: np.ndarray, heatmaps: np.ndarray, input_hw: tuple[int, int],

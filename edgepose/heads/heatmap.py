@@ -9,8 +9,8 @@ from numpy.typing import NDArray
 
 from edgepose import _validate as v
 from edgepose import ops
-from edgepose.heads._params import (FIELD, KeypointHeadParams, check_kernel_in_map, odd_kernel,
-                                    offset, select_channels, sigmoid)
+from edgepose.heads._params import (FIELD, KeypointHeadParams, check_kernel_in_map,
+                                    mark_not_found, odd_kernel, offset, select_channels, sigmoid)
 
 __all__ = ["HeatmapParams", "decode_heatmap"]
 
@@ -57,6 +57,8 @@ def decode_heatmap(outputs: Mapping[str, NDArray[np.float32]], params: HeatmapPa
                    input_hw: tuple[int, int]) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
     """Keypoint heatmaps ``(N, K, h, w)`` or ``(N, h, w, K)`` (``layout``) to
     keypoints ``(N, K, 2)`` in model-input pixels and scores ``(N, K)``.
+    A keypoint whose peak is not > 0 was not found: NaN coordinates, its
+    score as decoded.
 
     Raises:
         ValueError: ``channels`` beyond the heatmap channels, or a
@@ -75,6 +77,6 @@ def decode_heatmap(outputs: Mapping[str, NDArray[np.float32]], params: HeatmapPa
         check_kernel_in_map("blur_kernel", params.blur_kernel, (hm_h, hm_w))
     kp, sc = ops.decode_heatmap(hm, params.refine, params.blur_kernel, layout=layout)
     in_h, in_w = input_hw
-    found = kp[..., 0] >= 0
-    scaled = kp * np.array([in_w / hm_w, in_h / hm_h], np.float32) + np.float32(params.offset)
-    return np.where(found[..., None], scaled, -1).astype(np.float32), sc
+    scaled = (mark_not_found(kp, sc) * np.array([in_w / hm_w, in_h / hm_h], np.float32)
+              + np.float32(params.offset))
+    return scaled.astype(np.float32), sc

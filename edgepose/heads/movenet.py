@@ -7,7 +7,7 @@ from typing import Mapping
 import numpy as np
 from numpy.typing import NDArray
 
-from edgepose.heads._params import KeypointHeadParams, offset, take_channels
+from edgepose.heads._params import KeypointHeadParams, mark_not_found, offset, take_channels
 
 __all__ = ["MoveNetParams", "decode_movenet"]
 
@@ -33,10 +33,12 @@ class MoveNetParams(KeypointHeadParams):
 def decode_movenet(outputs: Mapping[str, NDArray[np.float32]], params: MoveNetParams,
                    input_hw: tuple[int, int]) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
     """MoveNet single-pose: ``keypoints (N, 1, K, 3)`` = (y, x, score) in
-    [0, 1] to keypoints ``(N, K, 2)`` in model-input pixels and scores ``(N, K)``."""
+    [0, 1] to keypoints ``(N, K, 2)`` in model-input pixels and scores ``(N, K)``;
+    a keypoint scoring <= 0 (or NaN) was not found: NaN coordinates."""
     raw = np.asarray(outputs["keypoints"], dtype=np.float32)
     raw = raw.reshape(raw.shape[0], -1, 3)
     in_h, in_w = input_hw
     kp = np.stack([raw[..., 1] * in_w + params.offset, raw[..., 0] * in_h + params.offset],
                   axis=-1)
-    return take_channels(kp.astype(np.float32), raw[..., 2].copy(), params.channels)
+    scores = raw[..., 2].copy()
+    return take_channels(mark_not_found(kp, scores), scores, params.channels)

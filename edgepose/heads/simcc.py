@@ -9,7 +9,7 @@ from numpy.typing import NDArray
 
 from edgepose import _validate as v
 from edgepose import ops
-from edgepose.heads._params import FIELD, KeypointHeadParams, take_channels
+from edgepose.heads._params import FIELD, KeypointHeadParams, mark_not_found, take_channels
 
 __all__ = ["SimCCParams", "decode_simcc", "MAX_SPLIT_RATIO"]
 
@@ -39,6 +39,9 @@ class SimCCParams(KeypointHeadParams):
 def decode_simcc(outputs: Mapping[str, NDArray[np.float32]], params: SimCCParams,
                  input_hw: tuple[int, int]) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
     """RTMPose SimCC: ``simcc_x (N, K, Wx)``, ``simcc_y (N, K, Wy)`` to
-    keypoints ``(N, K, 2)`` in model-input pixels and scores ``(N, K)``."""
+    keypoints ``(N, K, 2)`` in model-input pixels and scores ``(N, K)``.
+
+    A keypoint whose score is not > 0 was not found: NaN coordinates (the
+    C core's ``-1 / split_ratio`` is never passed on), its score as decoded."""
     kp, sc = ops.decode_simcc(outputs["simcc_x"], outputs["simcc_y"], params.split_ratio)
-    return take_channels(kp, sc, params.channels)
+    return take_channels(mark_not_found(kp, sc), sc, params.channels)

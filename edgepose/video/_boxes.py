@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from edgepose.results import found_mask
 from edgepose.video.assignment import iou_matrix
 
 #: A propagated box is "covered" by a detection at this IoU (no extra crop).
@@ -19,17 +20,23 @@ def box_area(boxes: np.ndarray) -> np.ndarray:
 
 def keypoint_boxes(keypoints: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """``(N, 4)`` xyxy boxes of the valid keypoints of ``(N, K, 2)`` poses,
-    each side at least a quarter of the longer one (and 2 px)."""
+    each side at least a quarter of the longer one (and 2 px). Keypoints
+    not found (NaN) never count, even when marked valid; a pose with no
+    such keypoint has no box: a NaN row."""
     n = len(keypoints)
     if n == 0:
         return np.zeros((0, 4))
-    big = np.where(valid[..., None], keypoints, np.inf)
-    small = np.where(valid[..., None], keypoints, -np.inf)
+    use = valid & found_mask(keypoints)
+    big = np.where(use[..., None], keypoints, np.inf)
+    small = np.where(use[..., None], keypoints, -np.inf)
     lo, hi = big.min(axis=1), small.max(axis=1)
-    centre = (lo + hi) / 2
-    size = hi - lo
-    side = np.maximum(size, np.maximum(size.max(axis=1, keepdims=True) / 4, 2.0))
-    return np.concatenate([centre - side / 2, centre + side / 2], axis=1)
+    with np.errstate(invalid="ignore"):
+        centre = (lo + hi) / 2
+        size = hi - lo
+        side = np.maximum(size, np.maximum(size.max(axis=1, keepdims=True) / 4, 2.0))
+        boxes = np.concatenate([centre - side / 2, centre + side / 2], axis=1)
+    boxes[~use.any(axis=1)] = np.nan
+    return boxes
 
 
 def clip_boxes(boxes: np.ndarray, w: int, h: int) -> np.ndarray:

@@ -205,5 +205,6 @@ def oks_matrix(track_kp: np.ndarray, track_valid: np.ndarray, track_area: np.nda
     e = d2 / (2.0 * var * (track_area[:, None, None] + np.spacing(1)))
     both = track_valid[:, None, :] & valid[None, :, :]
     count = track_valid.sum(axis=1)[:, None]
-    total = (np.exp(-e) * both).sum(axis=-1)
+    # a keypoint not valid on either side (a NaN one, say) adds exactly 0
+    total = np.where(both, np.exp(-np.where(both, e, 0.0)), 0.0).sum(axis=-1)
     return np.where(count > 0, total / np.maximum(count, 1), 0.0)

@@ -45,6 +45,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from edgepose.results import found_mask
+
 __all__ = ["OneEuroParams", "OneEuroFilter", "one_euro_step"]
 
 
@@ -157,10 +159,12 @@ class OneEuroFilter:
     """A One-Euro filter over one stream of ``(..., 2)`` points (e.g. the
     ``(K, 2)`` keypoints of one person, or ``(N, K, 2)`` of a fixed group).
 
-    Each point has its own state. A point marked not ``valid`` (a keypoint
-    that was not found) is passed through unfiltered and its state is
-    cleared, so the filter restarts from its next valid sample instead of
-    dragging it towards a stale position. The first sample of a point is
+    Each point has its own state. A point that was not found (NaN
+    coordinates, :func:`edgepose.results.found_mask`) or is marked not
+    ``valid`` is passed through unfiltered (a NaN point stays NaN; no NaN
+    enters the state or another point) and its state is cleared, so the
+    filter restarts from its next valid sample instead of dragging it
+    towards a stale position. The first sample of a point is
     returned as it is.
 
     Args:
@@ -195,7 +199,7 @@ class OneEuroFilter:
                 (a new shape restarts the filter).
             t_s: the sample's time in seconds, increasing.
             valid: optional ``(...)`` bool, False for points to pass through
-                and restart (default: every finite point is valid).
+                and restart (default: every point that was found is valid).
 
         Returns:
             ``(..., 2)`` float64 filtered points (a new array).
@@ -206,7 +210,7 @@ class OneEuroFilter:
         xa = np.asarray(x, dtype=np.float64)
         if xa.ndim < 1 or xa.shape[-1] != 2:
             raise ValueError(f"x must have shape (..., 2) as (x, y), got {xa.shape}.")
-        ok = np.isfinite(xa).all(axis=-1)
+        ok = found_mask(xa)
         if valid is not None:
             v = np.asarray(valid, dtype=bool)
             if v.shape != xa.shape[:-1]:

@@ -64,7 +64,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from edgepose.images import check_image
-from edgepose.results import PoseResult
+from edgepose.results import PoseResult, found_mask
 from edgepose.runtime import RuntimeOptions
 from edgepose.video import _boxes
 from edgepose.video._options import (count, fraction, oks_sigmas, person_detector, pose_model,
@@ -443,7 +443,7 @@ class PoseTracker:
         NMS, the best pose first)."""
         kp = np.asarray(result.keypoints, dtype=np.float64)
         sc = np.nan_to_num(np.asarray(result.scores, dtype=np.float64), nan=0.0)
-        valid = (sc > self.keypoint_threshold) & np.isfinite(kp).all(axis=-1)
+        valid = (sc > self.keypoint_threshold) & found_mask(kp)  # not found: NaN
         alive = np.flatnonzero(valid.sum(axis=1) >= self.min_keypoints)
         kp_boxes = _boxes.keypoint_boxes(kp[alive], valid[alive])
         if len(alive) > 1:

@@ -536,9 +536,14 @@ def _loss(torch, head: str, outputs, targets):
 
 def keypoint_error_px(predicted: NDArray[np.floating], truth: NDArray[np.floating],
                       visible: NDArray[np.bool_]) -> float:
-    """Mean Euclidean distance over visible keypoints; a missed keypoint (-1, -1) counts
-    as its distance from (-1, -1), so misses are punished, not ignored."""
-    d = np.linalg.norm(np.asarray(predicted, np.float64) - np.asarray(truth, np.float64), axis=-1)
+    """Mean Euclidean distance over visible keypoints; a missed keypoint (not found:
+    NaN, or the C core's (-1, -1)) counts as its distance from (-1, -1), so misses are
+    punished, not ignored."""
+    from edgepose.results import found_mask
+
+    p = np.asarray(predicted, np.float64)
+    p = np.where(found_mask(p)[..., None], p, -1.0)
+    d = np.linalg.norm(p - np.asarray(truth, np.float64), axis=-1)
     return float(d[visible].mean()) if visible.any() else float("nan")
 
 
@@ -558,7 +563,9 @@ def _evaluate(torch, model, card, head: str, data: FigureSet,
 
         kp, scores = decode_head(head, outputs, card.params, size)
         vis = data.visible[:, 0]
-        found = kp[..., 0] >= 0
+        from edgepose.results import found_mask
+
+        found = found_mask(kp)
         return (keypoint_error_px(kp, data.keypoints[:, 0], vis),
                 float((found & vis).sum() / max(1, vis.sum())))
     from edgepose import ops

@@ -201,6 +201,32 @@ def test_compare_reports_nan_outputs_and_undefined_figures():
         compare({"heatmaps": hm}, {"heatmaps": hm[:, :, :8]}, card)
 
 
+def test_compare_reads_not_found_as_nan_only():
+    # The one reading of the mark (edgepose.results.found_mask): a keypoint
+    # found at negative coordinates (offset -3 moves a corner peak to (-3, -3))
+    # counts; one the artefact loses (SimCC logits <= 0: NaN) scores 0 in OKS.
+    data = _heatmap_card().to_dict()
+    data["head_params"] = {"refine": "none", "offset": -3.0}
+    card = ModelCard.from_dict(data)
+    hm = np.zeros((1, 17, 16, 12), np.float32)
+    hm[:, :, 0, 0] = 1.0
+    figures = compare({"heatmaps": hm}, {"heatmaps": hm}, card)
+    assert figures["keypoints"] == 17 and figures["keypoint_error_px_mean"] == 0.0
+    assert figures["oks_mean"] == 1.0
+
+    data = preset_card("rtmpose").to_dict()
+    data["input"]["size"] = [64, 48]
+    simcc = ModelCard.from_dict(data)
+    rng = np.random.default_rng(3)
+    x = rng.uniform(0.1, 1, (1, 17, 96)).astype(np.float32)
+    y = rng.uniform(0.1, 1, (1, 17, 128)).astype(np.float32)
+    lost_x = x.copy()
+    lost_x[0, 4] = -1.0                                 # the artefact loses keypoint 4
+    figures = compare({"simcc_x": x, "simcc_y": y}, {"simcc_x": lost_x, "simcc_y": y}, simcc)
+    assert figures["keypoints"] == 16 and figures["keypoint_error_px_mean"] == 0.0
+    assert figures["oks_mean"] == pytest.approx(16 / 17)
+
+
 # --- parity on real models ---------------------------------------------------------------------
 
 def test_parity_of_a_card_copy_is_exact_and_serialisable(shared_dir, coco, tmp_path):
@@ -290,3 +316,20 @@ def test_movenet_tflite_to_openvino(shared_dir, coco, tmp_path):
         assert p.keypoint_error_px_mean < 4.0 and p.oks_mean > 0.9, p.to_dict()  # 2.86, 0.966
         with Estimator(artifact.path) as est:
             assert est(cv2.imread(str(folder / "000000000785.jpg"))).keypoints.shape == (1, 17, 2)
+
+
+def test_openvino_keypoint_error_reads_the_same_mark():
+    # export.openvino.keypoint_error_px, the other reader of decoded keypoints in
+    # export/: a keypoint the candidate loses (NaN) counts as the input's
+    # diagonal, never as NaN; one the reference does not find is not counted.
+    from edgepose_export.openvino import keypoint_error_px
+
+    card = _heatmap_card()
+    hm = np.zeros((1, 17, 16, 12), np.float32)
+    hm[:, :, 8, 6] = 1.0
+    hm[0, 16] = 0.0                                      # the reference misses keypoint 16
+    cand = hm.copy()
+    cand[0, 3] = 0.0                                     # the candidate loses keypoint 3
+    errors = keypoint_error_px(card, {"heatmaps": hm}, {"heatmaps": cand}, relative_score=0)
+    assert errors.shape == (16,) and np.isfinite(errors).all()
+    assert errors[3] == pytest.approx(np.hypot(64, 48)) and (np.delete(errors, 3) == 0).all()

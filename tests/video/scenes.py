@@ -96,7 +96,8 @@ class FakeDetector:
 
 class FakePose:
     """A top-down model: for each box, the person whose box it overlaps most
-    (IoU >= 0.3) with Gaussian noise, keypoints out of view scoring 0; a
+    (IoU >= 0.3) with Gaussian noise, keypoints out of view not found (NaN,
+    score 0, as the Estimator gives them); a
     box on nobody gives a collapsed pose (scores 0.05). Without boxes, every
     person in view (a bottom-up model)."""
 
@@ -110,7 +111,7 @@ class FakePose:
     def _observe(self, kp):
         ok = self.scene.inside(kp)
         noisy = kp + self.rng.normal(0, self.noise_px, kp.shape)
-        return np.where(ok[:, None], noisy, -1.0), np.where(ok, 0.9, 0.0)
+        return np.where(ok[:, None], noisy, np.nan), np.where(ok, 0.9, 0.0)  # out of view: not found
 
     def __call__(self, image, boxes=None):
         self.calls += 1
@@ -143,7 +144,7 @@ def identify(scene, f, result, max_px=25.0):
     truth = scene.truth(f)
     out = {}
     for i in range(len(result)):
-        ok = result.scores[i] > 0.3
+        ok = (result.scores[i] > 0.3) & np.isfinite(result.keypoints[i]).all(axis=1)
         dist = {name: float(np.linalg.norm(result.keypoints[i][ok] - kp[ok], axis=1).mean())
                 for name, kp in truth.items() if ok.any()}
         name = min(dist, key=dist.get, default=None)

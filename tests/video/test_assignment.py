@@ -270,3 +270,24 @@ def test_oks_matrix_equals_cocos_formula(t, c):
         assert (got[0] == 0).all()
     if t > 1 and c > 1:
         assert got[1, 1] > 0.3                           # the same person, 5 px of noise
+
+
+def test_oks_matrix_ignores_keypoints_not_found():
+    # NaN keypoints (not found, marked invalid) add exactly 0, as in the loop;
+    # no NaN reaches the matrix.
+    rng = np.random.default_rng(11)
+    k = 17
+    sigmas = rng.uniform(0.025, 0.11, k)
+    track_kp = rng.uniform(0, 200, (3, k, 2))
+    kp = track_kp[[2, 0, 1, 1]] + rng.normal(0, 4, (4, k, 2))
+    track_kp[0, :5] = np.nan
+    kp[1, 3:9] = np.nan
+    kp[3] = np.nan                                       # a candidate with nothing found
+    track_valid = np.isfinite(track_kp).all(-1)
+    valid = np.isfinite(kp).all(-1)
+    area = rng.uniform(500, 5000, 3)
+    got = oks_matrix(track_kp, track_valid, area, kp, valid, sigmas)
+    assert np.isfinite(got).all()
+    np.testing.assert_allclose(got, _oks_loop(track_kp, track_valid, area, kp, valid, sigmas),
+                               rtol=1e-9, atol=1e-12)
+    assert (got[:, 3] == 0).all() and got[0, 1] > 0.3

@@ -222,3 +222,25 @@ def test_time_must_increase_and_reset_forgets():
     np.testing.assert_array_equal(f(np.full((1, 2), 9.0), 0.5), [[9.0, 9.0]])
     with pytest.raises(ValueError, match="valid must have shape"):
         f(np.zeros((1, 2)), 0.6, valid=[True, True])
+
+
+def test_a_keypoint_not_found_passes_through_and_restarts_without_touching_the_others():
+    # Point 1 is NaN (not found) in frames 3-5: it comes out NaN, its filter
+    # restarts when it is back (that sample is passed through as it is), and
+    # point 0 is filtered exactly as by a filter of its own (NumPy reference:
+    # the same filter on point 0 alone).
+    rng = np.random.default_rng(8)
+    pts = np.cumsum(rng.normal(0, 3, (10, 2, 2)), axis=0) + 100
+    pts[3:6, 1] = np.nan
+    pts[7, 1, 1] = np.nan                                # one coordinate is enough
+    both, alone = OneEuroFilter(OneEuroParams()), OneEuroFilter(OneEuroParams())
+    for f in range(10):
+        t = f / 30
+        out = both(pts[f], t)
+        np.testing.assert_array_equal(out[0], alone(pts[f][:1], t)[0])
+        if f in (3, 4, 5, 7):
+            assert np.isnan(out[1]).any() and np.isnan(out[1]).tolist() == np.isnan(pts[f, 1]).tolist()
+        if f in (6, 8, 0):                               # back (or first): passed through
+            np.testing.assert_array_equal(out[1], pts[f, 1])
+        if f in (1, 2, 9):                               # filtered
+            assert np.isfinite(out[1]).all() and (out[1] != pts[f, 1]).any()

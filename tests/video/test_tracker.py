@@ -19,7 +19,8 @@ from edgepose.keypoints import COCO17, KeypointSet
 from edgepose.results import PoseResult
 from edgepose.video import OneEuroFilter, OneEuroParams, PoseTracker
 from tests.video.scenes import (FakeDetector, FakePose, Scene, check_no_shared_ids,
-                                leave_and_return, crossing, id_switches, ids_of, panning_clip,
+                                leave_and_return, crossing, id_switches, identify, ids_of,
+                                panning_clip,
                                 person_of, run)
 
 # --- tracking: identity -----------------------------------------------------------------------
@@ -464,3 +465,60 @@ def test_runtime_options_reach_both_models(shared_dir):
     scene = Scene(crossing(0))
     with pytest.raises(ValueError, match="detector_runtime applies to a detector built from a file"):
         PoseTracker(FakePose(scene), FakeDetector(scene), detector_runtime=ov)
+
+
+# --- keypoints not found (NaN) ------------------------------------------------------------------
+
+class _Dropping:
+    """FakePose with random keypoints not found (NaN coordinates, the score
+    ``score``), recording what it returned for each box."""
+
+    keypoint_set = COCO17
+
+    def __init__(self, pose, score, p=0.3, seed=3):
+        self.pose, self.score, self.p = pose, score, p
+        self.rng = np.random.default_rng(seed)
+        self.given: list[PoseResult] = []
+
+    def __call__(self, image, boxes=None):
+        r = self.pose(image, boxes=boxes)
+        kp, sc = r.keypoints.copy(), r.scores.copy()
+        drop = self.rng.uniform(size=sc.shape) < self.p
+        drop[:, 0] = True                                   # the nose is never found
+        kp[drop] = np.nan
+        sc[drop] = self.score
+        out = PoseResult(kp, sc, COCO17, boxes=r.boxes)
+        self.given.append(out)
+        return out
+
+
+@pytest.mark.parametrize("smoothing", [None, OneEuroParams()])
+@pytest.mark.parametrize("score", [0.0, np.nan, 0.95])   # 0.95: NaN even when "confident"
+def test_keypoints_not_found_stay_nan_and_leak_nowhere(smoothing, score):
+    scene = Scene(crossing(20))
+    pose = _Dropping(FakePose(scene, noise_px=1.0), score)
+    tracker = PoseTracker(pose, FakeDetector(scene), smoothing=smoothing, metric="oks")
+    history, came_back = [], 0
+    last_nan: dict[int, np.ndarray] = {}
+    for f in range(48):
+        result = tracker(scene.frame(f), f * 1000 / 30)
+        given = pose.given[-1]
+        assert result.boxes is not None and np.isfinite(result.boxes).all()
+        for i in range(len(result)):
+            # the row the pose model gave for this crop box
+            j = int(np.flatnonzero((given.boxes == result.boxes[i]).all(axis=1))[0])
+            nan_in = np.isnan(given.keypoints[j]).any(axis=1)
+            np.testing.assert_array_equal(np.isnan(result.keypoints[i]).any(axis=1), nan_in)
+            assert np.isfinite(result.keypoints[i][~nan_in]).all()
+            tid = int(result.track_ids[i])
+            back = last_nan.get(tid, np.zeros(17, bool)) & ~nan_in
+            if smoothing is not None and back.any():
+                # a keypoint coming back restarts its filter: passed through as given
+                np.testing.assert_array_equal(result.keypoints[i][back], given.keypoints[j][back])
+                came_back += int(back.sum())
+            last_nan[tid] = nan_in
+        history.append(identify(scene, f, result))
+    assert id_switches(history) == 0
+    assert ids_of(history, "a") == [0] and ids_of(history, "b") == [1]
+    assert sum(len(h) for h in history) >= 2 * 48 - 4
+    assert smoothing is None or came_back > 50
