@@ -146,7 +146,7 @@ def test_a_camera_is_tracked_live_dropping_frames_while_busy(shared_dir, movenet
 
     frames = list(edgepose.video.pipeline.video_frames(panning_video))
 
-    def camera(source, fps=None):          # 24 frames, one every 2 ms: faster than the models
+    def camera(source, fps=None, on_bad_frame=None):  # 24 frames, 2 ms apart: faster than the models
         assert source == "0"
         for frame, _ in frames:
             time.sleep(0.002)
