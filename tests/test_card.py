@@ -258,6 +258,25 @@ def test_importing_the_card_loads_no_runtime():
     assert result.stdout.strip() == "[]"
 
 
+def test_the_package_exports_the_names_of_the_former_module():
+    """edgepose.card became a package: every name the single module exported
+    is still importable from it, and is the object its submodule defines."""
+    import edgepose.card as card
+    from edgepose.card import _bounded, _card, read, write
+
+    assert card.__all__ == [
+        "CARD_VERSION", "MAX_CARD_BYTES", "MAX_CARD_DEPTH", "MAX_INPUT_SIDE", "TASKS", "HEADS",
+        "DETECTOR_HEADS", "BOTTOM_UP_HEADS", "LAYOUTS", "DTYPES", "COLORS", "RESIZES",
+        "ONNX_METADATA_KEY", "TFLITE_ASSOCIATED_FILE", "OPENVINO_RT_INFO_PATH", "InputSpec",
+        "ModelCard", "read_card", "write_card"]
+    namespace: dict = {}
+    exec("from edgepose.card import *", namespace)
+    assert sorted(k for k in namespace if k != "__builtins__") == sorted(card.__all__)
+    defined = {**vars(_bounded), **vars(_card), **vars(read), **vars(write)}
+    for name in card.__all__ + ["_onnx_metadata"]:
+        assert getattr(card, name) is defined[name], name
+
+
 # --- ONNX ------------------------------------------------------------------------
 
 def _run_onnx(path: Path, feed: np.ndarray) -> list[np.ndarray]:
