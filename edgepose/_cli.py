@@ -39,6 +39,8 @@ import traceback
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
+from edgepose._stdio import stdout_redirected
+
 __all__ = ["EXIT_OK", "EXIT_FAILED", "EXIT_USAGE", "EXIT_INTERRUPTED", "UsageError",
            "add_debug_flag", "run_command", "error_line", "check_output_dir",
            "check_output_file", "check_model_arg", "stdout_to_stderr", "one_line",
@@ -239,27 +241,8 @@ def stdout_to_stderr() -> Iterator[None]:
     ``sys.stdout`` and file descriptor 1 (what C/C++ libraries such as NNCF,
     OpenVINO or torch print), restored afterwards. For a command whose stdout
     carries JSON, around the work that may print."""
-    with contextlib.suppress(Exception):
-        sys.stdout.flush()
-    try:
-        saved: int | None = os.dup(1)
-    except OSError:
-        saved = None
-    if saved is not None:
-        try:
-            os.dup2(2, 1)
-        except OSError:
-            os.close(saved)
-            saved = None
-    try:
-        with contextlib.redirect_stdout(sys.stderr):
-            yield
-    finally:
-        if saved is not None:
-            with contextlib.suppress(Exception):
-                sys.stderr.flush()
-            os.dup2(saved, 1)
-            os.close(saved)
+    with stdout_redirected(sys.stderr):
+        yield
 
 
 def _stdout_to_devnull() -> None:

@@ -39,3 +39,24 @@ def panning_video(shared_dir, tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("video") / "pan.mp4"
     write_video(path, clip)
     return path
+
+
+@pytest.fixture(scope="module")
+def models(shared_dir):
+    """The folder of the real models."""
+    return shared_dir / "models"
+
+
+@pytest.fixture(scope="module")
+def coco(shared_dir):
+    """data/coco: the pycocotools COCO of test_coco.json and {image_id: BGR image}."""
+    import contextlib
+    import io
+
+    pycocotools = pytest.importorskip("pycocotools.coco")
+    cv2 = pytest.importorskip("cv2")
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = pycocotools.COCO(str(shared_dir / "data/coco/test_coco.json"))
+    images = {i: cv2.imread(str(shared_dir / "data/coco" / gt.loadImgs(i)[0]["file_name"]))
+              for i in gt.getImgIds()}
+    return gt, images

@@ -41,21 +41,6 @@ INT8_AP_MARGIN = 0.08
 FLOAT_AP_MARGIN = 0.04
 
 
-@pytest.fixture(scope="module")
-def models(shared_dir):
-    return shared_dir / "models"
-
-
-@pytest.fixture(scope="module")
-def coco(shared_dir):
-    pycocotools = pytest.importorskip("pycocotools.coco")
-    with contextlib.redirect_stdout(io.StringIO()):
-        gt = pycocotools.COCO(str(shared_dir / "data/coco/test_coco.json"))
-    images = {i: cv2.imread(str(shared_dir / "data/coco" / gt.loadImgs(i)[0]["file_name"]))
-              for i in gt.getImgIds()}
-    return gt, images
-
-
 def _oks_ap(gt, results) -> float:
     from pycocotools.cocoeval import COCOeval
 

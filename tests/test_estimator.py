@@ -7,8 +7,6 @@ with margins that hold across CPUs.
 """
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import platform
 
@@ -27,21 +25,6 @@ CPM = "heatmap_cpm_hourglass/cpm_model.tflite"
 CPM_ONNX = "heatmap_cpm_hourglass/onnx_converted/cpm_model.onnx"
 BLAZE_LITE = "mediapipe/pose_landmark_lite.tflite"
 BLAZE_LITE_ONNX = "mediapipe/onnx_converted/pose_landmark_lite.onnx"
-
-
-@pytest.fixture(scope="module")
-def models(shared_dir):
-    return shared_dir / "models"
-
-
-@pytest.fixture(scope="module")
-def coco(shared_dir):
-    pycocotools = pytest.importorskip("pycocotools.coco")
-    with contextlib.redirect_stdout(io.StringIO()):
-        gt = pycocotools.COCO(str(shared_dir / "data/coco/test_coco.json"))
-    images = {i: cv2.imread(str(shared_dir / "data/coco" / gt.loadImgs(i)[0]["file_name"]))
-              for i in gt.getImgIds()}
-    return gt, images
 
 
 def _gt_boxes(gt, image_id):

@@ -19,11 +19,11 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import sys
 from collections.abc import Iterator, Sequence
 
 import numpy as np
 
+from edgepose._stdio import stdout_redirected
 from edgepose.backends._base import (
     BackendBase,
     TensorInfo,
@@ -111,28 +111,8 @@ def _quiet_stdout() -> Iterator[io.StringIO]:
     banner repeats the error the session raises; a caller may quote it), file
     descriptor 1 points at stderr; both are restored afterwards.
     """
-    with contextlib.suppress(Exception):
-        sys.stdout.flush()
-    try:
-        saved: int | None = os.dup(1)
-    except OSError:  # no fd 1 (a service): only the Python-level redirect
-        saved = None
-    if saved is not None:
-        try:
-            os.dup2(2, 1)
-        except OSError:
-            os.close(saved)
-            saved = None
-    buffer = io.StringIO()
-    try:
-        with contextlib.redirect_stdout(buffer):
-            yield buffer
-    finally:
-        if saved is not None:
-            with contextlib.suppress(Exception):
-                sys.stderr.flush()
-            os.dup2(saved, 1)
-            os.close(saved)
+    with stdout_redirected(io.StringIO()) as buffer:
+        yield buffer
 
 
 def _tensor_info(node, path, role: str) -> TensorInfo:
