@@ -3,7 +3,7 @@
 No test touches the internet: downloads come from a local HTTP server on
 127.0.0.1 started here (serving the real files of ``../shared/models`` by
 file name), test registry entries point their upstream URLs at it, and
-``edgepose.registry._urlopen`` refuses any other host.
+``edgepose.registry.fetch._urlopen`` refuses any other host.
 """
 from __future__ import annotations
 
@@ -26,6 +26,8 @@ import pytest
 from edgepose import registry
 from edgepose.cli import main
 from edgepose.presets import KNOWN_FILES, PRESETS
+from edgepose.registry import fetch as registry_fetch
+from edgepose.registry import store as registry_store
 from edgepose.registry import (HashMismatchError, ModelEntry, ModelNotFoundError, ModelRegistry,
                                ModelStore, UnverifiedModelError)
 
@@ -48,7 +50,7 @@ def _isolated(monkeypatch, tmp_path):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     monkeypatch.setenv(registry.CACHE_ENV, str(tmp_path / "cache"))
-    real = registry._urlopen
+    real = registry_fetch._urlopen
 
     def loopback_only(request, timeout):
         host = urllib.parse.urlsplit(request.full_url).hostname
@@ -56,7 +58,7 @@ def _isolated(monkeypatch, tmp_path):
             raise AssertionError(f"a test tried to reach {request.full_url}")
         return real(request, timeout)
 
-    monkeypatch.setattr(registry, "_urlopen", loopback_only)
+    monkeypatch.setattr(registry_fetch, "_urlopen", loopback_only)
 
 
 class _Server:
@@ -319,8 +321,8 @@ def test_verification_is_remembered_until_the_file_changes(shared_dir, monkeypat
     store = _store(tmp_path, mirror=shared_dir / "models")
     path = store.resolve(POSENET).path
     calls = []
-    real = registry.sha256_file
-    monkeypatch.setattr(registry, "sha256_file", lambda p: calls.append(p) or real(p))
+    real = registry_store.sha256_file
+    monkeypatch.setattr(registry_store, "sha256_file", lambda p: calls.append(p) or real(p))
     for _ in range(3):
         assert store.resolve(POSENET).origin == "cache"
     assert calls == []
@@ -435,7 +437,7 @@ def test_an_unpinned_model_is_refused_until_imported(rtmpose_onnx, web, tmp_path
     pytest.importorskip("cv2")
     from edgepose import Estimator
 
-    monkeypatch.setattr(registry, "default_registry", lambda: reg)
+    monkeypatch.setattr(registry_store, "default_registry", lambda: reg)
     with Estimator("rtmpose-m") as est:
         assert est.card.name == "rtmpose" and est.card.head == "simcc"
 
