@@ -16,6 +16,8 @@ import os
 import re
 import shutil
 import stat
+import subprocess
+import sys
 import threading
 import urllib.parse
 import zipfile
@@ -25,7 +27,8 @@ import pytest
 
 from edgepose import registry
 from edgepose.cli import main
-from edgepose.presets import KNOWN_FILES, PRESETS
+from edgepose.presets import KNOWN_FILES, PRESETS, recognise
+from edgepose.registry import catalog as registry_catalog
 from edgepose.registry import fetch as registry_fetch
 from edgepose.registry import store as registry_store
 from edgepose.registry import (HashMismatchError, ModelEntry, ModelNotFoundError, ModelRegistry,
@@ -59,6 +62,14 @@ def _isolated(monkeypatch, tmp_path):
         return real(request, timeout)
 
     monkeypatch.setattr(registry_fetch, "_urlopen", loopback_only)
+
+
+def test_the_isolation_guards_the_downloads(tmp_path):
+    """The fixture patches the _urlopen every download goes through: another
+    host than 127.0.0.1 fails the test instead of reaching the network."""
+    store = _store(tmp_path, mirror="http://192.0.2.1/models")
+    with pytest.raises(AssertionError, match="a test tried to reach http://192.0.2.1/models/"):
+        store.pull(POSENET)
 
 
 class _Server:
@@ -159,7 +170,7 @@ def test_pinned_entries_match_the_real_files(shared_dir):
     assert {e.file for e in pinned} == set(files) - one_stage
 
 
-def test_entries_agree_with_the_presets_and_known_files():
+def test_entries_agree_with_the_presets():
     for entry in registry.default_registry():
         if entry.preset is None:
             assert entry.name in ("blazepose-detector", "tfpose-mobilenet-v2")
@@ -167,8 +178,52 @@ def test_entries_agree_with_the_presets_and_known_files():
         preset = PRESETS[entry.preset]
         assert (preset["task"], preset["head"], preset["keypoints"]) == \
             (entry.task, entry.head, entry.keypoints), entry.name
-        if entry.sha256 is not None:
-            assert KNOWN_FILES[entry.sha256] == entry.preset
+
+
+def test_known_files_are_the_pinned_entries_with_a_preset():
+    """KNOWN_FILES is read from models.json: every entry with a pinned sha256
+    and a preset is in it, under that preset, and nothing else is."""
+    entries = list(registry.default_registry())
+    expected = [e for e in entries if e.sha256 is not None and e.preset is not None]
+    assert len(expected) > 10
+    for entry in expected:
+        assert KNOWN_FILES[entry.sha256] == entry.preset, entry.name
+    assert len(KNOWN_FILES) == len({e.sha256 for e in expected})
+    for sha, preset in KNOWN_FILES.items():
+        hit = registry.default_registry().by_sha256(sha)
+        assert hit is not None and hit[1] is False and hit[0].preset == preset
+    # entries without a preset or without a pinned sha256 are not in it
+    for entry in entries:
+        if entry.preset is None and entry.sha256 is not None:
+            assert entry.sha256 not in KNOWN_FILES, entry.name
+    assert not any(e.archive and e.archive.sha256 in KNOWN_FILES for e in entries)
+
+
+def test_known_files_recognise_a_real_file(shared_dir):
+    entry = registry.default_registry().get(POSENET)
+    path = next((shared_dir / "models").rglob(entry.file))
+    assert recognise(path) == KNOWN_FILES[_sha(path.read_bytes())] == "posenet-mobilenet-v1"
+
+
+def test_known_files_are_read_only_and_follow_the_registry(monkeypatch):
+    with pytest.raises(TypeError, match="does not support item assignment"):
+        KNOWN_FILES["0" * 64] = "movenet-lightning"  # type: ignore[index]
+    base = registry.default_registry().get(POSENET)
+    mine = ModelRegistry([
+        dataclasses.replace(base, name="mine", file="mine.tflite", sha256="1" * 64),
+        dataclasses.replace(base, name="no-preset", file="np.tflite", sha256="2" * 64,
+                            preset=None),
+        dataclasses.replace(base, name="unpinned", file="u.tflite", sha256=None)])
+    monkeypatch.setattr(registry_catalog, "default_registry", lambda: mine)
+    assert dict(KNOWN_FILES) == {"1" * 64: base.preset}
+
+
+def test_importing_the_presets_does_not_read_the_registry():
+    code = ("import sys, edgepose.presets as p; a = 'edgepose.registry' in sys.modules; "
+            "n = len(p.KNOWN_FILES); print(a, 'edgepose.registry' in sys.modules, n > 0)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=Path(__file__).resolve().parents[1])
+    assert out.stdout.split() == ["False", "True", "True"]
 
 
 def test_rtmpose_entries_are_published_zips_without_a_pinned_hash():
