@@ -278,7 +278,6 @@ def looks_like_name(text: str) -> bool:
     return bool(_NAME.match(text))
 
 
-
 @dataclass(frozen=True)
 class ResolvedModel:
     """A verified local model file.

@@ -79,7 +79,6 @@ class _Interrupted(Exception):
     """A download that ended before its announced length."""
 
 
-
 class _Fetching:
     """The fetching half of :class:`edgepose.registry.ModelStore` (see the
     module docstring); not used on its own."""
@@ -323,7 +322,6 @@ class _Fetching:
             if tmp is not None:
                 tmp.unlink(missing_ok=True)
         return ResolvedModel(entry, path, "import", str(src))
-
 
     def _member_hash(self, entry: ModelEntry, archive: Path, where: str) -> tuple[str, int]:
         try:

@@ -51,7 +51,6 @@ def _write_json(path: Path, data: Mapping[str, Any]) -> None:
     atomic_write(path, json.dumps(data, indent=1, sort_keys=True).encode("utf-8"))
 
 
-
 @dataclass(frozen=True)
 class CacheCheck:
     """The outcome of checking one file of the cache (:meth:`ModelStore.verify`).
@@ -334,14 +333,12 @@ class ModelStore(_Fetching):
             f"ModelStore.import_file(path, name={entry.name!r})); this records the sha256 you "
             f"vouch for in {self._imports_path()}.")
 
-
     def _imported_by_sha256(self, sha: str) -> tuple[ModelEntry, bool] | None:
         for entry in self.registry:
             record = self.imported(entry)
             if record is not None and sha in (record.get("sha256"), record.get("archive_sha256")):
                 return entry, sha == record.get("archive_sha256")
         return None
-
 
     def _pin(self, entry: ModelEntry, sha: str, size: int, src: Path, *,
              archive_sha: str | None) -> None:
@@ -394,7 +391,6 @@ class ModelStore(_Fetching):
                 results.append(CacheCheck(path, "mismatch", entry, expected, actual,
                                           removed=remove_bad))
         return results
-
 
 
 def resolve(name: str, *, progress: ProgressFn | None = None) -> Path:
