@@ -10,11 +10,17 @@ several resolutions).
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator, Mapping
+from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
 
 from edgepose._files import sha256_file
 from edgepose.card import ModelCard
+
+if TYPE_CHECKING:
+    from edgepose.registry.catalog import ModelRegistry
 
 __all__ = ["PRESETS", "KNOWN_FILES", "preset_names", "preset_card", "recognise", "file_sha256"]
 
@@ -158,28 +164,36 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 PRESETS["blazepose-full"] = copy.deepcopy(PRESETS["blazepose-lite"])
 
-#: sha256 of known model files -> preset name.
-KNOWN_FILES: dict[str, str] = {
-    "cd7cc22fa946e5d146a7b98d496853e1923e22828d3972d579973f27f91bb105": "movenet-lightning",
-    "baffa48c34672a81642b40bc74efbc06e7700bdcdecbc4aa9f40f155a8be1e92": "movenet-lightning",
-    "f17bfbecadb61c3be1baa8b8d851cc6619c870a87167b32848ad20db306b9d61": "blazepose-lite",
-    "b67c9284fc6c35fefbdf5a38f6616072eb30da779b7ac2a868e4dbd677c6a988": "blazepose-lite",
-    "e9a5c5cb17f736fafd4c2ec1da3b3d331d6edbe8a0d32395855aeb2cdfd64b9f": "blazepose-full",
-    "2cc9d188e5d116a9d1cb08c86d743a3d2ad0a0c3052e6860a10bded18862da93": "cpm-aic14",
-    "554da583e12516d99bfd6aab059d397469c5a81ecad7ecd4f68ddc14d9ec0b01": "cpm-aic14",
-    "602dd7121de79a55820d99ac060bd5e47eff75dc3ea64ed03c3ee623bb4b8479": "hourglass-aic14",
-    "3aed6333ade4acb5cb5f390bc939e1cba0016de48a2c190881e62c9416e4f0a0": "hourglass-aic14",
-    "d589f727ee72effba3e8211b04c284fc65fc0a22907c161e2d6c080244d5c264": "posenet-mobilenet-v1",
-    "d7ac211a927e114a9266e424c3cb5b6ce0db462ee2d5311471c437cca2b262a6": "posenet-mobilenet-v1",
-    "5214ffd99fc633a99960bc133d544d57d85304c082cd72a18f12580ee6921445": "posenet-mobilenet-v1",
-    "52692d831ba21761a2ee7a0ef861ba47e2084006da609d6b9038186c7e2d749c": "posenet-mobilenet-v1",
-    "a58f18305b3a9b97beca2ed9ac5956f733e42e1db126fad81d69b9f7d1ce9506": "tfpose-mobilenet-v2",
-    "695e750a5d5754bb5a8d5325643b59282191a7e7a564e435a415fd3c578eab14": "yolox-nano",
-    "4bf5f704cd3bd900645a4303e0934ede13d9fb2135058b38005f4c2886c68576": "light-person-detector",
-    "82424ca4d4e935783657490dcbb40123acc9c26807dad3604eaedc0a5be476ff": "light-person-detector",
-    "88e9fb97a54bb0030127ad323a10f88b4531b6aa82617e7ef79e35ffcc9bb3e1": "nanodet-m",
-    "08b62b9ee4a7878e7a64d6ef4faf3074322c033a0252c83a20f41b86c76e8146": "nanodet-m",
-}
+class _KnownFiles(Mapping[str, str]):
+    """sha256 of a known model file -> its preset name: every entry of the
+    model registry (``edgepose/models.json``) with a pinned sha256 and a
+    preset. Read-only; the registry is read on first use, not on import."""
+
+    def _table(self) -> Mapping[str, str]:
+        from edgepose.registry.catalog import default_registry
+        return _known_files(default_registry())
+
+    def __getitem__(self, sha256: str) -> str:
+        return self._table()[sha256]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._table())
+
+    def __len__(self) -> int:
+        return len(self._table())
+
+    def __repr__(self) -> str:
+        return f"KNOWN_FILES({dict(self._table())!r})"
+
+
+@lru_cache(maxsize=1)
+def _known_files(registry: ModelRegistry) -> Mapping[str, str]:
+    return MappingProxyType({entry.sha256: entry.preset for entry in registry
+                             if entry.sha256 is not None and entry.preset is not None})
+
+
+#: sha256 of known model files -> preset name (from the registry, read-only).
+KNOWN_FILES: Mapping[str, str] = _KnownFiles()
 
 
 def preset_names() -> list[str]:

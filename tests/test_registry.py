@@ -3,7 +3,7 @@
 No test touches the internet: downloads come from a local HTTP server on
 127.0.0.1 started here (serving the real files of ``../shared/models`` by
 file name), test registry entries point their upstream URLs at it, and
-``edgepose.registry._urlopen`` refuses any other host.
+``edgepose.registry.fetch._urlopen`` refuses any other host.
 """
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ import os
 import re
 import shutil
 import stat
+import subprocess
+import sys
 import threading
 import urllib.parse
 import zipfile
@@ -25,7 +27,10 @@ import pytest
 
 from edgepose import registry
 from edgepose.cli import main
-from edgepose.presets import KNOWN_FILES, PRESETS
+from edgepose.presets import KNOWN_FILES, PRESETS, recognise
+from edgepose.registry import catalog as registry_catalog
+from edgepose.registry import fetch as registry_fetch
+from edgepose.registry import store as registry_store
 from edgepose.registry import (HashMismatchError, ModelEntry, ModelNotFoundError, ModelRegistry,
                                ModelStore, UnverifiedModelError)
 
@@ -48,7 +53,7 @@ def _isolated(monkeypatch, tmp_path):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     monkeypatch.setenv(registry.CACHE_ENV, str(tmp_path / "cache"))
-    real = registry._urlopen
+    real = registry_fetch._urlopen
 
     def loopback_only(request, timeout):
         host = urllib.parse.urlsplit(request.full_url).hostname
@@ -56,7 +61,15 @@ def _isolated(monkeypatch, tmp_path):
             raise AssertionError(f"a test tried to reach {request.full_url}")
         return real(request, timeout)
 
-    monkeypatch.setattr(registry, "_urlopen", loopback_only)
+    monkeypatch.setattr(registry_fetch, "_urlopen", loopback_only)
+
+
+def test_the_isolation_guards_the_downloads(tmp_path):
+    """The fixture patches the _urlopen every download goes through: another
+    host than 127.0.0.1 fails the test instead of reaching the network."""
+    store = _store(tmp_path, mirror="http://192.0.2.1/models")
+    with pytest.raises(AssertionError, match="a test tried to reach http://192.0.2.1/models/"):
+        store.pull(POSENET)
 
 
 class _Server:
@@ -157,7 +170,7 @@ def test_pinned_entries_match_the_real_files(shared_dir):
     assert {e.file for e in pinned} == set(files) - one_stage
 
 
-def test_entries_agree_with_the_presets_and_known_files():
+def test_entries_agree_with_the_presets():
     for entry in registry.default_registry():
         if entry.preset is None:
             assert entry.name in ("blazepose-detector", "tfpose-mobilenet-v2")
@@ -165,8 +178,52 @@ def test_entries_agree_with_the_presets_and_known_files():
         preset = PRESETS[entry.preset]
         assert (preset["task"], preset["head"], preset["keypoints"]) == \
             (entry.task, entry.head, entry.keypoints), entry.name
-        if entry.sha256 is not None:
-            assert KNOWN_FILES[entry.sha256] == entry.preset
+
+
+def test_known_files_are_the_pinned_entries_with_a_preset():
+    """KNOWN_FILES is read from models.json: every entry with a pinned sha256
+    and a preset is in it, under that preset, and nothing else is."""
+    entries = list(registry.default_registry())
+    expected = [e for e in entries if e.sha256 is not None and e.preset is not None]
+    assert len(expected) > 10
+    for entry in expected:
+        assert KNOWN_FILES[entry.sha256] == entry.preset, entry.name
+    assert len(KNOWN_FILES) == len({e.sha256 for e in expected})
+    for sha, preset in KNOWN_FILES.items():
+        hit = registry.default_registry().by_sha256(sha)
+        assert hit is not None and hit[1] is False and hit[0].preset == preset
+    # entries without a preset or without a pinned sha256 are not in it
+    for entry in entries:
+        if entry.preset is None and entry.sha256 is not None:
+            assert entry.sha256 not in KNOWN_FILES, entry.name
+    assert not any(e.archive and e.archive.sha256 in KNOWN_FILES for e in entries)
+
+
+def test_known_files_recognise_a_real_file(shared_dir):
+    entry = registry.default_registry().get(POSENET)
+    path = next((shared_dir / "models").rglob(entry.file))
+    assert recognise(path) == KNOWN_FILES[_sha(path.read_bytes())] == "posenet-mobilenet-v1"
+
+
+def test_known_files_are_read_only_and_follow_the_registry(monkeypatch):
+    with pytest.raises(TypeError, match="does not support item assignment"):
+        KNOWN_FILES["0" * 64] = "movenet-lightning"  # type: ignore[index]
+    base = registry.default_registry().get(POSENET)
+    mine = ModelRegistry([
+        dataclasses.replace(base, name="mine", file="mine.tflite", sha256="1" * 64),
+        dataclasses.replace(base, name="no-preset", file="np.tflite", sha256="2" * 64,
+                            preset=None),
+        dataclasses.replace(base, name="unpinned", file="u.tflite", sha256=None)])
+    monkeypatch.setattr(registry_catalog, "default_registry", lambda: mine)
+    assert dict(KNOWN_FILES) == {"1" * 64: base.preset}
+
+
+def test_importing_the_presets_does_not_read_the_registry():
+    code = ("import sys, edgepose.presets as p; a = 'edgepose.registry' in sys.modules; "
+            "n = len(p.KNOWN_FILES); print(a, 'edgepose.registry' in sys.modules, n > 0)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=Path(__file__).resolve().parents[1])
+    assert out.stdout.split() == ["False", "True", "True"]
 
 
 def test_rtmpose_entries_are_published_zips_without_a_pinned_hash():
@@ -319,8 +376,8 @@ def test_verification_is_remembered_until_the_file_changes(shared_dir, monkeypat
     store = _store(tmp_path, mirror=shared_dir / "models")
     path = store.resolve(POSENET).path
     calls = []
-    real = registry.sha256_file
-    monkeypatch.setattr(registry, "sha256_file", lambda p: calls.append(p) or real(p))
+    real = registry_store.sha256_file
+    monkeypatch.setattr(registry_store, "sha256_file", lambda p: calls.append(p) or real(p))
     for _ in range(3):
         assert store.resolve(POSENET).origin == "cache"
     assert calls == []
@@ -435,7 +492,7 @@ def test_an_unpinned_model_is_refused_until_imported(rtmpose_onnx, web, tmp_path
     pytest.importorskip("cv2")
     from edgepose import Estimator
 
-    monkeypatch.setattr(registry, "default_registry", lambda: reg)
+    monkeypatch.setattr(registry_store, "default_registry", lambda: reg)
     with Estimator("rtmpose-m") as est:
         assert est.card.name == "rtmpose" and est.card.head == "simcc"
 
