@@ -38,6 +38,7 @@ from types import MappingProxyType
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from edgepose._validate import is_int
 from edgepose.ops import COCO17_SIGMAS
 
 __all__ = [
@@ -162,7 +163,7 @@ def _index_pairs(set_name: str, what: str, pairs, k: int) -> tuple[tuple[int, in
     out = []
     for pair in pairs:
         pair = tuple(pair)
-        if (len(pair) != 2 or not all(isinstance(i, (int, np.integer)) and not isinstance(i, bool)
+        if (len(pair) != 2 or not all(is_int(i)
                                       for i in pair)):
             raise ValueError(
                 f"Keypoint set {set_name!r}: {what} must be pairs of integer indices, got {pair!r}.")

@@ -33,6 +33,7 @@ from numpy.typing import ArrayLike, NDArray
 from edgepose import _core
 from edgepose._arrays import check_finite as _check_finite
 from edgepose._arrays import float_array as _float_array
+from edgepose._validate import is_int
 
 __all__ = [
     "COCO17_SIGMAS",
@@ -194,7 +195,7 @@ def decode_heatmap(
     if h == 0 or w == 0:
         raise ValueError(f"heatmaps must not be empty, got {shape_text} = {hm.shape if layout == 'NCHW' else (n, h, w, k)}.")
     if refine != "none":
-        if isinstance(blur_kernel, bool) or not isinstance(blur_kernel, (int, np.integer)):
+        if not is_int(blur_kernel):
             raise TypeError(f"blur_kernel must be an int, got {type(blur_kernel).__name__}.")
         if blur_kernel < 1 or blur_kernel > 101 or blur_kernel % 2 == 0:
             raise ValueError(f"blur_kernel must be an odd integer from 1 to 101, got {blur_kernel}.")
@@ -235,7 +236,7 @@ def _groups_array(groups: ArrayLike | None, m: int) -> NDArray[np.intp] | None:
 def _max_keep(max_keep: int | None) -> int:
     if max_keep is None:
         return -1
-    if isinstance(max_keep, bool) or not isinstance(max_keep, (int, np.integer)) or max_keep < 0:
+    if not is_int(max_keep) or max_keep < 0:
         raise ValueError(f"max_keep must be None or a non-negative int, got {max_keep!r}.")
     # more than the candidates means all of them (and must fit the C ep_index)
     return min(int(max_keep), np.iinfo(np.intp).max)

@@ -33,6 +33,7 @@ from typing import Any, Iterator
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from edgepose._validate import is_int
 from edgepose.card import ModelCard
 from edgepose.model import preprocess_crops
 from edgepose_export.api import CalibrationSet
@@ -244,7 +245,7 @@ def calibration_set(source: str | os.PathLike, card: ModelCard, *,
     """
     if not isinstance(card, ModelCard):
         raise TypeError(f"card must be a ModelCard, got {type(card).__name__}.")
-    if isinstance(max_images, bool) or not isinstance(max_images, int) or max_images < 1:
+    if not is_int(max_images) or max_images < 1:
         raise ValueError(f"max_images must be a positive int, got {max_images!r}.")
     if card.task == "detector":
         raise ValueError(

@@ -35,6 +35,8 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from edgepose._validate import is_int
+
 __all__ = ["Backend", "TensorInfo", "available_cores", "convert_output", "prepare_feeds"]
 
 
@@ -270,7 +272,7 @@ def check_threads(threads: int | None) -> int | None:
     """``None`` (the runtime's default) or an int >= 1."""
     if threads is None:
         return None
-    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)):
+    if not is_int(threads):
         raise TypeError(f"threads must be None or an int >= 1, got {type(threads).__name__}.")
     if threads < 1:
         raise ValueError(

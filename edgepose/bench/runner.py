@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from edgepose._files import sha256_file
+from edgepose._validate import is_int
 from edgepose.bench.graph import count_graph
 from edgepose.bench.probe import read_temperatures
 from edgepose.bench.stats import drift, percentile, summarize
@@ -123,9 +124,9 @@ class RunSettings:
     duration_s: float | None = None
 
     def __post_init__(self) -> None:
-        if isinstance(self.runs, bool) or not isinstance(self.runs, int) or self.runs < 1:
+        if not is_int(self.runs) or self.runs < 1:
             raise ValueError(f"runs must be an int >= 1, got {self.runs!r}.")
-        if isinstance(self.warmup, bool) or not isinstance(self.warmup, int) or self.warmup < 0:
+        if not is_int(self.warmup) or self.warmup < 0:
             raise ValueError(f"warmup must be an int >= 0, got {self.warmup!r}.")
         if self.duration_s is not None and not (math.isfinite(self.duration_s)
                                                 and self.duration_s > 0):

@@ -21,6 +21,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
+from edgepose._validate import is_int
+
 __all__ = [
     "ArchiveSpec", "ModelEntry", "ModelRegistry", "ResolvedModel",
     "ModelNotFoundError", "HashMismatchError", "UnverifiedModelError",
@@ -67,7 +69,7 @@ def _sha256_or_none(where: str, value: Any) -> str | None:
 def _size_or_none(where: str, value: Any) -> int | None:
     if value is None:
         return None
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+    if not is_int(value) or value <= 0:
         raise ValueError(f"{where}: size must be a positive integer or null, got {value!r}.")
     return value
 

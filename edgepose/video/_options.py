@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from edgepose._validate import is_int, is_real
+
 
 def oks_sigmas(metric: str, sigmas: np.ndarray | None, keypoint_set: Any) -> np.ndarray | None:
     """The OKS sigmas for poses of ``keypoint_set``: ``sigmas`` if given,
@@ -37,7 +39,7 @@ def is_path(value: Any) -> bool:
 
 
 def positive_number(name: str, value: Any, *, allow_zero: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+    if not is_real(value):
         raise TypeError(f"{name} must be a number, got {type(value).__name__}.")
     v = float(value)
     if not math.isfinite(v) or v < 0 or (v == 0 and not allow_zero):
@@ -54,7 +56,7 @@ def fraction(name: str, value: Any) -> float:
 
 
 def count(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+    if not is_int(value) or value < minimum:
         raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}.")
     return int(value)
 

@@ -34,6 +34,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
+from edgepose._validate import is_int
 from edgepose.images import import_cv2
 from edgepose.results import PoseResult
 from edgepose.video.threads import close_iterator, latest, prefetch
@@ -351,7 +352,7 @@ def measure_pipelining(source: str | os.PathLike, tracker: Any, *, max_frames: i
     Raises:
         ValueError: an empty video or invalid counts.
     """
-    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+    if not is_int(repeats) or repeats < 1:
         raise ValueError(f"repeats must be an int >= 1, got {repeats!r}.")
 
     def frames() -> Iterator[tuple[NDArray[np.uint8], float]]:

@@ -45,6 +45,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from edgepose._validate import is_real
 from edgepose.results import found_mask
 
 __all__ = ["OneEuroParams", "OneEuroFilter", "one_euro_step"]
@@ -74,7 +75,7 @@ class OneEuroParams:
     def __post_init__(self) -> None:
         for name in ("min_cutoff", "beta", "d_cutoff"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+            if not is_real(value):
                 raise TypeError(f"{name} must be a number, got {type(value).__name__}.")
             value = float(value)
             if not math.isfinite(value):

@@ -13,6 +13,8 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
+from edgepose._validate import is_int
+
 __all__ = ["prefetch", "latest", "close_iterator"]
 
 T = TypeVar("T")
@@ -74,7 +76,7 @@ def prefetch(items: Iterable[T], fn: Callable[[T], U] | None = None, *, size: in
     Raises:
         ValueError: a ``size`` below 1.
     """
-    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+    if not is_int(size) or size < 1:
         raise ValueError(f"size must be an int >= 1, got {size!r}.")
     return _prefetch(items, fn, size, name)
 
