@@ -49,8 +49,8 @@ SCORE_MIN = 0.2
 # The model cases feed real images through OpenCV (imread, warpAffine, resize),
 # whose aarch64 build rounds some pixels differently from x86-64's: with
 # opencv-python-headless 5.1.0.95 (2026-12) the CPM inputs differ enough to move
-# its keypoints by up to 1.62 px on both runtimes alike (its outputs were
-# identical with the earlier 5.x wheel), tf-pose by 0.18 px, and MoveNet's int8
+# its keypoints by up to 1.62 px on all three runtimes alike (they were
+# identical in the November run), tf-pose by 0.18 px, and MoveNet's int8
 # .tflite by whole quantization steps (max 28 px; a +-1 change of a tenth of
 # the pixels on x86-64 alone gives a mean of 3.5 px, scores 0.11). The kernels,
 # fed the same arrays, stay exact.
