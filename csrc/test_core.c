@@ -302,6 +302,30 @@ static float *random_view(int rank, const ep_index *dims, ep_index *strides, flo
     return *base + offset;
 }
 
+/* Random strided heatmaps (c channels) and PAF maps (cf channels) of h x w, and a
+ * random table of n_limbs limbs between distinct parts. */
+static void random_paf_scene(ep_index c, ep_index cf, ep_index h, ep_index w, ep_index n_limbs,
+                             ep_maps *mh, ep_maps *mp, float **base_h, float **base_p,
+                             ep_index *limbs, ep_index *channels)
+{
+    ep_index dims[3], strides[3], l;
+    dims[0] = c; dims[1] = h; dims[2] = w;
+    mh->data = random_view(3, dims, strides, base_h);
+    mh->c = c; mh->h = h; mh->w = w;
+    mh->sc = strides[0]; mh->sh = strides[1]; mh->sw = strides[2];
+    dims[0] = cf;
+    mp->data = random_view(3, dims, strides, base_p);
+    mp->c = cf; mp->h = h; mp->w = w;
+    mp->sc = strides[0]; mp->sh = strides[1]; mp->sw = strides[2];
+    for (l = 0; l < n_limbs; ++l) {
+        limbs[2 * l] = rng_int(0, c - 1);
+        do limbs[2 * l + 1] = rng_int(0, c - 1); while (limbs[2 * l + 1] == limbs[2 * l]);
+        channels[2 * l] = rng_int(0, cf - 1);
+        channels[2 * l + 1] = rng_int(0, cf - 1);
+    }
+}
+
+
 /* Every SIMD argmax the build and CPU have agrees with the scalar one,
  * including NaN, ties, infinities, signed zeros and all row lengths. */
 static void fuzz_argmax(int *impls_run)
@@ -455,23 +479,12 @@ static void fuzz_once(void)
     }
     { /* PAF grouping: random strided maps, limb tables and parameters. */
         ep_index c = rng_int(1, 5), cf = rng_int(1, 6), h = rng_int(1, 20), w = rng_int(1, 20);
-        ep_index n_limbs = c > 1 ? rng_int(0, 6) : 0, l, i, n_out = 0;
+        ep_index n_limbs = c > 1 ? rng_int(0, 6) : 0, i, n_out = 0;
         ep_index limbs[12], channels[12], capacity;
         float *base_h = NULL, *base_p = NULL, *persons, *scores;
         ep_maps mh, mp;
         ep_paf_params p;
-        dims[0] = c; dims[1] = h; dims[2] = w;
-        mh.data = random_view(3, dims, strides, &base_h);
-        mh.c = c; mh.h = h; mh.w = w; mh.sc = strides[0]; mh.sh = strides[1]; mh.sw = strides[2];
-        dims[0] = cf;
-        mp.data = random_view(3, dims, strides, &base_p);
-        mp.c = cf; mp.h = h; mp.w = w; mp.sc = strides[0]; mp.sh = strides[1]; mp.sw = strides[2];
-        for (l = 0; l < n_limbs; ++l) {
-            limbs[2 * l] = rng_int(0, c - 1);
-            do limbs[2 * l + 1] = rng_int(0, c - 1); while (limbs[2 * l + 1] == limbs[2 * l]);
-            channels[2 * l] = rng_int(0, cf - 1);
-            channels[2 * l + 1] = rng_int(0, cf - 1);
-        }
+        random_paf_scene(c, cf, h, w, n_limbs, &mh, &mp, &base_h, &base_p, limbs, channels);
         p.heatmap_threshold = (float)(rng_uniform() * 1.2 - 0.1);
         p.peak_radius = (int)rng_int(0, 3);
         p.min_peak_distance = rng_uniform() < 0.3 ? rng_uniform() * 4 : 0.0;
@@ -641,30 +654,19 @@ static ep_index pick(const ep_index *values, int count)
 static void fuzz_paf_limits(void)
 {
     ep_index c = rng_int(2, 4), cf = rng_int(1, 4), h = rng_int(1, 9), w = rng_int(1, 9);
-    ep_index limbs[8], channels[8], n_limbs = rng_int(1, 4), l, n_out = 0, n_ref = 0;
+    ep_index limbs[8], channels[8], n_limbs = rng_int(1, 4), n_out = 0, n_ref = 0;
     const ep_index radii[] = {0, 1, 2, 3, h - 1, w, h + w, 1000, INT_MAX, PTRDIFF_MAX};
     const ep_index counts[] = {1, 2, h * w > 1 ? h * w - 1 : 1, h * w, h * w + 1, 46341,
                                65536, INT_MAX, (ep_index)INT_MAX + 1, PTRDIFF_MAX};
     const ep_index parts[] = {0, 2, c, c + 1, INT_MAX, PTRDIFF_MAX};
     const double thresholds[] = {-1e300, -1e39, -1.0, 0.0, 0.1, 0.5, 1e39, 1e300};
     float *base_h = NULL, *base_p = NULL, *persons, *scores, *ref_persons, *ref_scores;
-    ep_index dims[3], strides[3], max_persons;
+    ep_index max_persons;
     ep_maps mh, mp;
     ep_paf_params p, q;
     int status, ref_status;
 
-    dims[0] = c; dims[1] = h; dims[2] = w;
-    mh.data = random_view(3, dims, strides, &base_h);
-    mh.c = c; mh.h = h; mh.w = w; mh.sc = strides[0]; mh.sh = strides[1]; mh.sw = strides[2];
-    dims[0] = cf;
-    mp.data = random_view(3, dims, strides, &base_p);
-    mp.c = cf; mp.h = h; mp.w = w; mp.sc = strides[0]; mp.sh = strides[1]; mp.sw = strides[2];
-    for (l = 0; l < n_limbs; ++l) {
-        limbs[2 * l] = rng_int(0, c - 1);
-        do limbs[2 * l + 1] = rng_int(0, c - 1); while (limbs[2 * l + 1] == limbs[2 * l]);
-        channels[2 * l] = rng_int(0, cf - 1);
-        channels[2 * l + 1] = rng_int(0, cf - 1);
-    }
+    random_paf_scene(c, cf, h, w, n_limbs, &mh, &mp, &base_h, &base_p, limbs, channels);
     p.heatmap_threshold = thresholds[rng_int(0, 7)];
     p.peak_radius = pick(radii, 10);
     p.min_peak_distance = rng_uniform() < 0.3 ? rng_uniform() * 3 : 0.0;
