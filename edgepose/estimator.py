@@ -17,6 +17,7 @@ from edgepose.geometry import (apply_affine, boxes_to_center_scale, crop_matrice
                                invert_affine, warp_crops)
 from edgepose.images import check_image, import_cv2
 from edgepose.heads import check_finite_outputs, decode_head, HEAD_DECODERS
+from edgepose.heads._one_stage import OneStageOptions, one_stage_runner
 from edgepose.keypoints import KeypointSet, convert_keypoints, get_keypoint_set
 from edgepose.model import LoadedModel
 from edgepose.results import PoseResult
@@ -122,6 +123,10 @@ class Estimator:
         detection_threshold: minimum score of a person, for a detector
             built from a file.
         keypoint_set: convert results to this keypoint set (e.g. "coco17").
+        score_threshold, iou_threshold, max_detections, input_size: for
+            one-stage multi-person models (card task ``"onestage"``, e.g.
+            YOLO-pose) only: the :class:`~edgepose.heads._one_stage.OneStageOptions`
+            (None: the model card's defaults).
 
     Each result carries the milliseconds of its call's stages in
     ``result.timings_ms`` (detect, preprocess, inference, decode, total), so
@@ -143,9 +148,14 @@ class Estimator:
                  backend: str | None = None, threads: int | None = None,
                  device: str | None = None, providers: Any = None, xnnpack: bool = True,
                  padding: float = 1.25,
-                 detection_threshold: float = 0.3, keypoint_set: str | None = None) -> None:
+                 detection_threshold: float = 0.3, keypoint_set: str | None = None,
+                 score_threshold: float | None = None, iou_threshold: float | None = None,
+                 max_detections: int | None = None, input_size: int | None = None) -> None:
         if not (np.isfinite(padding) and padding > 0):
             raise ValueError(f"padding must be a positive number, got {padding}.")
+        self._one_stage = OneStageOptions(
+            score_threshold=score_threshold, iou_threshold=iou_threshold,
+            max_detections=max_detections, input_size=input_size)
         runtime = RuntimeOptions.resolve(runtime, backend=backend, threads=threads,
                                          device=device, providers=providers, xnnpack=xnnpack)
         from_file = isinstance(detector, (str, os.PathLike))
@@ -174,16 +184,24 @@ class Estimator:
                 raise ValueError(
                     f"{Path(model).name} is a person detector (its card says task 'detector'); "
                     "pass it as detector=..., and a pose model as the first argument.")
-            if card.head not in HEAD_DECODERS and card.head not in _BOTTOM_UP_HEADS:
+            if card.task == "onestage":
+                one_stage_runner(card.head)  # fails here when this edgepose lacks it
+            elif card.head not in HEAD_DECODERS and card.head not in _BOTTOM_UP_HEADS:
                 raise ValueError(
                     f"{Path(model).name} has head '{card.head}', which this version of edgepose "
                     f"cannot decode; supported heads: {sorted(HEAD_DECODERS) + list(_BOTTOM_UP_HEADS)}.")
+            if card.task != "onestage" and self._one_stage.any_set:
+                raise ValueError(
+                    f"score_threshold, iou_threshold, max_detections and input_size apply to "
+                    f"one-stage multi-person models; {Path(model).name} has task {card.task!r}. "
+                    "Drop them (a person detector's threshold is detection_threshold=).")
             self._model_set = get_keypoint_set(card.keypoints)
             self._out_set = self._model_set if keypoint_set is None else get_keypoint_set(keypoint_set)
             if detector is not None:
-                if card.task == "bottomup":
+                if card.finds_people:
+                    kind = "bottom-up" if card.task == "bottomup" else "one-stage multi-person"
                     raise ValueError(
-                        f"{Path(model).name} is a bottom-up model: it finds every person itself "
+                        f"{Path(model).name} is a {kind} model: it finds every person itself "
                         "and takes no detector.")
                 if from_file:
                     from edgepose.detectors import PersonDetector
@@ -242,10 +260,16 @@ class Estimator:
         return dataclasses.replace(result, timings_ms=timings)
 
     def _run(self, image: np.ndarray, boxes: ArrayLike | None, watch: Stopwatch) -> PoseResult:
-        if self._pose.card.task == "bottomup":
+        card = self._pose.card
+        if card.finds_people:
             if boxes is not None:
-                raise ValueError("A bottom-up model finds people itself: boxes= is not accepted.")
-            result = self._bottom_up(image, watch)
+                kind = "bottom-up" if card.task == "bottomup" else "one-stage"
+                raise ValueError(f"A {kind} model finds people itself: boxes= is not accepted.")
+            if card.task == "onestage":
+                result = one_stage_runner(card.head)(self._pose, image, self._model_set, watch,
+                                                     self._one_stage)
+            else:
+                result = self._bottom_up(image, watch)
             watch.lap("decode")
             return self._convert(result)
         box_scores = None

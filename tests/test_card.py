@@ -151,7 +151,7 @@ def test_inputs_are_coerced():
 
 @pytest.mark.parametrize("change, message", [
     ({"task": "top-down"}, "task must be one of 'topdown', 'bottomup', 'single', 'detector', "
-                           "got 'top-down'."),
+                           "'onestage', got 'top-down'."),
     ({"head": "rtmcc"}, "head must be one of 'simcc', 'heatmap', 'movenet', 'blazepose', "
                         "'posenet', 'paf', 'yolox', 'nanodet', got 'rtmcc'."),
     ({"head": "regression"}, "head must be one of .* got 'regression'."),
@@ -266,7 +266,7 @@ def test_the_package_exports_the_names_of_the_former_module():
 
     assert card.__all__ == [
         "CARD_VERSION", "MAX_CARD_BYTES", "MAX_CARD_DEPTH", "MAX_INPUT_SIDE", "TASKS", "HEADS",
-        "DETECTOR_HEADS", "BOTTOM_UP_HEADS", "LAYOUTS", "DTYPES", "COLORS", "RESIZES",
+        "DETECTOR_HEADS", "BOTTOM_UP_HEADS", "ONE_STAGE_HEADS", "WHOLE_IMAGE_TASKS", "LAYOUTS", "DTYPES", "COLORS", "RESIZES",
         "ONNX_METADATA_KEY", "TFLITE_ASSOCIATED_FILE", "OPENVINO_RT_INFO_PATH", "InputSpec",
         "ModelCard", "read_card", "write_card"]
     namespace: dict = {}

@@ -47,6 +47,7 @@ from edgepose._cli import (UsageError, add_backend_flag, add_debug_flag, add_dep
                            add_json_flag, add_quiet_flag, add_threads_flag, backend_name,
                            check_model_arg, check_output_file, run_command)
 from edgepose._files import sha256_file
+from edgepose.card import WHOLE_IMAGE_TASKS
 from edgepose._runtime_flags import add_runtime_flags, runtime_from_args
 from edgepose.backends._base import available_cores
 from edgepose.progress import ProgressBar, meter
@@ -331,7 +332,7 @@ def run_bench(args: argparse.Namespace) -> int:
 
     threads = args.threads or [available_cores()]
     backends = args.backend or [None]
-    configs = [BenchConfig(m, args.detector if described[m]["card"]["task"] != "bottomup"
+    configs = [BenchConfig(m, args.detector if described[m]["card"]["task"] not in WHOLE_IMAGE_TASKS
                            else None, b, args.detector_backend, t, runtime)
                for m in models for b in backends for t in threads]
     settings = RunSettings(runs=args.runs, warmup=args.warmup, duration_s=args.duration)

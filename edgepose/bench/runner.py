@@ -307,8 +307,8 @@ def _open_models(config: BenchConfig, path: Path, backend: str, det_path: Path |
     if det_path is None:
         return est, None
     try:
-        if est.card.task == "bottomup":
-            raise ValueError(f"{path.name} is a bottom-up model: it finds every person "
+        if est.card.finds_people:
+            raise ValueError(f"{path.name} finds every person "
                              "itself and takes no detector.")
         from edgepose.detectors import PersonDetector
 

@@ -17,7 +17,7 @@ JSON, version 1 (``to_json`` writes the keys in this order)::
 
     {"edgepose_card": 1,
      "name": "rtmpose-s-coco-256x192",
-     "task": "topdown",                  # topdown | bottomup | single | detector
+     "task": "topdown",                  # topdown | bottomup | single | detector | onestage
      "head": "simcc",                    # see HEADS
      "keypoints": "coco17",              # a name in edgepose.keypoints.KEYPOINT_SETS, or null
      "input": {"name": "input", "size": [256, 192], "layout": "NCHW", "dtype": "float32",
@@ -66,8 +66,10 @@ from edgepose.card._card import (
     HEADS,
     LAYOUTS,
     MAX_INPUT_SIDE,
+    ONE_STAGE_HEADS,
     RESIZES,
     TASKS,
+    WHOLE_IMAGE_TASKS,
     InputSpec,
     ModelCard,
 )
@@ -92,6 +94,8 @@ __all__ = [
     "HEADS",
     "DETECTOR_HEADS",
     "BOTTOM_UP_HEADS",
+    "ONE_STAGE_HEADS",
+    "WHOLE_IMAGE_TASKS",
     "LAYOUTS",
     "DTYPES",
     "COLORS",

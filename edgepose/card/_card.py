@@ -20,7 +20,7 @@ from edgepose.keypoints import KEYPOINT_SETS, KeypointSet
 
 #: The card format version this edgepose reads and writes.
 CARD_VERSION = 1
-TASKS = ("topdown", "bottomup", "single", "detector")
+TASKS = ("topdown", "bottomup", "single", "detector", "onestage")
 #: Output decoders (each with its parameters class in edgepose.heads.HEAD_PARAMS).
 #: "blazepose": MediaPipe's landmark models (regression refined by their heatmaps).
 HEADS = tuple(HEAD_PARAMS)
@@ -28,6 +28,12 @@ HEADS = tuple(HEAD_PARAMS)
 DETECTOR_HEADS = ("yolox", "nanodet")
 #: Heads of bottom-up models: exactly the heads allowed with task "bottomup".
 BOTTOM_UP_HEADS = ("posenet", "paf")
+#: Heads of one-stage multi-person models (a box and its keypoints per person,
+#: from one network on the whole image): exactly the heads of task "onestage".
+ONE_STAGE_HEADS = ("yolo_pose", "movenet_multipose")
+#: Tasks whose models find every person in the whole image themselves (no
+#: person detector, no crops).
+WHOLE_IMAGE_TASKS = ("bottomup", "onestage")
 LAYOUTS = ("NCHW", "NHWC")
 DTYPES = ("float32", "uint8")
 COLORS = ("RGB", "BGR")
@@ -169,7 +175,9 @@ class ModelCard:
 
     Attributes:
         name: a human-readable model name.
-        task: ``"topdown"``, ``"bottomup"``, ``"single"`` or ``"detector"``.
+        task: ``"topdown"``, ``"bottomup"``, ``"single"``, ``"detector"``
+            or ``"onestage"`` (one network gives each person's box and
+            keypoints, e.g. YOLO-pose).
         head: the output decoder, one of :data:`HEADS`; ``"yolox"`` and
             ``"nanodet"`` exactly when task is ``"detector"``.
         input: the :class:`InputSpec` (a mapping is converted).
@@ -214,6 +222,10 @@ class ModelCard:
             raise ValueError(
                 f"head {self.head!r} does not fit task {self.task!r}: bottom-up heads "
                 f"({', '.join(BOTTOM_UP_HEADS)}) go with task 'bottomup' and only they do.")
+        if (self.task == "onestage") != (self.head in ONE_STAGE_HEADS):
+            raise ValueError(
+                f"head {self.head!r} does not fit task {self.task!r}: one-stage heads "
+                f"({', '.join(ONE_STAGE_HEADS)}) go with task 'onestage' and only they do.")
         spec = self.input
         if isinstance(spec, Mapping):
             spec = InputSpec.from_dict(spec)
@@ -243,6 +255,13 @@ class ModelCard:
             self.head, self.head_params,
             num_keypoints=None if keypoint_set is None else len(keypoint_set.names),
             roles=tuple(self.outputs)))
+
+    @property
+    def finds_people(self) -> bool:
+        """True for models that find every person in the whole image
+        themselves (:data:`WHOLE_IMAGE_TASKS`): they take no detector and
+        no boxes."""
+        return self.task in WHOLE_IMAGE_TASKS
 
     @property
     def keypoint_set(self) -> KeypointSet | None:

@@ -63,6 +63,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from edgepose.card import WHOLE_IMAGE_TASKS
 from edgepose.images import check_image
 from edgepose.results import PoseResult, found_mask
 from edgepose.runtime import RuntimeOptions
@@ -220,9 +221,10 @@ class PoseTracker:
                                                     detector_runtime or runtime)
             self._owned += [self._detector] if owned else []
             card = getattr(self._pose, "card", None)
-            self._bottom_up = getattr(card, "task", None) == "bottomup"
+            self._bottom_up = getattr(card, "task", None) in WHOLE_IMAGE_TASKS
             if self._bottom_up and self._detector is not None:
-                raise ValueError("A bottom-up pose model finds every person itself: pass detector=None.")
+                raise ValueError("This pose model (bottom-up or one-stage) finds every person "
+                                 "itself: pass detector=None.")
             self.reset()   # checks the sigmas against the model's keypoint set, if it has one
         except Exception:
             self.close()
@@ -312,8 +314,8 @@ class PoseTracker:
         """
         frame = check_image(frame)
         if detections is not None and self._bottom_up:
-            raise ValueError("A bottom-up pose model finds every person itself: detections= "
-                             "is not accepted.")
+            raise ValueError("This pose model (bottom-up or one-stage) finds every person "
+                             "itself: detections= is not accepted.")
         t = self._clock(timestamp_ms)
         lap = _Laps()
         active = [tr for tr in self._tracks if tr.missed == 0]

@@ -417,7 +417,7 @@ def test_detections_can_be_given_and_bottom_up_models_refuse_them():
     class BottomUp(FakePose):
         card = type("Card", (), {"task": "bottomup"})()
 
-    with pytest.raises(ValueError, match="A bottom-up pose model finds every person itself"):
+    with pytest.raises(ValueError, match=r"\(bottom-up or one-stage\) finds every person itself"):
         PoseTracker(BottomUp(scene), detector)
     bottom_up = PoseTracker(BottomUp(scene), None, detect_every=5)
     assert all(bottom_up.detection_due(f) for f in range(5))
