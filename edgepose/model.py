@@ -193,6 +193,15 @@ class LoadedModel:
         return self
 
     @property
+    def dynamic_input(self) -> bool:
+        """True when the model's input height or width is not fixed in the
+        graph (the card's ``input.size`` is then its nominal size, and a
+        whole-image runner may feed other sizes)."""
+        shape = tuple(self._input.shape)
+        layout = self.card.input.layout
+        return len(shape) == 4 and _fixed_hw(shape, layout) is None
+
+    @property
     def input_name(self) -> str:
         """The name of the input tensor the model is fed through."""
         return self._input.name
