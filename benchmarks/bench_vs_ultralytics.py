@@ -580,14 +580,12 @@ def report_tables(doc: Mapping[str, Any]) -> dict[str, tuple[list[str], list[lis
     per_image = (["image", "Ultralytics ms (IQR)"] + [f"{r['name']} ms (IQR) ratio"
                                                       for r in rows], per_image_rows)
 
-    stage_rows = [["Ultralytics"] + [f"{k} {v:.1f}" for k, v in
-                                     ul["times"]["stages_set_ms"].items()]]
-    for r in rows:
-        stage_rows.append([r["name"]] + [f"{k} {v:.1f}" for k, v in
-                                         r["times"]["stages_set_ms"].items()])
-    width = max(len(s) for s in stage_rows)
-    stages = (["pipeline"] + [f"stage {i + 1} (ms, summed medians)" for i in range(width - 1)],
-              [s + [""] * (width - len(s)) for s in stage_rows])
+    stage_sets = [("Ultralytics", ul["times"]["stages_set_ms"])] + \
+        [(r["name"], r["times"]["stages_set_ms"]) for r in rows]
+    stage_names = list(dict.fromkeys(k for _, st in stage_sets for k in st))
+    stages = (["pipeline"] + stage_names,
+              [[name] + [f"{st[k]:.1f}" if k in st else "" for k in stage_names]
+               for name, st in stage_sets])
 
     people_rows = []
     for im in doc["people"]["images"]:
@@ -651,8 +649,8 @@ def print_report(doc: Mapping[str, Any]) -> None:
     print(format_table(*tables["main"], right=(1, 2, 3, 4)))
     print("\nper image: median ms (IQR) and ratio")
     print(format_table(*tables["per_image"], right=()))
-    print("\nstages as each library reports them")
-    print(format_table(*tables["stages"], right=()))
+    print("\nstages as each library reports them (ms, summed per-image medians)")
+    print(format_table(*tables["stages"], right=range(1, len(tables["stages"][0]))))
     print()
     for line in verdict_lines(doc):
         print(line)
@@ -676,7 +674,7 @@ def markdown(doc: Mapping[str, Any]) -> str:
             f"({'yes' if p['same'] else 'no'})")
     parts += ["", same, "", table(*t["people"]),
               "", "## Per image", "", table(*t["per_image"]),
-              "", "## Stages as each library reports them", "", table(*t["stages"]), ""]
+              "", "## Stages as each library reports them (ms, summed per-image medians)", "", table(*t["stages"]), ""]
     return "\n".join(parts)
 
 

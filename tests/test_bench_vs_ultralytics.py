@@ -301,7 +301,9 @@ def test_the_report_shows_every_figure_and_verdict(bench, capsys):
     assert "the same people at conf 0.25" in out and "NO" in out
     assert "[200.0, 0.0, 260.0, 120.0] 0.9" in out          # the person edgepose missed
     assert "dynamic file, smallest letterbox: 0.70x" in out
-    assert "inference 196.0" in out          # Ultralytics: 98 ms per image, two images
+    stages = out.split("stages as each library reports them")[1]
+    assert stages.splitlines()[1].split() == ["pipeline", "preprocess", "inference"]
+    assert stages.splitlines()[3].split() == ["Ultralytics", "2.0", "196.0"]  # 98 ms x 2 images
 
 
 def test_markdown_tables_have_as_many_cells_as_headers(bench):
