@@ -97,19 +97,25 @@ class Variant:
     target: float | None = None
 
 
-VARIANTS = (
-    Variant("static", "static ONNX, onnxruntime (same file as Ultralytics)", "static"),
-    Variant("dynamic", "dynamic ONNX, onnxruntime, smallest letterbox", "dynamic", target=0.75),
-    Variant("dynamic-512", "dynamic ONNX, onnxruntime, longer side 512", "dynamic",
-            {"input_size": 512}),
-    Variant("dynamic-416", "dynamic ONNX, onnxruntime, longer side 416", "dynamic",
-            {"input_size": 416}),
-    Variant("openvino", "static ONNX, OpenVINO FP32", "static", {"backend": "openvino"}),
-    Variant("openvino-dynamic", "dynamic ONNX, OpenVINO FP32, smallest letterbox", "dynamic",
-            {"backend": "openvino"}),
-    Variant("openvino-dynamic-416", "dynamic ONNX, OpenVINO FP32, longer side 416", "dynamic",
-            {"backend": "openvino", "input_size": 416}),
-)
+#: Longer input sides tried on the dynamic file (smaller letterboxes; AP falls).
+SMALLER_SIDES = (512, 480, 416)
+
+
+def _variants() -> tuple[Variant, ...]:
+    out = [Variant("static", "static ONNX, onnxruntime (same file as Ultralytics)", "static"),
+           Variant("dynamic", "dynamic ONNX, onnxruntime, smallest letterbox", "dynamic",
+                   target=0.75)]
+    out += [Variant(f"dynamic-{n}", f"dynamic ONNX, onnxruntime, longer side {n}", "dynamic",
+                    {"input_size": n}) for n in SMALLER_SIDES]
+    out += [Variant("openvino", "static ONNX, OpenVINO FP32", "static", {"backend": "openvino"}),
+            Variant("openvino-dynamic", "dynamic ONNX, OpenVINO FP32, smallest letterbox",
+                    "dynamic", {"backend": "openvino"})]
+    out += [Variant(f"openvino-dynamic-{n}", f"dynamic ONNX, OpenVINO FP32, longer side {n}",
+                    "dynamic", {"backend": "openvino", "input_size": n}) for n in SMALLER_SIDES]
+    return tuple(out)
+
+
+VARIANTS = _variants()
 QUICK_VARIANTS = ("static", "dynamic")
 
 #: The fastest variant must be within this much AP of Ultralytics'.
