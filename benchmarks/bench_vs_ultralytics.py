@@ -85,7 +85,8 @@ class Variant:
     Attributes:
         name: the ``--variants`` key.
         label: what the table says.
-        model: ``"static"`` or ``"dynamic"`` (the file it runs).
+        model: ``"static"`` or ``"dynamic"`` (the shared files), else the path of
+            an artefact given with ``--artefact``.
         options: ``Estimator`` keyword arguments (besides ``threads``).
         target: the ratio edgepose / Ultralytics this row should meet, or None.
     """
@@ -144,6 +145,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                     help="comma-separated edgepose variants (default: all; quick: "
                          f"{','.join(QUICK_VARIANTS)}); known: "
                          f"{', '.join(v.name for v in VARIANTS)}")
+    ap.add_argument("--artefact", action="append", default=[], metavar="NAME=PATH[@SIDE]",
+                    help="one more edgepose variant: a model file edgepose loads (e.g. an INT8 "
+                         "OpenVINO IR made by 'edgepose export'), optionally with its longer "
+                         "input side; repeatable")
     ap.add_argument("--quick", action="store_true", help="a short run (a smoke test)")
     ap.add_argument("--peer-venv", type=Path, default=DEFAULT_PEER_VENV,
                     help=f"Ultralytics' own virtual environment, made on first use "
@@ -173,7 +178,38 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         ap.error(f"--variants: unknown {', '.join(unknown) or '(none given)'}; choose from "
                  f"{', '.join(known)}")
     args.variant_list = [known[n] for n in dict.fromkeys(names)]
+    for spec in args.artefact:
+        try:
+            variant = parse_artefact(spec)
+        except ValueError as exc:
+            ap.error(str(exc))
+        if variant.name in known or variant.name in [v.name for v in args.variant_list]:
+            ap.error(f"--artefact {spec!r}: the name {variant.name!r} is taken; choose another")
+        args.variant_list.append(variant)
     return args
+
+
+def parse_artefact(spec: str) -> Variant:
+    """``NAME=PATH`` or ``NAME=PATH@SIDE`` (SIDE: the longer input side, for
+    a dynamic model) as a :class:`Variant`.
+
+    Raises:
+        ValueError: a malformed spec or a file that does not exist.
+    """
+    name, eq, rest = spec.partition("=")
+    path, at, side = rest.rpartition("@") if "@" in rest else (rest, "", "")
+    if not eq or not name.strip() or not path:
+        raise ValueError(f"--artefact must be NAME=PATH or NAME=PATH@SIDE, got {spec!r}")
+    options: dict[str, Any] = {}
+    if at:
+        if not side.isdigit() or int(side) < 32:
+            raise ValueError(f"--artefact {spec!r}: SIDE must be a whole number of pixels "
+                             f">= 32, got {side!r}")
+        options["input_size"] = int(side)
+    if not Path(path).is_file() and not Path(path).is_dir():
+        raise ValueError(f"--artefact {spec!r}: {path} does not exist")
+    label = f"{Path(path).name}" + (f", longer side {side}" if at else "")
+    return Variant(name.strip(), label, str(Path(path).resolve()), options)
 
 
 # --- the schedule and the statistics -----------------------------------------------------
@@ -478,10 +514,11 @@ def verdicts(rows: list[dict[str, Any]], ul_ap: float) -> dict[str, Any]:
 def run(args) -> dict[str, Any]:
     root = shared_dir()
     files = {"static": root / STATIC, "dynamic": root / DYNAMIC}
-    for path in files.values():
+    for path in list(files.values()):
         if not path.is_file():
             raise SystemExit(f"error: {path} is missing; the benchmark reads the YOLO11n-pose "
                              "files of the shared folder in place (see ../shared/README.md).")
+    files.update({v.model: Path(v.model) for v in args.variant_list if v.model not in files})
     paths, ids = coco_images(root)
     names = [Path(p).name for p in paths]
 
@@ -542,7 +579,8 @@ def run(args) -> dict[str, Any]:
                     "avx512": "avx512f" in cpu_simd_flags(),
                     "load_avg": list(os.getloadavg()) if hasattr(os, "getloadavg") else None},
         "edgepose_git": git_revision(),
-        "models": {k: {"file": str(p), "sha256": _sha256(p)} for k, p in files.items()},
+        "models": {k: {"file": str(p), "sha256": _sha256(p) if p.is_file() else None}
+                   for k, p in files.items()},
         "pipelines": info,
         "ultralytics": {"ap": ul_ap, "times": times["ul"]},
         "variants": rows,

@@ -58,6 +58,34 @@ def test_bad_arguments_exit_with_the_reason(bench, capsys, argv, message):
     assert re_search(message, capsys.readouterr().err)
 
 
+def test_artefacts_become_variants(bench, tmp_path):
+    model = tmp_path / "m_int8.xml"
+    model.write_text("<net/>")
+    args = bench.parse_args(["--quick", "--artefact", f"ov-int8={model}",
+                             "--artefact", f"ov-int8-480={model}@480"])
+    extra = args.variant_list[len(bench.QUICK_VARIANTS):]
+    assert [(v.name, v.model, dict(v.options)) for v in extra] == [
+        ("ov-int8", str(model.resolve()), {}), ("ov-int8-480", str(model.resolve()),
+                                                {"input_size": 480})]
+    assert extra[1].label == "m_int8.xml, longer side 480"
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("noequals", "must be NAME=PATH or NAME=PATH@SIDE, got 'noequals'"),
+    ("=x.xml", "must be NAME=PATH"),
+    ("a={tmp}/missing.xml", "missing.xml does not exist"),
+    ("a={model}@abc", "SIDE must be a whole number of pixels >= 32, got 'abc'"),
+    ("a={model}@16", "got '16'"),
+    ("static={model}", "the name 'static' is taken"),
+])
+def test_bad_artefacts_exit_with_the_reason(bench, tmp_path, capsys, spec, message):
+    model = tmp_path / "m.onnx"
+    model.write_bytes(b"x")
+    with pytest.raises(SystemExit):
+        bench.parse_args(["--artefact", spec.format(tmp=tmp_path, model=model)])
+    assert message in capsys.readouterr().err
+
+
 def re_search(pattern, text):
     import re
 
