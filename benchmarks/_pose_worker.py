@@ -137,7 +137,10 @@ class EdgeposeSide:
         out: dict[str, Any] = {"edgepose": md.version("edgepose"), "onnxruntime": ort.__version__,
                                "options": self.options}
         model = getattr(self.estimator, "_pose", None)
-        for attr in ("backend_name", "input_shape", "dynamic_input"):
+        backend = getattr(model, "backend", None)
+        if backend is not None:
+            out["backend"] = type(backend).__name__
+        for attr in ("input_hw", "dynamic_input"):
             value = getattr(model, attr, None)
             if value is not None and not callable(value):
                 out[attr] = value if isinstance(value, (bool, int, float, str)) else str(value)
