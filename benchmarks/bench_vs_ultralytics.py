@@ -14,7 +14,7 @@ images of ``../shared/data/coco``:
   ``score_threshold=0.001`` for AP), the dynamic file fed the smallest
   letterbox, smaller inputs, OpenVINO.
 
-Each side runs in its own process (``_pose_worker.py``), with the same
+Each pipeline runs in its own process (``_pose_worker.py``), with the same
 onnxruntime threads; only one works at a time. After a warm-up, the
 pipelines take turns round after round (:func:`schedule`: the order rotates
 each round), each round running every image ``--repeat`` times. Reported:
@@ -523,10 +523,14 @@ def run(args) -> dict[str, Any]:
     names = [Path(p).name for p in paths]
 
     peer_python = _peer_env.ensure_peer_venv(args.peer_venv)
+    # one process per pipeline: idle onnxruntime pools never share a process with a busy one
     ul = WorkerProcess("Ultralytics", peer_python, _peer_env.peer_environ(args.peer_venv))
-    ep = WorkerProcess("edgepose", sys.executable, edgepose_environ())
+    workers = {"ul": ul}
     try:
-        for w in (ul, ep):
+        for v in args.variant_list:
+            workers[v.name] = WorkerProcess(f"edgepose {v.name}", sys.executable,
+                                            edgepose_environ())
+        for w in workers.values():
             w.request("images", paths=paths)
         info = {"ultralytics": ul.request("load", name="ul", side="ultralytics",
                                           model=str(files["static"]), threads=args.threads,
@@ -534,6 +538,7 @@ def run(args) -> dict[str, Any]:
         ul.request("load", name="ul-ap", side="ultralytics", model=str(files["static"]),
                    threads=args.threads, options={"conf": AP_CONF})
         for v in args.variant_list:
+            ep = workers[v.name]
             info[v.name] = ep.request("load", name=v.name, side="edgepose",
                                       model=str(files[v.model]), threads=args.threads,
                                       options=dict(v.options))["info"]
@@ -543,21 +548,20 @@ def run(args) -> dict[str, Any]:
         # correctness first: the same people, then AP
         first = args.variant_list[0].name
         people = people_report(names, ul.request("detect", name="ul")["people"],
-                               ep.request("detect", name=first)["people"])
+                               workers[first].request("detect", name=first)["people"])
         people["edgepose_variant"] = first
         ul_ap = coco_ap(root / COCO_JSON,
                         coco_results(ul.request("detect", name="ul-ap")["people"], ids))
         aps = {v.name: coco_ap(root / COCO_JSON, coco_results(
-            ep.request("detect", name=v.name + "-ap")["people"], ids))
+            workers[v.name].request("detect", name=v.name + "-ap")["people"], ids))
             for v in args.variant_list}
-        for w, name in [(ul, "ul-ap")] + [(ep, v.name + "-ap") for v in args.variant_list]:
-            w.request("close", name=name)
+        for name, w in workers.items():
+            w.request("close", name=name + "-ap")
 
-        pipelines = {"ul": ul, **{v.name: ep for v in args.variant_list}}
-        times = timed_rounds(args, pipelines)
+        times = timed_rounds(args, workers)
     finally:
-        ul.close()
-        ep.close()
+        for w in workers.values():
+            w.close()
 
     ul_set = times["ul"]["set_ms"]
     rows = []
@@ -672,7 +676,7 @@ def header_lines(doc: Mapping[str, Any]) -> list[str]:
                f"(AVX-512: {'yes' if m['avx512'] else 'no'}), load average {m['load_avg']}")
     sides = (f"Ultralytics {ul.get('ultralytics')} (torch {ul.get('torch')}, no torchvision: its "
              f"own NMS), onnxruntime {ul.get('onnxruntime')} on both sides, {s['threads']} "
-             "threads each, one process per side")
+             "threads each, one process per pipeline")
     timing = (f"{s['rounds']} alternating rounds x {s['repeat']} runs of {len(s['images'])} "
               f"images, after {s['warmup']} warm-up runs; times are medians (IQR) of the whole "
               "call; ratio = edgepose / Ultralytics of the summed per-image medians")
