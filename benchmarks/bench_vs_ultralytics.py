@@ -619,14 +619,12 @@ def report_tables(doc: Mapping[str, Any]) -> dict[str, tuple[list[str], list[lis
                           f"{r['set_ms']:.1f}", f"{r['ratio']:.2f}", target])
     main = (["pipeline", "AP", "dAP", f"ms / {len(images)} images", "ratio", "target"], main_rows)
 
-    per_image_rows = []
-    for i, name in enumerate(images):
-        cells = [name, _iqr(ul["times"]["per_image"][i])]
-        for r in rows:
-            cells.append(f"{_iqr(r['times']['per_image'][i])} x{r['per_image_ratio'][i]:.2f}")
-        per_image_rows.append(cells)
-    per_image = (["image", "Ultralytics ms (IQR)"] + [f"{r['name']} ms (IQR) ratio"
-                                                      for r in rows], per_image_rows)
+    per_image_rows = [["Ultralytics"] + [_iqr(t) for t in ul["times"]["per_image"]]]
+    for r in rows:
+        per_image_rows.append([r["name"]] + [
+            f"{_iqr(t)} x{ratio:.2f}" for t, ratio in zip(r["times"]["per_image"],
+                                                          r["per_image_ratio"])])
+    per_image = (["pipeline"] + list(images), per_image_rows)
 
     stage_sets = [("Ultralytics", ul["times"]["stages_set_ms"])] + \
         [(r["name"], r["times"]["stages_set_ms"]) for r in rows]
@@ -695,7 +693,7 @@ def print_report(doc: Mapping[str, Any]) -> None:
     print(format_table(*tables["people"], right=(1, 2, 3, 6)))
     print(f"\nOKS AP (pycocotools, conf {doc['settings']['ap_conf']}) and time")
     print(format_table(*tables["main"], right=(1, 2, 3, 4)))
-    print("\nper image: median ms (IQR) and ratio")
+    print("\nper image: median ms (IQR) and ratio to Ultralytics")
     print(format_table(*tables["per_image"], right=()))
     print("\nstages as each library reports them (ms, summed per-image medians)")
     print(format_table(*tables["stages"], right=range(1, len(tables["stages"][0]))))
