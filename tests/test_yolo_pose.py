@@ -169,7 +169,7 @@ def test_matches_the_reference_pipeline(estimators, yolo_dir, coco_images, monke
 def test_letterbox_matches_ultralytics_when_no_resampling(coco_images):
     img = coco_images["000000000785.jpg"]  # 425 x 640
     for size in ((640, 640), letterbox_size(img.shape[:2], 640, 32)):
-        ours, scale, pad = letterbox(img, size, pad_value=114, align="center")
+        ours, scale, _ = letterbox(img, size, pad_value=114, align="center")
         theirs = _reference_letterbox(img, size)
         assert scale == 1.0 and ours.shape == theirs.shape
         np.testing.assert_array_equal(ours, theirs)

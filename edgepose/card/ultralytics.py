@@ -30,7 +30,6 @@ from __future__ import annotations
 import ast
 import json
 import re
-import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -63,6 +62,7 @@ _MARKERS = ("kpt_shape", "imgsz", "stride")
 # Fields the card reads (others, e.g. "args", are ignored unparsed).
 _LITERAL_FIELDS = ("stride", "imgsz", "names", "kpt_shape", "batch", "channels", "end2end")
 _TEXT_FIELDS = ("task", "version", "license", "author", "description", "date", "docs")
+_YAML_FIELDS = _LITERAL_FIELDS + _TEXT_FIELDS
 
 
 def is_ultralytics_metadata(metadata: Mapping[str, Any]) -> bool:
@@ -167,13 +167,14 @@ def _yaml_scalar(where: str, text: str) -> Any:
     text = text.strip()
     if text.startswith("'"):
         if len(text) < 2 or not text.endswith("'") or "'" in text[1:-1].replace("''", ""):
-            raise ValueError(f"{where}: a malformed single-quoted string {text[:60]!r}")
+            raise ValueError(f"{where}: a malformed single-quoted string {text[:60]!r}.")
         return text[1:-1].replace("''", "'")
     if text.startswith('"'):
         try:
             value = json.loads(text)
         except ValueError:
-            raise ValueError(f"{where}: a malformed double-quoted string {text[:60]!r}") from None
+            raise ValueError(f"{where}: a malformed double-quoted string {text[:60]!r}.") \
+                from None
         return value
     if text in ("", "null", "~"):
         return None
@@ -181,18 +182,21 @@ def _yaml_scalar(where: str, text: str) -> Any:
         return text == "true"
     if text[0] in "[{&*!|>%@`":
         raise ValueError(f"{where}: {text[:60]!r} uses YAML that edgepose does not read "
-                         "(flow collections, anchors, aliases, tags, block scalars)")
-    if re.fullmatch(r"[-+]?\d+", text):
+                         "(flow collections, anchors, aliases, tags, block scalars).")
+    if re.fullmatch(r"[-+]?\d{1,18}", text):
         return int(text)
-    if re.fullmatch(r"[-+]?(\d+\.\d*|\.\d+|\d+)([eE][-+]?\d+)?", text):
+    if len(text) <= 40 and re.fullmatch(r"[-+]?(\d+\.\d*|\.\d+)([eE][-+]?\d+)?", text):
         return float(text)
-    return text
+    return text  # a plain string (digits beyond 18 stay text: never a huge int)
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
-    """The flat YAML Ultralytics writes: ``key: scalar``, a key with an
-    indented block of ``- scalar`` items or of ``key: scalar`` pairs (one
-    level). Anything else is a ValueError naming the line."""
+    """The flat YAML Ultralytics writes (PyYAML ``safe_dump``, block style):
+    ``key: scalar``, or a key followed by a block of ``- scalar`` items or of
+    indented ``key: scalar`` pairs (one level). The blocks of fields the card
+    does not read (e.g. ``args``) are skipped unparsed; anything else
+    (flow collections, anchors, aliases, tags, deeper nesting) is a
+    ValueError naming the line."""
     size = path.stat().st_size
     if size > MAX_CARD_BYTES:
         raise ValueError(f"{path} is {size} bytes; edgepose reads at most {MAX_CARD_BYTES} "
@@ -206,30 +210,33 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     block: list | dict | None = None
     for number, line in enumerate(lines, 1):
         where = f"{path} line {number}"
-        if not line.strip() or line.lstrip().startswith("#") or line.strip() == "---":
+        body = line.strip()
+        if not body or body.startswith("#") or body == "---":
             continue
         if "\t" in line[:len(line) - len(line.lstrip())]:
             raise ValueError(f"{where}: indentation must be spaces.")
-        if not line.startswith(" "):
+        item = body == "-" or body.startswith("- ")
+        if not line.startswith(" ") and not item:
             match = _YAML_KEY.match(line)
             if match is None:
                 raise ValueError(f"{where}: expected 'key: value', got {line[:60]!r}.")
-            key = match.group(1)
+            key, rest, block = match.group(1), match.group(2), None
             if key in record:
                 raise ValueError(f"{where}: the key {key!r} appears twice.")
-            rest = match.group(2)
-            if rest is None or not rest.strip():
-                block = None
-                record[key] = None  # filled by the indented block that follows
+            if key not in _YAML_FIELDS:
+                record[key] = None  # not read: its value and block are skipped
+            elif rest is None or not rest.strip():
+                record[key] = None  # filled by the block that follows
             else:
-                block = None
                 record[key] = _yaml_scalar(where, rest)
                 key = None
             continue
         if key is None:
-            raise ValueError(f"{where}: an indented line outside a block, {line[:60]!r}.")
-        body = line.strip()
-        if body == "-" or body.startswith("- "):
+            raise ValueError(f"{where}: a block line {body[:60]!r} that belongs to no key "
+                             "(or follows a key that already has a value).")
+        if key not in _YAML_FIELDS:
+            continue
+        if item:
             if block is None:
                 block = record[key] = []
             if not isinstance(block, list):
@@ -237,7 +244,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
             block.append(_yaml_scalar(where, body[1:]))
             continue
         pair = _YAML_KEY.match(body)
-        if pair is None or pair.group(2) is None:
+        if pair is None or pair.group(2) is None or not pair.group(2).strip():
             raise ValueError(f"{where}: expected '- item' or 'key: value' under {key!r}, got "
                              f"{body[:60]!r} (nested blocks are not read).")
         if block is None:
@@ -245,8 +252,10 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         if not isinstance(block, dict):
             raise ValueError(f"{where}: a 'key: value' pair inside the list {key!r}.")
         sub = pair.group(1)
-        block[int(sub) if re.fullmatch(r"-?\d+", sub) else sub] = _yaml_scalar(where,
-                                                                               pair.group(2))
+        sub_key: Any = int(sub) if re.fullmatch(r"-?\d+", sub) else sub
+        if sub_key in block:
+            raise ValueError(f"{where}: the key {sub!r} appears twice under {key!r}.")
+        block[sub_key] = _yaml_scalar(where, pair.group(2))
     return record
 
 

@@ -355,7 +355,7 @@ def eval_estimator(model: str | os.PathLike[str], detector: Any = None, *,
     """
     from edgepose.estimator import Estimator
 
-    kwargs = dict(runtime=runtime, preset=preset, detector_preset=detector_preset)
+    kwargs = {"runtime": runtime, "preset": preset, "detector_preset": detector_preset}
     est = Estimator(model, detector, **kwargs)
     if est.card.task != "onestage":
         if score_threshold is not None:

@@ -385,7 +385,10 @@ def run_yolo_pose(model: Any, image: NDArray[np.uint8], keypoint_set: Any, watch
                                   num_keypoints=k, keypoint_dims=params.keypoint_dims)
     else:
         output = outputs["output"]
-    pick = lambda option, default: default if option is None else option  # noqa: E731
+
+    def pick(option: Any, default: Any) -> Any:
+        return default if option is None else option
+
     # x_input = scale * x_image + pad; normalized outputs give x_input / W.
     in_h, in_w = input_hw
     norm_x, norm_y = (1.0 / in_w, 1.0 / in_h) if params.normalized else (1.0, 1.0)
