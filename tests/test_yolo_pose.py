@@ -239,7 +239,7 @@ def test_evaluation_refuses_a_score_threshold_for_other_models(models, shared_di
     movenet = models / "movenet/movenet_singlepose_lightning_int8_4.tflite"
     with pytest.raises(ValueError, match="score_threshold applies to one-stage models"):
         eval_estimator(movenet, score_threshold=0.1)
-    with pytest.raises(ValueError, match="score_threshold= build an Estimator for a model file"):
+    with pytest.raises(ValueError, match="score_threshold= and runtime= build an Estimator for a model "):
         evaluate_model(lambda image: None, shared_dir / "data/coco/test_coco.json",
                        shared_dir / "data/coco", score_threshold=0.1)
 

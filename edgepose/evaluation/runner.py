@@ -318,7 +318,7 @@ def evaluate_model(
     if not isinstance(model, (str, os.PathLike)):
         if detector is not None or runtime is not None or score_threshold is not None:
             raise ValueError(
-                "detector=, runtime= and score_threshold= build an Estimator for a model file "
+                "detector=, score_threshold= and runtime= build an Estimator for a model file "
                 "or name; the model "
                 f"given is a ready {type(model).__name__}, which runs as it was built. Build it "
                 "with them, or pass the model's file.")
