@@ -7,6 +7,7 @@ shared folder; nothing derived from them is written outside tmp_path.
 """
 from __future__ import annotations
 
+import json
 import math
 from types import SimpleNamespace
 
@@ -481,3 +482,71 @@ def test_params_roles_follow_the_format():
                   input={"size": [64, 64]}, head_params={"format": "dfl"},
                   outputs={"output": "out"})
     assert math.isclose(YoloPoseParams(format="dfl").reg_max, 16)
+
+
+def _reference_dfl(box_class, kpts, input_hw, strides, reg_max, k):
+    """Ultralytics' in-graph decode, written out per anchor: DFL expectation
+    of the distances to the anchor point, then (cx, cy, w, h) * stride,
+    sigmoid class scores, keypoints (raw * 2 + anchor - 0.5) * stride."""
+    anchors = [(x + 0.5, y + 0.5, s) for s in strides
+               for y in range(input_hw[0] // s) for x in range(input_hw[1] // s)]
+    out = np.zeros((4 + box_class.shape[0] - 4 * reg_max + k * 3, len(anchors)))
+    for a, (ax, ay, s) in enumerate(anchors):
+        dist = []
+        for side in range(4):
+            logits = box_class[side * reg_max:(side + 1) * reg_max, a].astype(np.float64)
+            p = np.exp(logits - logits.max())
+            dist.append((p / p.sum()) @ np.arange(reg_max))
+        left, top, right, bottom = dist
+        x1, y1, x2, y2 = ax - left, ay - top, ax + right, ay + bottom
+        out[:4, a] = np.array([(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1]) * s
+        out[4:4 + box_class.shape[0] - 4 * reg_max, a] = 1 / (1 + np.exp(-box_class[4 * reg_max:, a]))
+        for j in range(k):
+            rx, ry, rv = kpts[3 * j:3 * j + 3, a]
+            out[4 + 1 + 3 * j:4 + 1 + 3 * j + 3, a] = [(rx * 2 + ax - 0.5) * s,
+                                                       (ry * 2 + ay - 0.5) * s, 1 / (1 + np.exp(-rv))]
+    return out.astype(np.float32)
+
+
+def test_runner_dfl_format_equals_decoded():
+    """A raw head (format "dfl", roles box_class and keypoints) gives the same
+    people as the decoded tensor Ultralytics' graph would compute from it."""
+    rng = np.random.default_rng(7)
+    k, reg_max, hw = 17, 16, (64, 64)
+    a = 8 * 8 + 4 * 4 + 2 * 2
+    box_class = rng.normal(0, 2, (4 * reg_max + 1, a)).astype(np.float32)
+    box_class[4 * reg_max] = rng.normal(-3, 3, a)  # a few confident people
+    kpts = rng.normal(0, 1, (k * 3, a)).astype(np.float32)
+    decoded = _reference_dfl(box_class, kpts, hw, (8, 16, 32), reg_max, k)
+    image = np.zeros((64, 96, 3), np.uint8)
+    card = _card()
+    expected = run_yolo_pose(_fake_model(card, decoded[None]), image, COCO17, Stopwatch(),
+                             OneStageOptions(score_threshold=0.3))
+    dfl_card = ModelCard(name="synthetic", task="onestage", head="yolo_pose", keypoints="coco17",
+                         input=card.input, head_params={"format": "dfl"},
+                         outputs={"box_class": "bc", "keypoints": "kp"})
+    model = SimpleNamespace(card=dfl_card, name="raw.onnx", input_hw=hw, dynamic_input=False,
+                            run=lambda t: {"box_class": box_class[None], "keypoints": kpts[None]})
+    result = run_yolo_pose(model, image, COCO17, Stopwatch(), OneStageOptions(score_threshold=0.3))
+    assert len(expected) > 0
+    np.testing.assert_allclose(result.boxes, expected.boxes, atol=1e-3)
+    np.testing.assert_allclose(result.keypoints, expected.keypoints, atol=1e-3)
+    np.testing.assert_allclose(result.person_scores, expected.person_scores, atol=1e-5)
+
+
+def test_eval_command(yolo_dir, shared_dir, tmp_path, ap):
+    """``edgepose eval yolo11n-pose.onnx`` with no other option: AP as
+    evaluate_model gives it (score threshold 0.001); --score-threshold 0.9
+    drops people and with them AP."""
+    from edgepose.evaluation import main_eval
+
+    folder = shared_dir / "data/coco"
+    aps = []
+    for extra in ([], ["--score-threshold", "0.9"]):
+        out = tmp_path / f"eval{len(extra)}.json"
+        rc = main_eval([str(yolo_dir / STATIC), "--annotations", str(folder / "test_coco.json"),
+                        "--images", str(folder), "--json", str(out), "--quiet", *extra])
+        assert rc == 0
+        aps.append(json.loads(out.read_text())["coco"]["AP"])
+    assert aps[0] == pytest.approx(ap[STATIC], abs=1e-9)
+    assert aps[1] < aps[0]
