@@ -550,3 +550,10 @@ def test_eval_command(yolo_dir, shared_dir, tmp_path, ap):
         aps.append(json.loads(out.read_text())["coco"]["AP"])
     assert aps[0] == pytest.approx(ap[STATIC], abs=1e-9)
     assert aps[1] < aps[0]
+
+
+def test_no_people(estimators):
+    result = estimators[STATIC](np.full((120, 200, 3), 114, np.uint8))
+    assert len(result) == 0
+    assert result.keypoints.shape == (0, 17, 2) and result.scores.shape == (0, 17)
+    assert result.boxes.shape == (0, 4) and result.person_scores.shape == (0,)
