@@ -109,6 +109,9 @@ def test_synthetic_onnx_card(tmp_path):
 def test_no_metadata_is_none(tmp_path):
     assert read_ultralytics_metadata(write_onnx(tmp_path / "m.onnx", {})) is None
     assert read_ultralytics_metadata(write_onnx(tmp_path / "o.onnx", {"a": "b"})) is None
+    # another tool's "stride" or "imgsz" alone is not Ultralytics' record
+    assert read_ultralytics_metadata(write_onnx(tmp_path / "s.onnx", {"stride": "8",
+                                                                     "imgsz": "[64]"})) is None
 
 
 HUGE = "{0: '" + "a" * (MAX_LITERAL_CHARS + 1) + "'}"
@@ -139,6 +142,8 @@ HUGE = "{0: '" + "a" * (MAX_LITERAL_CHARS + 1) + "'}"
     ({"imgsz": "[" + "1, " * 12000 + "]"}, r"field 'imgsz' is not a plain Python literal .*"
                                           r"syntax nodes"),
     ({"imgsz": "9" * 5000}, r"field 'imgsz' is not a plain Python literal"),
+    ({"imgsz": "-" * 60000 + "1"}, r"field 'imgsz' is not a plain Python literal"),
+    ({"imgsz": "1+" * 20000 + "1"}, r"field 'imgsz' is not a plain Python literal"),
     ({"imgsz": "[640, 640, 3]"}, r"field 'imgsz' must be 1 or 2 integers from 1 to 4096"),
     ({"imgsz": "[0, 640]"}, r"field 'imgsz' must be 1 or 2 integers from 1 to 4096"),
     ({"imgsz": "[8192, 8192]"}, r"field 'imgsz' must be 1 or 2 integers from 1 to 4096"),

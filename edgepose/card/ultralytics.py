@@ -57,8 +57,8 @@ MAX_TEXT_CHARS = 1024
 #: The OpenVINO metadata file Ultralytics writes beside the model's .xml.
 METADATA_YAML = "metadata.yaml"
 _TFLITE_MEMBER = "metadata.json"
-#: Keys only Ultralytics' record has together; one of them marks a record as its.
-_MARKERS = ("kpt_shape", "imgsz", "stride")
+#: With ``task``, one of these marks a record as Ultralytics' (its author aside).
+_MARKERS = ("kpt_shape", "imgsz")
 # Fields the card reads (others, e.g. "args", are ignored unparsed).
 _LITERAL_FIELDS = ("stride", "imgsz", "names", "kpt_shape", "batch", "channels", "end2end")
 _TEXT_FIELDS = ("task", "version", "license", "author", "description", "date", "docs")
@@ -67,8 +67,9 @@ _YAML_FIELDS = _LITERAL_FIELDS + _TEXT_FIELDS
 
 def is_ultralytics_metadata(metadata: Mapping[str, Any]) -> bool:
     """True when a metadata record is Ultralytics' (its author says so, or it
-    has ``kpt_shape``, ``imgsz`` or ``stride``)."""
-    return metadata.get("author") == "Ultralytics" or any(k in metadata for k in _MARKERS)
+    has ``task`` and ``kpt_shape`` or ``imgsz``)."""
+    return metadata.get("author") == "Ultralytics" or (
+        "task" in metadata and any(k in metadata for k in _MARKERS))
 
 
 def read_ultralytics_metadata(path: str | Path) -> dict[str, Any] | None:
