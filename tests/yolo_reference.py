@@ -149,6 +149,8 @@ def decode_yolo_pose_ref(
             keep = greedy_nms_ref(lambda j, idx: _iou(b64[j], b64[idx]), score, groups,
                                   iou_threshold)
         else:
+            if sigmas is None:
+                raise ValueError("the reference needs the sigmas for nms='oks'")
             b64 = boxes.astype(np.float64)
             areas = (np.maximum(0.0, b64[:, 2] - b64[:, 0]) *
                      np.maximum(0.0, b64[:, 3] - b64[:, 1])).astype(np.float32)
