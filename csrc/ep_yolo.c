@@ -312,7 +312,6 @@ int ep_decode_yolo_pose(ep_view3 output, const ep_yolo_params *params, const dou
     status = ep_yolo_channels(&p, &channels);
     if (status != EP_OK) return status;
     if (output.len != channels) return EP_EINVAL;
-    if (!transforms_valid(output.n, scale, pad, image_hw)) return EP_EINVAL;
     if (p.end_to_end) p.nms = EP_YOLO_NMS_NONE;
     oks = p.nms == EP_YOLO_NMS_OKS;
     need = p.max_detections < output.k ? p.max_detections : output.k;
@@ -326,6 +325,7 @@ int ep_decode_yolo_pose(ep_view3 output, const ep_yolo_params *params, const dou
             EP_OK ||
         (status = ep_mul_size(output.k, 32, &size)) != EP_OK)
         return status;
+    if (!transforms_valid(output.n, scale, pad, image_hw)) return EP_EINVAL;
     for (img = 0; img < output.n; ++img) counts[img] = 0;
     if (output.n == 0 || output.k == 0 || need == 0) return EP_OK;
     status = alloc_workspace(&w, output.k, p.num_keypoints, oks);
