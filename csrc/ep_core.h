@@ -323,7 +323,8 @@ int ep_decode_yolo_pose(ep_view3 output, const ep_yolo_params *params, const dou
  * of the bin index under softmax(logits) (distances l, t, r, b), box
  * (cx, cy, w, h) of x1 = ax - l, y1 = ay - t, x2 = ax + r, y2 = ay + b,
  * times s; class sigmoid(logit); keypoint x = (raw * 2 + ax - 0.5) * s,
- * y likewise, visibility sigmoid(raw). Computed in double; a NaN logit, an
+ * y likewise, visibility sigmoid(raw). Bin exponentials in float32 (expf),
+ * everything else in double; a NaN logit, an
  * infinite one or all -inf give NaN distances.
  * Returns EP_EINVAL for inconsistent sizes or strides; EP_EOVERFLOW when the
  * output size overflows.

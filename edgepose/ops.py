@@ -916,7 +916,8 @@ def decode_yolo_dfl(
     scores ``sigmoid``; keypoints ``x = (raw_x * 2 + ax - 0.5) * stride``
     (y likewise) and visibility ``sigmoid``. Anchors: per stride, the cells
     of an ``(H / stride) x (W / stride)`` grid in row-major order, the
-    strides in the given order. Computed in double, returned in float32. A
+    strides in the given order. Bin exponentials in float32, the rest in
+    double (within ~1e-6 bins of exact), returned in float32. A
     NaN or +inf bin logit (or all bins -inf) gives NaN for that side.
 
     Args:
