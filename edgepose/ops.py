@@ -772,7 +772,9 @@ def decode_yolo_pose(
     (x1, y1, x2, y2, score, class, keypoints): rows with score >
     ``score_threshold`` are sorted by descending score (ties by row) and the
     first ``max_detections`` kept; ``nms``, ``max_candidates`` and
-    ``channels_first`` do not apply. A row whose class value is not finite
+    ``channels_first`` do not apply. (Ultralytics keeps the graph's row
+    order, which its exports already sort by score with a top-k; the stable
+    sort gives the same people for those and sorted people for any other.) A row whose class value is not finite
     or does not round to 0 .. ``num_classes - 1`` is dropped.
 
     Non-finite values: a NaN among an anchor's class scores makes it no

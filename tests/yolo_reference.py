@@ -22,6 +22,9 @@ implemented here:
   0 where the union is not positive; classes are kept apart by groups, not
   by Ultralytics' coordinate offset (``max_wh``), which is the same unless
   boxes reach 7680 px;
+* end to end, rows above the threshold are sorted stably by descending
+  score before the first max_detections are kept (Ultralytics keeps the row
+  order, which its end-to-end exports already sort);
 * the image transform ``(x - pad) / scale`` and the clip are computed in
   float64 and rounded to float32 once.
 """
