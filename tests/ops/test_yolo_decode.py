@@ -92,6 +92,7 @@ LAYOUTS = [
 ]
 
 
+@pytest.mark.arm64
 @pytest.mark.parametrize("channels_first, c, k, d", LAYOUTS)
 @pytest.mark.parametrize("seed", range(3))
 def test_random_outputs_match_reference(channels_first, c, k, d, seed):
@@ -117,6 +118,7 @@ def test_random_outputs_match_reference(channels_first, c, k, d, seed):
         assert sum(len(g.scores) for g in got) > 0
 
 
+@pytest.mark.arm64
 def test_batch_is_per_image():
     """Image i of a batch decodes as image i alone with its own scale and pad."""
     rng = np.random.default_rng(5)
@@ -132,6 +134,7 @@ def test_batch_is_per_image():
             np.testing.assert_array_equal(field_batch, field_alone)
 
 
+@pytest.mark.arm64
 def test_image_transform_and_clip():
     """x_image = (x_input - pad) / scale; boxes and keypoints clipped to the image."""
     out = rows_output([person(100, 60, 40, 20, 0.9, k=1), person(630, 10, 100, 100, 0.8, k=1)])
@@ -151,6 +154,7 @@ def test_image_transform_and_clip():
 # boundaries
 # --------------------------------------------------------------------------
 
+@pytest.mark.arm64
 def test_no_candidate_gives_empty_results_of_the_right_shapes():
     out = np.zeros((2, 56, 100), dtype=np.float32)
     for det in ops.decode_yolo_pose(out):
@@ -161,6 +165,7 @@ def test_no_candidate_gives_empty_results_of_the_right_shapes():
     assert len(ops.decode_yolo_pose(np.zeros((1, 56, 0), np.float32))[0].scores) == 0
 
 
+@pytest.mark.arm64
 def test_every_anchor_a_candidate_8400():
     rng = np.random.default_rng(8)
     out = random_output(rng, 1, 8400, n_people=30)
@@ -174,6 +179,7 @@ def test_every_anchor_a_candidate_8400():
     np.testing.assert_array_equal(det.boxes[:, 0], out[0, 0, :300] - out[0, 2, :300] / 2)
 
 
+@pytest.mark.arm64
 def test_score_threshold_is_strict_and_compared_in_double():
     f32 = np.float32(0.3)
     out = rows_output([person(50, 50, 10, 10, f32), person(200, 200, 10, 10, 0.25)])
@@ -182,8 +188,15 @@ def test_score_threshold_is_strict_and_compared_in_double():
     assert len(ops.decode_yolo_pose(out, num_keypoints=2, score_threshold=0.3)[0].scores) == 1
     assert len(ops.decode_yolo_pose(out, num_keypoints=2,
                                     score_threshold=float(f32))[0].scores) == 0
+    # thresholds beyond float32 are legal: nothing is above 1e39, everything above -1e39
+    assert len(ops.decode_yolo_pose(out, num_keypoints=2, score_threshold=1e39)[0].scores) == 0
+    assert len(ops.decode_yolo_pose(out, num_keypoints=2, score_threshold=-1e39)[0].scores) == 2
+    # a negative IoU threshold keeps one person per class (IoU 0 > -1)
+    assert len(ops.decode_yolo_pose(out, num_keypoints=2, score_threshold=0,
+                                    iou_threshold=-1.0)[0].scores) == 1
 
 
+@pytest.mark.arm64
 def test_equal_scores_are_visited_by_anchor_index():
     # anchors 0 and 2 coincide (IoU 1) with equal scores: anchor 0 is kept;
     # anchor 1 lies far away with the same score and comes second.
@@ -195,6 +208,7 @@ def test_equal_scores_are_visited_by_anchor_index():
     assert len(ops.decode_yolo_pose(out, num_keypoints=2, iou_threshold=1.0)[0].scores) == 3
 
 
+@pytest.mark.arm64
 def test_iou_exactly_at_threshold_is_kept():
     # [0, 0, 10, 10] and [0, 0, 10, 20]: IoU 100 / 200 = 0.5 exactly
     out = rows_output([person(5, 5, 10, 10, 0.9), person(5, 10, 10, 20, 0.8)])
@@ -207,6 +221,7 @@ def test_iou_exactly_at_threshold_is_kept():
     assert len(ops.decode_yolo_pose(out, num_keypoints=2, iou_threshold=0.33)[0].scores) == 1
 
 
+@pytest.mark.arm64
 def test_classes_suppress_only_their_own_unless_agnostic():
     out = rows_output([person(50, 50, 20, 20, None, classes=[0.9, 0.1, 0.2]),
                        person(51, 50, 20, 20, None, classes=[0.1, 0.8, 0.2]),
@@ -218,12 +233,14 @@ def test_classes_suppress_only_their_own_unless_agnostic():
     np.testing.assert_array_equal(det.classes, [0])
 
 
+@pytest.mark.arm64
 def test_best_class_is_the_first_maximum():
     out = rows_output([person(50, 50, 20, 20, None, classes=[0.2, 0.9, 0.9])])
     det = ops.decode_yolo_pose(out, num_classes=3, num_keypoints=2)[0]
     np.testing.assert_array_equal(det.classes, [1])
 
 
+@pytest.mark.arm64
 def test_nan_scores_are_no_candidates():
     nan = np.nan
     out = rows_output([person(50, 50, 20, 20, nan), person(200, 50, 20, 20, 0.5)])
@@ -237,6 +254,7 @@ def test_nan_scores_are_no_candidates():
     assert ops.decode_yolo_pose(out, num_keypoints=2)[0].scores.tolist() == [np.inf]
 
 
+@pytest.mark.arm64
 @pytest.mark.parametrize("column", [0, 1, 2, 3, 5, 6, 7, 9])
 @pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
 def test_candidates_with_non_finite_box_or_keypoints_are_dropped(column, value):
@@ -248,6 +266,7 @@ def test_candidates_with_non_finite_box_or_keypoints_are_dropped(column, value):
         np.testing.assert_allclose(det.scores, [0.5])
 
 
+@pytest.mark.arm64
 def test_zero_size_boxes_never_suppress():
     out = rows_output([person(50, 50, 0, 0, 0.9), person(50, 50, 0, 0, 0.8),
                        person(50, 50, 0, 10, 0.7)])
@@ -256,6 +275,7 @@ def test_zero_size_boxes_never_suppress():
     assert len(got[0].scores) == 3
 
 
+@pytest.mark.arm64
 def test_huge_coordinates():
     big = 1e38
     out = rows_output([person(big, big, big, big, 0.9), person(3e38, 50, 3e38, 10, 0.8),
@@ -273,6 +293,7 @@ def test_huge_coordinates():
     np.testing.assert_array_equal(det.boxes[0], [20, 10, 20, 10])
 
 
+@pytest.mark.arm64
 def test_max_candidates_and_max_detections_cut():
     rng = np.random.default_rng(11)
     out = random_output(rng, 2, 500, c=3, k=5, d=2)
@@ -289,6 +310,7 @@ def test_max_candidates_and_max_detections_cut():
     assert det.scores.tolist() == [out[0, 4:7].max()]
 
 
+@pytest.mark.arm64
 def test_two_keypoint_dims_scores_are_the_persons():
     out = rows_output([[50, 50, 20, 20, 0.9, 1, 2, 3, 4]])
     det = ops.decode_yolo_pose(out, num_keypoints=2, keypoint_dims=2)[0]
@@ -296,6 +318,7 @@ def test_two_keypoint_dims_scores_are_the_persons():
     np.testing.assert_allclose(det.keypoints, [[[1, 2], [3, 4]]])
 
 
+@pytest.mark.arm64
 def test_oks_nms_suppresses_by_keypoints():
     # same box, poses far apart: box NMS keeps one, OKS NMS both
     a = [50, 50, 40, 40, 0.9, 40, 40, 1, 60, 60, 1]
@@ -309,6 +332,7 @@ def test_oks_nms_suppresses_by_keypoints():
     assert_same(got, want)
 
 
+@pytest.mark.arm64
 def test_end_to_end_rows():
     rng = np.random.default_rng(3)
     m, k, d = 40, 17, 3
@@ -339,6 +363,7 @@ def test_end_to_end_rows():
 # inputs
 # --------------------------------------------------------------------------
 
+@pytest.mark.arm64
 def test_other_float_precisions_views_and_read_only_inputs():
     rng = np.random.default_rng(4)
     out = random_output(rng, 2, 200)
@@ -367,6 +392,7 @@ def test_other_float_precisions_views_and_read_only_inputs():
     assert len(ops.decode_yolo_pose(out.astype(np.float16), score_threshold=0.1)) == 2
 
 
+@pytest.mark.arm64
 def test_errors_name_the_field_and_the_fix():
     out = np.zeros((1, 56, 10), np.float32)
     with pytest.raises(TypeError, match="output must be a floating-point array, got int32. "
@@ -430,6 +456,7 @@ def random_head(rng, n, input_hw, strides, r, c, k, d):
     ((48, 16), (16, 8), 8, 2, 3, 3),
     ((7, 5), (1,), 1, 1, 1, 2),
 ])
+@pytest.mark.arm64
 def test_dfl_matches_reference(input_hw, strides, r, c, k, d):
     rng = np.random.default_rng(sum(input_hw) + r + c + k + d)
     box_class, kpts = random_head(rng, 2, input_hw, strides, r, c, k, d)
@@ -446,6 +473,7 @@ def test_dfl_matches_reference(input_hw, strides, r, c, k, d):
                             reg_max=r, num_keypoints=k, keypoint_dims=d), got)
 
 
+@pytest.mark.arm64
 def test_dfl_anchor_geometry():
     """A sharp distribution on bin 2 of every side: a box 4 cells wide around
     each anchor point (gx + 0.5, gy + 0.5), times the stride."""
@@ -462,6 +490,7 @@ def test_dfl_anchor_geometry():
     np.testing.assert_allclose(out[0, :, 8], [8, 8, 64, 64, 0.5, 0, 0, 0.5], atol=1e-4)
 
 
+@pytest.mark.arm64
 def test_dfl_non_finite_logits_give_nan_sides():
     bc = np.zeros((1, 4 * 16 + 1, 1), np.float32)
     kp = np.zeros((1, 51, 1), np.float32)
@@ -478,6 +507,7 @@ def test_dfl_non_finite_logits_give_nan_sides():
     assert out[0, 4, 0] == 0.0 and out[0, 7, 0] == 1.0
 
 
+@pytest.mark.arm64
 def test_dfl_errors():
     bc = np.zeros((1, 65, 8400), np.float32)
     kp = np.zeros((1, 51, 8400), np.float32)
