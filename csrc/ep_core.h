@@ -253,7 +253,7 @@ typedef struct {
     int end_to_end;          /* rows are x1, y1, x2, y2, score, class, K*D values */
     double score_threshold;  /* a candidate's best class score must be > this (0.25) */
     double iou_threshold;    /* suppressed when IoU (or OKS) with a kept one is > this (0.7) */
-    ep_index max_candidates; /* the best this many candidates enter NMS (30000), >= 0 */
+    ep_index max_candidates; /* the best this many candidates are kept before NMS (30000), >= 0 */
     ep_index max_detections; /* kept per image (300), >= 0 */
     int class_agnostic;      /* C > 1: suppress across classes too */
     int nms;                 /* EP_YOLO_NMS_BOX, _OKS or _NONE; ignored when end_to_end */

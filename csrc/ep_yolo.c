@@ -335,7 +335,7 @@ int ep_decode_yolo_pose(ep_view3 output, const ep_yolo_params *params, const dou
     }
     for (img = 0; img < output.n && status == EP_OK; ++img) {
         ep_index m = collect(output, img, &p, &w), n_keep = 0;
-        if (p.nms != EP_YOLO_NMS_NONE) m = top_candidates(&w, m, p.max_candidates);
+        if (!p.end_to_end) m = top_candidates(&w, m, p.max_candidates);
         if (m == 0) {
             n_keep = 0;
         } else if (p.nms == EP_YOLO_NMS_NONE) {

@@ -299,10 +299,11 @@ def test_max_candidates_and_max_detections_cut():
     out = random_output(rng, 2, 500, c=3, k=5, d=2)
     for max_candidates in (1, 2, 17, 499, 500, 10**12):
         for max_detections in (1, 3, 300, 10**12):
-            got, want = both(out, num_classes=3, num_keypoints=5, keypoint_dims=2,
-                             score_threshold=0.05, max_candidates=max_candidates,
-                             max_detections=max_detections)
-            assert_same(got, want)
+            for nms in ("box", "none"):
+                got, want = both(out, num_classes=3, num_keypoints=5, keypoint_dims=2,
+                                 score_threshold=0.05, max_candidates=max_candidates,
+                                 max_detections=max_detections, nms=nms)
+                assert_same(got, want)
             assert all(len(g.scores) <= min(max_candidates, max_detections) for g in got)
     # max_candidates=1 keeps the best candidate only
     det = ops.decode_yolo_pose(out, num_classes=3, num_keypoints=5, keypoint_dims=2,
