@@ -283,7 +283,9 @@ int ep_yolo_channels(const ep_yolo_params *params, ep_index *channels);
  * 3. Suppression in input pixels, visiting in descending score with ties by
  *    ascending row: EP_YOLO_NMS_BOX is ep_nms_boxes (IoU > iou_threshold);
  *    EP_YOLO_NMS_OKS is ep_nms_oks on the keypoints (x, y) with the box area
- *    (OKS > iou_threshold); per class when C > 1 and not class_agnostic;
+ *    (OKS > iou_threshold; run on a growing prefix of the ranked candidates
+ *    until max_detections are kept, which is exact for greedy NMS); per
+ *    class when C > 1 and not class_agnostic;
  *    EP_YOLO_NMS_NONE keeps everything. At most max_detections are kept.
  *    End to end: no suppression and no max_candidates; rows whose class
  *    value is not finite or does not round into 0 .. C-1 are dropped.

@@ -49,8 +49,10 @@ typedef struct {
     float *boxes;     /* m * 4: xyxy, input pixels */
     float *scores;    /* m */
     ep_index *classes, *keep;
-    float *points;    /* m * k * 2: (x, y) input pixels, OKS NMS only */
-    float *areas;     /* m: box areas, OKS NMS only */
+    float *points;    /* m * k * 2: (x, y) input pixels, by rank; OKS NMS only */
+    float *areas;     /* m: box areas, by rank; OKS NMS only */
+    float *ranked_scores;     /* m: scores by rank; OKS NMS only */
+    ep_index *ranked_classes; /* m: classes by rank; OKS NMS only */
 } workspace;
 
 static void free_workspace(workspace *w)
@@ -63,6 +65,8 @@ static void free_workspace(workspace *w)
     free(w->keep);
     free(w->points);
     free(w->areas);
+    free(w->ranked_scores);
+    free(w->ranked_classes);
 }
 
 /* rows * k * 2 floats must be addressable (checked by the caller). */
@@ -77,8 +81,10 @@ static int alloc_workspace(workspace *w, ep_index rows, ep_index k, int oks)
     w->keep = (ep_index *)malloc(r * sizeof(ep_index));
     w->points = oks ? (float *)malloc(r * kk * 2 * sizeof(float)) : NULL;
     w->areas = oks ? (float *)malloc(r * sizeof(float)) : NULL;
+    w->ranked_scores = oks ? (float *)malloc(r * sizeof(float)) : NULL;
+    w->ranked_classes = oks ? (ep_index *)malloc(r * sizeof(ep_index)) : NULL;
     if (!w->cand || !w->rows || !w->boxes || !w->scores || !w->classes || !w->keep ||
-        (oks && (!w->points || !w->areas)))
+        (oks && (!w->points || !w->areas || !w->ranked_scores || !w->ranked_classes)))
         return EP_ENOMEM;
     return EP_OK;
 }
@@ -190,8 +196,9 @@ static ep_index rank_all(workspace *w, ep_index m, ep_index limit)
     return n;
 }
 
-/* The keypoints (x, y) of the candidates and their box areas, for OKS NMS. */
-static void gather_points(ep_view3 out, ep_index img, const ep_yolo_params *p, workspace *w,
+/* The keypoints (x, y), box areas, scores and classes of the candidates in
+ * rank order (w->cand sorted), for OKS NMS. */
+static void gather_ranked(ep_view3 out, ep_index img, const ep_yolo_params *p, workspace *w,
                           ep_index m)
 {
     const float *base = out.data + img * out.sn;
@@ -199,15 +206,46 @@ static void gather_points(ep_view3 out, ep_index img, const ep_yolo_params *p, w
     const ep_index k0 = keypoint_column(p);
     ep_index i, j;
     for (i = 0; i < m; ++i) {
-        const float *row = base + w->rows[i] * out.sk;
-        const float *b = w->boxes + 4 * i;
+        const ep_index s = w->cand[i].slot;
+        const float *row = base + w->rows[s] * out.sk;
+        const float *b = w->boxes + 4 * s;
         double bw = (double)b[2] - b[0], bh = (double)b[3] - b[1];
         for (j = 0; j < k; ++j) {
             w->points[2 * (i * k + j)] = row[(k0 + j * d) * sl];
             w->points[2 * (i * k + j) + 1] = row[(k0 + j * d + 1) * sl];
         }
         w->areas[i] = narrow((bw > 0.0 ? bw : 0.0) * (bh > 0.0 ? bh : 0.0));
+        w->ranked_scores[i] = w->scores[s];
+        w->ranked_classes[i] = w->classes[s];
     }
+}
+
+/*
+ * OKS NMS of the m candidates, keeping at most `limit`. Greedy NMS decides
+ * each candidate from the higher-ranked ones only, so NMS of the best t
+ * candidates keeps exactly the full run's survivors among them: the prefix
+ * grows (2 * limit, then doubling) until it keeps `limit` or holds all m.
+ * That bounds the work by the detections wanted, not by m^2. keep receives
+ * slots, by rank.
+ */
+static int oks_nms(ep_view3 out, ep_index img, const ep_yolo_params *p, workspace *w,
+                   ep_index m, const ep_index *groups, ep_index *n_keep)
+{
+    const ep_index limit = p->max_detections;
+    ep_index t = limit < m / 2 ? 2 * limit : m, i;
+    int status;
+    qsort(w->cand, (size_t)m, sizeof(candidate), candidate_cmp);
+    gather_ranked(out, img, p, w, m);
+    for (;;) {
+        status = ep_nms_oks(w->points, w->ranked_scores, w->areas,
+                            groups ? w->ranked_classes : NULL, t, p->num_keypoints, p->sigmas,
+                            p->iou_threshold, w->keep, n_keep);
+        if (status != EP_OK || *n_keep >= limit || t == m) break;
+        t = t < m / 2 ? 2 * t : m;
+    }
+    if (*n_keep > limit) *n_keep = limit;
+    for (i = 0; i < *n_keep; ++i) w->keep[i] = w->cand[w->keep[i]].slot;
+    return status;
 }
 
 /* (v - pad) / scale, clipped to [0, hi] when clip; in double. */
@@ -344,10 +382,7 @@ int ep_decode_yolo_pose(ep_view3 output, const ep_yolo_params *params, const dou
             const ep_index *groups =
                 p.num_classes > 1 && !p.class_agnostic ? w.classes : NULL;
             if (oks) {
-                gather_points(output, img, &p, &w, m);
-                status = ep_nms_oks(w.points, w.scores, w.areas, groups, m, p.num_keypoints,
-                                    p.sigmas, p.iou_threshold, w.keep, &n_keep);
-                if (n_keep > p.max_detections) n_keep = p.max_detections;
+                status = oks_nms(output, img, &p, &w, m, groups, &n_keep);
             } else {
                 status = ep_nms_boxes(w.boxes, w.scores, groups, m, p.iou_threshold,
                                       p.max_detections, w.keep, &n_keep);

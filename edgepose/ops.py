@@ -760,7 +760,10 @@ def decode_yolo_pose(
        ``nms``; IoU exactly at the threshold is kept; computed in double,
        area without +1, see :func:`nms_boxes`). ``nms="oks"``: the same with
        the keypoints' OKS (:func:`nms_oks`, area = box area) > the
-       threshold. ``nms="none"``: no suppression. Classes never suppress each
+       threshold; the greedy pass runs on the best ``2 * max_detections``
+       candidates, doubling until it keeps ``max_detections`` or sees all
+       (greedy NMS decides each candidate from the better ones only, so this
+       is exact, and costs ~ candidates x max_detections, not candidates^2). ``nms="none"``: no suppression. Classes never suppress each
        other when ``num_classes > 1`` unless ``class_agnostic``. The first
        ``max_detections`` are kept.
     4. Image pixels: ``x = (x_input - pad_x) / scale_x`` (and y), computed in

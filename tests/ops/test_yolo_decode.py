@@ -27,7 +27,7 @@ COCO17_SIGMAS = np.asarray(ops.COCO17_SIGMAS)
 # --------------------------------------------------------------------------
 
 def random_output(rng, n, a, c=1, k=17, d=3, *, size=640.0, n_people=6, channels_first=True,
-                  score_ties=False):
+                  score_ties=False, keypoint_noise=15.0):
     """A YOLO-pose-like raw output (N, 4 + C + K*D, A) (or channels last):
     anchors clustered around a few people so that suppression happens, and
     scores spread over [0, 1) (a few exact ties when score_ties)."""
@@ -42,7 +42,8 @@ def random_output(rng, n, a, c=1, k=17, d=3, *, size=640.0, n_people=6, channels
         if score_ties:
             scores = np.round(scores * 8) / 8
         rows[i, :, 4:4 + c] = scores
-        kp = rows[i, :, None, :2] + rng.normal(0, 15, (a, k, 2))
+        pose = rng.normal(0, 40, (n_people, k, 2))
+        kp = rows[i, :, None, :2] + pose[pick] + rng.normal(0, keypoint_noise, (a, k, 2))
         if d == 3:
             kp = np.concatenate((kp, rng.random((a, k, 1))), axis=2)
         rows[i, :, 4 + c:] = kp.reshape(a, k * d)
@@ -299,16 +300,42 @@ def test_max_candidates_and_max_detections_cut():
     out = random_output(rng, 2, 500, c=3, k=5, d=2)
     for max_candidates in (1, 2, 17, 499, 500, 10**12):
         for max_detections in (1, 3, 300, 10**12):
-            for nms in ("box", "none"):
+            # OKS NMS grows a prefix of the ranked candidates until it keeps
+            # max_detections: the small limits exercise the growth
+            for nms in ("box", "none", "oks"):
                 got, want = both(out, num_classes=3, num_keypoints=5, keypoint_dims=2,
                                  score_threshold=0.05, max_candidates=max_candidates,
-                                 max_detections=max_detections, nms=nms)
+                                 max_detections=max_detections, nms=nms,
+                                 sigmas=np.full(5, 0.08, np.float32), iou_threshold=0.3)
                 assert_same(got, want)
             assert all(len(g.scores) <= min(max_candidates, max_detections) for g in got)
     # max_candidates=1 keeps the best candidate only
     det = ops.decode_yolo_pose(out, num_classes=3, num_keypoints=5, keypoint_dims=2,
                                score_threshold=0.05, max_candidates=1)[0]
     assert det.scores.tolist() == [out[0, 4:7].max()]
+
+
+@pytest.mark.arm64
+def test_oks_nms_with_few_detections_of_many_duplicates():
+    """60 near-duplicate poses per person, each person's ranked after the one
+    before: OKS NMS must look far past the first 2 * max_detections
+    candidates to find the next person."""
+    rng = np.random.default_rng(12)
+    people, copies, k = 6, 60, 17
+    centres = np.stack([np.arange(people) * 100.0 + 50, np.full(people, 200.0)], axis=1)
+    rows = []
+    for p in range(people):
+        pose = centres[p] + rng.normal(0, 20, (k, 2))
+        for j in range(copies):
+            kp = np.concatenate((pose + rng.normal(0, 0.5, (k, 2)), np.ones((k, 1))), axis=1)
+            rows.append([*centres[p], 60, 120, 0.9 - 0.1 * p - 0.001 * j, *kp.ravel()])
+    out = rows_output(rng.permutation(np.array(rows, np.float32)))  # anchors in any order
+    kwargs = dict(nms="oks", sigmas=COCO17_SIGMAS, score_threshold=0.0)
+    for max_detections in (1, 2, 3, 5, 6, 7, 300):
+        got, want = both(out, max_detections=max_detections, **kwargs)
+        assert_same(got, want)
+        np.testing.assert_allclose(got[0].scores, (0.9 - 0.1 * np.arange(people))[:max_detections],
+                                   rtol=1e-6)
 
 
 @pytest.mark.arm64
