@@ -746,9 +746,11 @@ def decode_yolo_pose(
     ``scale_coords``, per image:
 
     1. Candidates: anchors whose best class score is > ``score_threshold``
-       (strictly, compared in double: a float32 score equal to
-       ``float32(0.25)`` passes 0.25 only if it exceeds the double 0.25).
-       The best class is the first maximum. Raw boxes ``(cx, cy, w, h)``
+       (strictly, compared in double as every edgepose threshold: a score of
+       ``float32(0.3)`` = 0.30000001 passes 0.3. torch compares in float32,
+       with the threshold rounded, so Ultralytics drops that one score; for
+       thresholds exact in float32, such as 0.25, the two agree). The best
+       class is the first maximum. Raw boxes ``(cx, cy, w, h)``
        become ``x1 = cx - w / 2`` ... in float32.
     2. More than ``max_candidates``: the best ``max_candidates`` (descending
        score, ties by ascending anchor).
@@ -757,8 +759,9 @@ def decode_yolo_pose(
        of equal scores is whatever ``torch.sort`` gives; this one is
        deterministic): ``nms="box"``: a box is dropped when its IoU with a
        kept one of the same class is > ``iou_threshold`` (torchvision
-       ``nms``; IoU exactly at the threshold is kept; computed in double,
-       area without +1, see :func:`nms_boxes`). ``nms="oks"``: the same with
+       ``nms``; IoU exactly at the threshold is kept; computed in double
+       where torchvision computes it in float32, area without +1, see
+       :func:`nms_boxes`). ``nms="oks"``: the same with
        the keypoints' OKS (:func:`nms_oks`, area = box area) > the
        threshold; the greedy pass runs on the best ``2 * max_detections``
        candidates, doubling until it keeps ``max_detections`` or sees all
