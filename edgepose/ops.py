@@ -766,8 +766,9 @@ def decode_yolo_pose(
        threshold; the greedy pass runs on the best ``2 * max_detections``
        candidates, doubling until it keeps ``max_detections`` or sees all
        (greedy NMS decides each candidate from the better ones only, so this
-       is exact, and costs ~ candidates x max_detections, not candidates^2). ``nms="none"``: no suppression. Classes never suppress each
-       other when ``num_classes > 1`` unless ``class_agnostic``. The first
+       is exact, and costs ~ candidates x max_detections, not candidates^2).
+       ``nms="none"``: no suppression. Classes never suppress each other
+       when ``num_classes > 1`` unless ``class_agnostic``. The first
        ``max_detections`` are kept.
     4. Image pixels: ``x = (x_input - pad_x) / scale_x`` (and y), computed in
        double, then clipped to ``[0, W] x [0, H]`` when ``image_hw`` is given
@@ -780,8 +781,9 @@ def decode_yolo_pose(
     first ``max_detections`` kept; ``nms``, ``max_candidates`` and
     ``channels_first`` do not apply. (Ultralytics keeps the graph's row
     order, which its exports already sort by score with a top-k; the stable
-    sort gives the same people for those and sorted people for any other.) A row whose class value is not finite
-    or does not round to 0 .. ``num_classes - 1`` is dropped.
+    sort gives the same people for those and sorted people for any other.)
+    A row whose class value is not finite or does not round to
+    0 .. ``num_classes - 1`` is dropped.
 
     Non-finite values: a NaN among an anchor's class scores makes it no
     candidate; +inf is a score like any other. A candidate whose box, whose

@@ -33,7 +33,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["decode_yolo_pose_ref", "decode_yolo_dfl_ref", "greedy_nms_ref", "oks_ref"]
+__all__ = ["decode_yolo_dfl_ref", "decode_yolo_pose_ref", "greedy_nms_ref", "oks_ref"]
 
 
 def _order(scores: NDArray) -> NDArray[np.intp]:
@@ -149,7 +149,7 @@ def decode_yolo_pose_ref(
             keep = list(_order(score))
         elif nms == "box":
             b64 = boxes.astype(np.float64)
-            keep = greedy_nms_ref(lambda j, idx: _iou(b64[j], b64[idx]), score, groups,
+            keep = greedy_nms_ref(lambda j, idx, b=b64: _iou(b[j], b[idx]), score, groups,
                                   iou_threshold)
         else:
             if sigmas is None:
@@ -159,7 +159,7 @@ def decode_yolo_pose_ref(
                      np.maximum(0.0, b64[:, 3] - b64[:, 1])).astype(np.float32)
             xy = points[:, :, :2]
             keep = greedy_nms_ref(
-                lambda j, idx: oks_ref(xy[j], xy[idx], areas[j], areas[idx], sigmas),
+                lambda j, idx, xy=xy, a=areas: oks_ref(xy[j], xy[idx], a[j], a[idx], sigmas),
                 score, groups, iou_threshold)
         keep = np.array(keep[:max_detections], dtype=np.intp)
         limit_x = None if hw is None else hw[i, 1]

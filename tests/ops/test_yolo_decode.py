@@ -105,12 +105,13 @@ def test_random_outputs_match_reference(channels_first, c, k, d, seed):
     pad = rng.uniform(-20, 80, (n, 2))
     image_hw = rng.uniform(100, 700, (n, 2)) if seed != 1 else None
     for kwargs in (
-        dict(score_threshold=0.25, iou_threshold=0.7),
-        dict(score_threshold=0.05, iou_threshold=0.45, max_detections=7),
-        dict(score_threshold=0.5, iou_threshold=0.3, class_agnostic=True, max_candidates=40),
-        dict(score_threshold=0.1, nms="none", max_detections=50),
-        dict(score_threshold=0.3, nms="oks", iou_threshold=0.5,
-             sigmas=COCO17_SIGMAS if k == 17 else np.full(k, 0.05, np.float32)),
+        {"score_threshold": 0.25, "iou_threshold": 0.7},
+        {"score_threshold": 0.05, "iou_threshold": 0.45, "max_detections": 7},
+        {"score_threshold": 0.5, "iou_threshold": 0.3, "class_agnostic": True,
+         "max_candidates": 40},
+        {"score_threshold": 0.1, "nms": "none", "max_detections": 50},
+        {"score_threshold": 0.3, "nms": "oks", "iou_threshold": 0.5,
+             "sigmas": COCO17_SIGMAS if k == 17 else np.full(k, 0.05, np.float32)},
     ):
         got, want = both(out, num_classes=c, num_keypoints=k, keypoint_dims=d,
                          channels_first=channels_first, scale=scale, pad=pad,
@@ -330,7 +331,7 @@ def test_oks_nms_with_few_detections_of_many_duplicates():
             kp = np.concatenate((pose + rng.normal(0, 0.5, (k, 2)), np.ones((k, 1))), axis=1)
             rows.append([*centres[p], 60, 120, 0.9 - 0.1 * p - 0.001 * j, *kp.ravel()])
     out = rows_output(rng.permutation(np.array(rows, np.float32)))  # anchors in any order
-    kwargs = dict(nms="oks", sigmas=COCO17_SIGMAS, score_threshold=0.0)
+    kwargs = {"nms": "oks", "sigmas": COCO17_SIGMAS, "score_threshold": 0.0}
     for max_detections in (1, 2, 3, 5, 6, 7, 300):
         got, want = both(out, max_detections=max_detections, **kwargs)
         assert_same(got, want)
@@ -375,8 +376,8 @@ def test_end_to_end_rows():
     rows[0, 4, 5] = np.nan
     rows[1, 5, 8] = np.inf  # a keypoint: dropped
     rows[1, 5, 4] = 0.0
-    for kwargs in (dict(), dict(max_detections=5, score_threshold=0.5),
-                   dict(nms="oks", image_hw=(300, 400), scale=(0.5, 0.5), pad=(3.0, 4.0))):
+    for kwargs in ({}, {"max_detections": 5, "score_threshold": 0.5},
+                   {"nms": "oks", "image_hw": (300, 400), "scale": (0.5, 0.5), "pad": (3.0, 4.0)}):
         got, want = both(rows, end_to_end=True, num_classes=2, **kwargs)
         assert_same(got, want)
     det = ops.decode_yolo_pose(rows, end_to_end=True, num_classes=2, score_threshold=-1)
@@ -441,26 +442,26 @@ def test_errors_name_the_field_and_the_fix():
                                          r"\(or without the batch axis\), got \(56,\)"):
         ops.decode_yolo_pose(out[0, :, 0])
     cases = [
-        (dict(nms="soft"), "nms must be 'box', 'oks' or 'none', got 'soft'"),
-        (dict(num_classes=0), "num_classes must be an integer >= 1, got 0"),
-        (dict(num_keypoints=True), "num_keypoints must be an integer >= 1, got True"),
-        (dict(keypoint_dims=4), "keypoint_dims must be an integer from 2 to 3, got 4"),
-        (dict(score_threshold=float("nan")), "score_threshold must be a finite number, got nan"),
-        (dict(iou_threshold="0.5x"), "iou_threshold must be a finite number, got '0.5x'"),
-        (dict(max_detections=0), "max_detections must be an integer >= 1, got 0"),
-        (dict(max_candidates=2.5), "max_candidates must be an integer >= 1, got 2.5"),
-        (dict(scale=(0.0, 1.0)), r"scale must be positive and finite, got \[0.0, 1.0\] for "
-                                 "image 0"),
-        (dict(scale=(1.0, 1.0, 1.0)), r"scale must have shape \(2,\) or \(1, 2\), one \(x, y\) "
-                                      r"scale per image, got \(3,\)"),
-        (dict(pad=(np.nan, 0)), r"pad must be finite, got \[nan, 0.0\] for image 0"),
-        (dict(pad="ab"), "pad must be numbers"),
-        (dict(image_hw=(480, -1)), r"image_hw must be positive and finite, got \[480.0, -1.0\]"),
-        (dict(image_hw=np.ones((2, 2))), r"image_hw must have shape \(2,\) or \(1, 2\)"),
-        (dict(nms="oks", num_keypoints=5, keypoint_dims=2, num_classes=42),
+        ({"nms": "soft"}, "nms must be 'box', 'oks' or 'none', got 'soft'"),
+        ({"num_classes": 0}, "num_classes must be an integer >= 1, got 0"),
+        ({"num_keypoints": True}, "num_keypoints must be an integer >= 1, got True"),
+        ({"keypoint_dims": 4}, "keypoint_dims must be an integer from 2 to 3, got 4"),
+        ({"score_threshold": float("nan")}, "score_threshold must be a finite number, got nan"),
+        ({"iou_threshold": "0.5x"}, "iou_threshold must be a finite number, got '0.5x'"),
+        ({"max_detections": 0}, "max_detections must be an integer >= 1, got 0"),
+        ({"max_candidates": 2.5}, "max_candidates must be an integer >= 1, got 2.5"),
+        ({"scale": (0.0, 1.0)},
+         r"scale must be positive and finite, got \[0.0, 1.0\] for image 0"),
+        ({"scale": (1.0, 1.0, 1.0)},
+         r"scale must have shape \(2,\) or \(1, 2\), one \(x, y\) scale per image, got \(3,\)"),
+        ({"pad": (np.nan, 0)}, r"pad must be finite, got \[nan, 0.0\] for image 0"),
+        ({"pad": "ab"}, "pad must be numbers"),
+        ({"image_hw": (480, -1)}, r"image_hw must be positive and finite, got \[480.0, -1.0\]"),
+        ({"image_hw": np.ones((2, 2))}, r"image_hw must have shape \(2,\) or \(1, 2\)"),
+        ({"nms": "oks", "num_keypoints": 5, "keypoint_dims": 2, "num_classes": 42},
          "sigmas are required for nms='oks' with num_keypoints=5"),
-        (dict(nms="oks", sigmas=np.ones(5)), r"sigmas must have shape \(17,\)"),
-        (dict(nms="oks", sigmas=np.zeros(17)), "sigmas must be positive and finite"),
+        ({"nms": "oks", "sigmas": np.ones(5)}, r"sigmas must have shape \(17,\)"),
+        ({"nms": "oks", "sigmas": np.zeros(17)}, "sigmas must be positive and finite"),
     ]
     for kwargs, message in cases:
         with pytest.raises(ValueError, match=message):
@@ -596,8 +597,8 @@ def yolo_outputs(yolo_session, coco):
 def test_real_output_matches_reference(yolo_outputs, score_threshold):
     total = 0
     for image, _, out, scale, pad in yolo_outputs:
-        kwargs = dict(score_threshold=score_threshold, scale=(scale, scale), pad=pad,
-                      image_hw=image.shape[:2])
+        kwargs = {"score_threshold": score_threshold, "scale": (scale, scale), "pad": pad,
+                      "image_hw": image.shape[:2]}
         got, want = both(out, **kwargs)
         assert_same(got, want)
         total += len(got[0].scores)
