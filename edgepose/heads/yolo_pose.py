@@ -25,10 +25,10 @@ Output formats (``head_params.format``):
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import NDArray
 
 from edgepose import _validate as v
 from edgepose.heads._one_stage import MAX_DETECTIONS
@@ -166,147 +166,6 @@ def _below_one(field: str, value: Any) -> float:
     return x
 
 
-# --- decoding: TEMPORARY NumPy versions of edgepose.ops.decode_yolo_pose / decode_yolo_dfl ---
-# REMOVE when the C kernels (branch yolo-c) are in main: same signatures, same results.
-
-class YoloPoseDetections(NamedTuple):
-    """People of one image (see ``edgepose.ops.decode_yolo_pose``)."""
-
-    boxes: NDArray[np.float32]            # (M, 4) xyxy, image pixels
-    scores: NDArray[np.float32]           # (M,) best class score
-    classes: NDArray[np.intp]             # (M,) class of that score
-    keypoints: NDArray[np.float32]        # (M, K, 2) image pixels
-    keypoint_scores: NDArray[np.float32]  # (M, K)
-
-
-def _per_image(value: Any, n: int, name: str) -> NDArray[np.float64]:
-    a = np.asarray(value, dtype=np.float64)
-    if a.shape == (2,):
-        a = np.broadcast_to(a, (n, 2))
-    if a.shape != (n, 2):
-        raise ValueError(f"{name} must have shape (2,) or ({n}, 2), got {a.shape}.")
-    return a
-
-
-def _decode_yolo_pose(
-    output: ArrayLike, *, num_classes: int = 1, num_keypoints: int = 17,
-    keypoint_dims: int = 3, channels_first: bool = True, end_to_end: bool = False,
-    score_threshold: float = 0.25, iou_threshold: float = 0.7, max_candidates: int = 30000,
-    max_detections: int = 300, class_agnostic: bool = False, nms: str = "box",
-    sigmas: ArrayLike | None = None, scale: ArrayLike = (1.0, 1.0), pad: ArrayLike = (0.0, 0.0),
-    image_hw: ArrayLike | None = None,
-) -> list[YoloPoseDetections]:
-    """NumPy stand-in for ``edgepose.ops.decode_yolo_pose`` (same contract)."""
-    from edgepose.ops import nms_boxes, nms_oks
-
-    out = np.asarray(output, dtype=np.float32)
-    if out.ndim == 2:
-        out = out[None]
-    c, k, d = num_classes, num_keypoints, keypoint_dims
-    width = (6 if end_to_end else 4 + c) + k * d
-    if out.ndim != 3:
-        raise ValueError(f"output must have 2 or 3 dimensions, got shape {out.shape}.")
-    rows = out.transpose(0, 2, 1) if (channels_first and not end_to_end) else out
-    if rows.shape[2] != width:
-        raise ValueError(
-            f"output has {rows.shape[2]} values per candidate, but {c} classes and {k} "
-            f"keypoints of {d} values need {width}: check num_classes, num_keypoints, "
-            "keypoint_dims and channels_first.")
-    n = rows.shape[0]
-    scale_n, pad_n = _per_image(scale, n, "scale"), _per_image(pad, n, "pad")
-    hw_n = None if image_hw is None else _per_image(image_hw, n, "image_hw")
-    found = []
-    for i in range(n):
-        r = rows[i]
-        if end_to_end:
-            score = r[:, 4]
-            cls = np.rint(r[:, 5]).astype(np.intp)
-            boxes = r[:, :4].astype(np.float64)
-            first = 6
-        else:
-            cls_scores = r[:, 4:4 + c]
-            cls = np.argmax(cls_scores, axis=1).astype(np.intp)
-            score = cls_scores[np.arange(len(r)), cls]
-            cx, cy, w, h = (r[:, j].astype(np.float64) for j in range(4))
-            boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
-            first = 4 + c
-        cand = np.flatnonzero(score.astype(np.float64) > score_threshold)
-        cand = cand[np.argsort(-score[cand], kind="stable")]
-        kp = r[:, first:].reshape(len(r), k, d)
-        if end_to_end:
-            keep = cand[:max_detections]
-        else:
-            cand = cand[:max_candidates]
-            if nms == "box":
-                groups = None if (class_agnostic or c == 1) else cls[cand]
-                keep = cand[nms_boxes(boxes[cand].astype(np.float32), score[cand], iou_threshold,
-                                      groups=groups, max_keep=max_detections)]
-            elif nms == "oks":
-                bw = boxes[cand, 2] - boxes[cand, 0]
-                bh = boxes[cand, 3] - boxes[cand, 1]
-                groups = None if (class_agnostic or c == 1) else cls[cand]
-                keep = cand[nms_oks(kp[cand, :, :2], score[cand], bw * bh, iou_threshold,
-                                    sigmas, groups=groups)][:max_detections]
-            else:
-                keep = cand[:max_detections]
-        (sx, sy), (px, py) = scale_n[i], pad_n[i]
-        b = (boxes[keep] - [px, py, px, py]) / [sx, sy, sx, sy]
-        xy = (kp[keep, :, :2].astype(np.float64) - [px, py]) / [sx, sy]
-        if hw_n is not None:
-            ih, iw = hw_n[i]
-            b[:, 0::2] = np.clip(b[:, 0::2], 0.0, iw)
-            b[:, 1::2] = np.clip(b[:, 1::2], 0.0, ih)
-            xy[..., 0] = np.clip(xy[..., 0], 0.0, iw)
-            xy[..., 1] = np.clip(xy[..., 1], 0.0, ih)
-        kscore = (kp[keep, :, 2] if d == 3
-                  else np.repeat(score[keep][:, None], k, axis=1))
-        found.append(YoloPoseDetections(
-            b.astype(np.float32), score[keep].astype(np.float32), cls[keep],
-            xy.astype(np.float32), np.ascontiguousarray(kscore, dtype=np.float32)))
-    return found
-
-
-def _decode_yolo_dfl(box_class: ArrayLike, keypoints: ArrayLike, *, input_hw, strides=(8, 16, 32),
-                     reg_max: int = 16, num_keypoints: int = 17,
-                     keypoint_dims: int = 3) -> NDArray[np.float32]:
-    """NumPy stand-in for ``edgepose.ops.decode_yolo_dfl`` (same contract)."""
-    bc = np.asarray(box_class, dtype=np.float64)
-    kr = np.asarray(keypoints, dtype=np.float64)
-    if bc.ndim == 2:
-        bc, kr = bc[None], kr[None]
-    n, ch, a = bc.shape
-    c = ch - 4 * reg_max
-    h, w = input_hw
-    cells, per = [], []
-    for s in strides:
-        ys, xs = np.mgrid[0:h // s, 0:w // s]
-        cells.append(np.stack([xs.ravel(), ys.ravel()]))
-        per.append(np.full(xs.size, s))
-    grid = np.concatenate(cells, axis=1).astype(np.float64) + 0.5   # (2, A) anchor points
-    stride = np.concatenate(per).astype(np.float64)
-    if c < 1 or grid.shape[1] != a or kr.shape != (n, num_keypoints * keypoint_dims, a):
-        raise ValueError(
-            f"box_class {bc.shape} and keypoints {kr.shape} do not fit input {tuple(input_hw)}, "
-            f"strides {tuple(strides)}, reg_max {reg_max}, {num_keypoints}x{keypoint_dims} "
-            "keypoints.")
-    logits = bc[:, :4 * reg_max].reshape(n, 4, reg_max, a)
-    logits = logits - logits.max(axis=2, keepdims=True)
-    prob = np.exp(logits)
-    prob /= prob.sum(axis=2, keepdims=True)
-    dist = (prob * np.arange(reg_max, dtype=np.float64)[None, None, :, None]).sum(axis=2)
-    x1, y1 = grid[0] - dist[:, 0], grid[1] - dist[:, 1]
-    x2, y2 = grid[0] + dist[:, 2], grid[1] + dist[:, 3]
-    box = np.stack([(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1], axis=1) * stride
-    cls = 1.0 / (1.0 + np.exp(-bc[:, 4 * reg_max:]))
-    kp = kr.reshape(n, num_keypoints, keypoint_dims, a).copy()
-    kp[:, :, 0] = (kp[:, :, 0] * 2.0 + (grid[0] - 0.5)) * stride
-    kp[:, :, 1] = (kp[:, :, 1] * 2.0 + (grid[1] - 0.5)) * stride
-    if keypoint_dims == 3:
-        kp[:, :, 2] = 1.0 / (1.0 + np.exp(-kp[:, :, 2]))
-    out = np.concatenate([box, cls, kp.reshape(n, -1, a)], axis=1)
-    return out.astype(np.float32)
-
-
 # --- the runner -------------------------------------------------------------------
 
 def _input_hw(model: Any, image_hw: tuple[int, int], input_size: int | None,
@@ -361,6 +220,7 @@ def run_yolo_pose(model: Any, image: NDArray[np.uint8], keypoint_set: Any, watch
     from edgepose.geometry import letterbox
     from edgepose.heads import check_finite_outputs
     from edgepose.model import preprocess_crops
+    from edgepose.ops import decode_yolo_dfl, decode_yolo_pose
     from edgepose.results import PoseResult
 
     card = model.card
@@ -380,7 +240,7 @@ def run_yolo_pose(model: Any, image: NDArray[np.uint8], keypoint_set: Any, watch
     check_finite_outputs(outputs, model.name)
     k = len(keypoint_set.names)
     if params.format == "dfl":
-        output = _decode_yolo_dfl(outputs["box_class"], outputs["keypoints"], input_hw=input_hw,
+        output = decode_yolo_dfl(outputs["box_class"], outputs["keypoints"], input_hw=input_hw,
                                   strides=params.strides, reg_max=params.reg_max,
                                   num_keypoints=k, keypoint_dims=params.keypoint_dims)
     else:
@@ -392,7 +252,7 @@ def run_yolo_pose(model: Any, image: NDArray[np.uint8], keypoint_set: Any, watch
     # x_input = scale * x_image + pad; normalized outputs give x_input / W.
     in_h, in_w = input_hw
     norm_x, norm_y = (1.0 / in_w, 1.0 / in_h) if params.normalized else (1.0, 1.0)
-    found = _decode_yolo_pose(
+    found = decode_yolo_pose(
         output, num_classes=params.num_classes, num_keypoints=k,
         keypoint_dims=params.keypoint_dims, channels_first=params.channels_first,
         end_to_end=params.format == "end_to_end",
