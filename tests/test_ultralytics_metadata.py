@@ -362,3 +362,28 @@ def test_huge_yaml_is_refused_before_reading(tmp_path):
     with pytest.raises(ValueError, match=rf"metadata.yaml is {MAX_CARD_BYTES + 1} bytes; "
                                          "edgepose reads at most"):
         read_ultralytics_metadata(tmp_path / "m.xml")
+
+
+# --- unnamed keypoint sets (K != 17) ---------------------------------------------------------
+
+def test_unnamed_keypoint_sets():
+    from edgepose.keypoints import (KEYPOINT_SETS, can_convert, convert_keypoints, is_unnamed,
+                                    unnamed_keypoint_set)
+
+    five = unnamed_keypoint_set(5)
+    assert KEYPOINT_SETS["keypoints5"] is five and "keypoints5" in KEYPOINT_SETS
+    assert five.names == tuple(f"keypoint_{i}" for i in range(5))
+    assert five.sigmas is None and five.skeleton == () and five.flip_pairs == ()
+    assert is_unnamed(five) and not is_unnamed(get_keypoint_set("coco17"))
+    assert "keypoints5" not in list(KEYPOINT_SETS)  # listed sets are the named ones
+    for name in ("keypoints0", "keypoints1025", "keypoints05", "keypoints"):
+        assert name not in KEYPOINT_SETS
+    with pytest.raises(ValueError, match="An unnamed keypoint set has 1 to 1024 keypoints, got 0"):
+        unnamed_keypoint_set(0)
+    assert can_convert("keypoints5", "keypoints5") and not can_convert("keypoints5", "coco17")
+    assert not can_convert("coco17", "keypoints17")
+    kp, sc = convert_keypoints(np.ones((1, 5, 2)), np.ones((1, 5)), five, "keypoints5")
+    assert kp.shape == (1, 5, 2)
+    with pytest.raises(ValueError, match="Cannot convert 'coco17' keypoints to 'keypoints17': "
+                                         "the points of an unnamed keypoint set"):
+        convert_keypoints(np.ones((1, 17, 2)), np.ones((1, 17)), "coco17", "keypoints17")
