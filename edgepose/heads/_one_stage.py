@@ -25,7 +25,9 @@ __all__ = ["OneStageOptions", "ONE_STAGE_RUNNERS", "one_stage_runner", "MAX_DETE
 MAX_DETECTIONS = 10000
 
 #: one-stage head -> "module:function" of its runner.
-ONE_STAGE_RUNNERS: dict[str, str] = {}
+ONE_STAGE_RUNNERS: dict[str, str] = {
+    "movenet_multipose": "edgepose.heads.movenet_multipose:run_movenet_multipose",
+}
 
 
 @dataclass(frozen=True, kw_only=True)

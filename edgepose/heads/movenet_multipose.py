@@ -1,0 +1,238 @@
+"""MoveNet MultiPose: a one-stage multi-person model whose graph decodes,
+suppresses duplicates and returns a fixed number of people.
+
+The TF-Hub model (``movenet/multipose/lightning``) takes a uint8 RGB image
+``[1, H, W, 3]`` whose sides are multiples of 32 (dynamic: any such size)
+and returns ``[1, P, 5 + 3K]`` (P = 6, K = 17): per person K x (y, x, score)
+normalised 0-1 over the input, then ymin, xmin, ymax, xmax (normalised) and
+the person score. Its runner, :func:`run_movenet_multipose`, resizes the
+whole image so that its longer side is the input size, runs it and maps the
+people back to image pixels.
+
+Resizing: the card's ``input.resize`` is ``"stretch"`` (the default preset)
+or ``"letterbox"``. ``"stretch"`` scales the longer side to the input size
+and the other side by the same factor, then rounds each side to the nearest
+multiple of ``size_multiple``, and resizes the image to exactly that size:
+the aspect ratio changes by at most half a multiple. ``"letterbox"`` keeps
+the aspect ratio exactly and pads the bottom and right up to the multiples.
+On ``data/coco`` at 256 pixels, stretching scored OKS AP 0.54 and the
+letterbox 0.48 (the model was trained on unpadded images), hence the default.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from edgepose import _validate as v
+from edgepose.heads._params import FIELD, HeadParams
+
+__all__ = ["MoveNetMultiPoseParams", "run_movenet_multipose", "input_size_for",
+           "MAX_SIZE_MULTIPLE"]
+
+#: The largest ``size_multiple`` a card may give (pixels).
+MAX_SIZE_MULTIPLE = 1024
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class MoveNetMultiPoseParams(HeadParams):
+    """``head_params`` of head ``"movenet_multipose"``.
+
+    Attributes:
+        size_multiple: both input sides are multiples of this (pixels),
+            1 to 1024; 32 for MoveNet MultiPose.
+        score_threshold: people whose person score is at most this are
+            dropped, in [0, 1). 0.1 by default: it keeps every person the
+            graph is fairly sure of (the TF-Hub example draws people above
+            0.11) and drops its empty slots, which score near 0.
+        max_detections: the most people returned, 1 to 1000 (never more
+            than the graph's slots).
+        dequantize: see :class:`~edgepose.heads.HeadParams`.
+    """
+
+    size_multiple: int = 32
+    score_threshold: float = 0.1
+    max_detections: int = 6
+
+    OUTPUT_ROLES = (("people",), ())
+
+    @classmethod
+    def _checkers(cls):
+        def f(n):
+            return f"{FIELD}.{n}"
+        return {
+            **super()._checkers(),
+            "size_multiple": lambda n, x: v.integer(f(n), x, low=1, high=MAX_SIZE_MULTIPLE),
+            "score_threshold": _below_one,
+            "max_detections": lambda n, x: v.integer(f(n), x, low=1, high=1000),
+        }
+
+
+def _below_one(name: str, value: Any) -> float:
+    x = v.real(f"{FIELD}.{name}", value, low=0.0, high=1.0)
+    if x >= 1.0:
+        raise ValueError(f"{FIELD}.{name} must be a number in [0, 1), got {value!r}: a person "
+                         "score is at most 1, so 1 would drop everyone.")
+    return x
+
+
+def input_size_for(image_hw: tuple[int, int], longer: int, multiple: int,
+                   resize: str) -> tuple[tuple[int, int], tuple[int, int]]:
+    """The input size for an image, and the size the image is resized to in it.
+
+    Args:
+        image_hw: the image's ``(H, W)``.
+        longer: the input's longer side (a multiple of ``multiple``).
+        multiple: both input sides are multiples of this.
+        resize: ``"stretch"`` (the scaled sides rounded to the nearest
+            multiple, at least one; the image fills the input) or
+            ``"letterbox"`` (the scaled sides rounded to whole pixels, the
+            input padded up to the next multiples).
+
+    Returns:
+        ``(input_hw, content_hw)``.
+    """
+    h, w = image_hw
+    scale = longer / max(h, w)
+    if resize == "stretch":
+        side = [max(multiple, int(round(x * scale / multiple)) * multiple) for x in (h, w)]
+        return (side[0], side[1]), (side[0], side[1])
+    content = [max(1, min(longer, int(round(x * scale)))) for x in (h, w)]
+    padded = [-(-x // multiple) * multiple for x in content]
+    return (padded[0], padded[1]), (content[0], content[1])
+
+
+def _longer_side(model: Any, options: Any, params: MoveNetMultiPoseParams) -> int:
+    size = options.input_size
+    if size is None:
+        return max(model.card.input.size)
+    multiple = params.size_multiple
+    if size % multiple:
+        lower = max(multiple, size // multiple * multiple)
+        raise ValueError(
+            f"input_size must be a multiple of {multiple} for {model.name} (its head's "
+            f"size_multiple), got {size}. Use {lower} or {lower + multiple}.")
+    return size
+
+
+def _settings(model: Any, options: Any, params: MoveNetMultiPoseParams, slots: int
+              ) -> tuple[float, int]:
+    if options.iou_threshold is not None:
+        raise ValueError(
+            f"iou_threshold does not apply to {model.name}: the MoveNet MultiPose graph "
+            f"suppresses duplicate people itself. Drop iou_threshold (got "
+            f"{options.iou_threshold!r}).")
+    threshold = (params.score_threshold if options.score_threshold is None
+                 else float(options.score_threshold))
+    limit = params.max_detections if options.max_detections is None else options.max_detections
+    if options.max_detections is not None and limit > slots:
+        raise ValueError(
+            f"max_detections must be at most {slots} for {model.name} (its graph returns "
+            f"{slots} people), got {limit}.")
+    return threshold, min(limit, slots)
+
+
+def _resize(image: NDArray[np.uint8], input_hw: tuple[int, int],
+            content_hw: tuple[int, int], pad_value: float) -> NDArray[np.uint8]:
+    from edgepose.geometry import letterbox, stretch
+
+    if content_hw == input_hw:
+        return stretch(image, input_hw)[0]
+    canvas, _, _ = letterbox(image, content_hw, pad_value=pad_value, align="topleft")
+    out = np.full((*input_hw, 3), int(round(pad_value)), np.uint8)
+    out[:content_hw[0], :content_hw[1]] = canvas
+    return out
+
+
+def run_movenet_multipose(model: Any, image: NDArray[np.uint8], keypoint_set: Any, watch: Any,
+                          options: Any) -> Any:
+    """Finds every person in a whole image with a MoveNet MultiPose model.
+
+    The image is resized as the card's ``input.resize`` says (see the module
+    docstring) to an input whose longer side is ``options.input_size``
+    (default: the longer side of the card's input size, 256 for the preset),
+    for a model with a dynamic input; a model with a fixed input gets its
+    card's size. The normalised outputs are mapped back to image pixels
+    (they span the resized image: ``x_image = x * W_input / scale_x``).
+
+    Args:
+        model: a :class:`~edgepose.model.LoadedModel` with head
+            ``"movenet_multipose"``.
+        image: BGR uint8 ``(H, W, 3)``.
+        keypoint_set: the model's keypoint set.
+        watch: a :class:`~edgepose._timing.Stopwatch` (laps "preprocess",
+            "inference", "decode").
+        options: :class:`~edgepose.heads._one_stage.OneStageOptions`; None
+            fields take the card's ``head_params``.
+
+    Returns:
+        a :class:`~edgepose.results.PoseResult` in image pixels, people by
+        descending person score, with ``boxes`` (N, 4) xyxy and
+        ``person_scores``. Every keypoint keeps its score, however low;
+        only a non-finite location is NaN (not found).
+
+    Raises:
+        ValueError: ``iou_threshold`` given (the graph suppresses duplicates
+            itself), ``max_detections`` above the graph's slot count,
+            ``input_size`` not a multiple of the head's ``size_multiple`` or
+            given for a model with a fixed input size, or outputs whose
+            shape is not ``(1, P, 5 + 3K)``.
+    """
+    from edgepose.model import preprocess_crops
+    from edgepose.results import PoseResult
+
+    params: MoveNetMultiPoseParams = model.card.params
+    spec = model.card.input
+    resize = "stretch" if spec.resize == "stretch" else "letterbox"
+    if model.dynamic_input:
+        longer = _longer_side(model, options, params)
+        input_hw, content_hw = input_size_for(image.shape[:2], longer, params.size_multiple,
+                                              resize)
+    else:
+        if options.input_size is not None:
+            raise ValueError(
+                f"input_size applies to models with a dynamic input size; {model.name} takes "
+                f"{model.input_hw[0]}x{model.input_hw[1]} only. Drop input_size (got "
+                f"{options.input_size}).")
+        input_hw = content_hw = tuple(model.input_hw)
+        if resize == "letterbox":
+            h, w = image.shape[:2]
+            s = min(input_hw[0] / h, input_hw[1] / w)
+            content_hw = (max(1, min(input_hw[0], round(h * s))),
+                          max(1, min(input_hw[1], round(w * s))))
+    canvas = _resize(image, input_hw, content_hw, spec.pad_value)
+    tensor = preprocess_crops(canvas[None], spec)
+    watch.lap("preprocess")
+    raw = model.run(tensor)["people"]
+    watch.lap("inference")
+    k = len(keypoint_set.names)
+    people = np.asarray(raw, dtype=np.float32)
+    if people.ndim != 3 or people.shape[0] != 1 or people.shape[2] != 5 + 3 * k:
+        raise ValueError(
+            f"{model.name}'s 'people' output must have shape (1, P, {5 + 3 * k}) (per person "
+            f"{k} x (y, x, score), then ymin, xmin, ymax, xmax, score), got {people.shape}. "
+            "Check the card's keypoints and outputs.")
+    people = people[0]
+    threshold, limit = _settings(model, options, params, len(people))
+    person = people[:, -1]
+    box_finite = np.isfinite(people[:, 3 * k:]).all(axis=1)
+    with np.errstate(invalid="ignore"):
+        keep = np.flatnonzero(box_finite & (person > threshold))
+    keep = keep[np.argsort(-person[keep], kind="stable")][:limit]
+    people = people[keep]
+    # Normalised coordinates span the content (the resized image) of the input.
+    sy = content_hw[0] / image.shape[0]
+    sx = content_hw[1] / image.shape[1]
+    ky = input_hw[0] / sy
+    kx = input_hw[1] / sx
+    triples = people[:, :3 * k].reshape(-1, k, 3)
+    keypoints = np.stack([triples[..., 1] * kx, triples[..., 0] * ky], axis=-1)
+    keypoints[~np.isfinite(keypoints).all(axis=-1)] = np.nan
+    box = people[:, 3 * k:3 * k + 4]
+    boxes = np.stack([box[:, 1] * kx, box[:, 0] * ky, box[:, 3] * kx, box[:, 2] * ky], axis=1)
+    result = PoseResult(keypoints.astype(np.float32), triples[..., 2].copy(), keypoint_set,
+                        boxes=boxes.astype(np.float32), person_scores=people[:, -1].copy())
+    watch.lap("decode")
+    return result
