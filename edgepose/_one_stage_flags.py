@@ -102,11 +102,10 @@ def check_model_flags(card: Any, args: argparse.Namespace, *, model: str,
     """
     given = given_one_stage_flags(args)
     if given and card.task != "onestage":
+        verb, pronoun = ("applies", "it") if len(given) == 1 else ("apply", "them")
         raise UsageError(
-            f"{', '.join(given)} {'applies' if len(given) == 1 else 'apply'} to one-stage multi-person "
-            "models (YOLO-pose, MoveNet "
-            f"MultiPose); {model} is a {card.task!r} model. Drop "
-            f"{'it' if len(given) == 1 else 'them'}.")
+            f"{', '.join(given)} {verb} to one-stage multi-person models (YOLO-pose, MoveNet "
+            f"MultiPose); {model} is a {card.task!r} model. Drop {pronoun}.")
     if detector is not None and card.finds_people:
         kind = "one-stage multi-person" if card.task == "onestage" else "bottom-up"
         raise UsageError(

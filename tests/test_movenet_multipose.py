@@ -64,12 +64,12 @@ def test_preset_is_recognised_by_sha256(models):
 
 
 @pytest.mark.parametrize("image_hw, longer, resize, expected", [
-    ((427, 640), 256, "stretch", ((160, 256), (160, 256))),    # 170.8 -> 160
-    ((427, 640), 320, "stretch", ((224, 320), (224, 320))),    # 213.5 -> 224
-    ((640, 427), 256, "stretch", ((256, 160), (256, 160))),
-    ((10, 1000), 256, "stretch", ((32, 256), (32, 256))),      # at least one multiple
-    ((427, 640), 256, "letterbox", ((192, 256), (171, 256))),
-    ((300, 300), 256, "letterbox", ((256, 256), (256, 256))),
+    ((427, 640), 256, "stretch", (160, 256)),      # 170.8 -> 160
+    ((427, 640), 320, "stretch", (224, 320)),      # 213.5 -> 224
+    ((640, 427), 256, "stretch", (256, 160)),
+    ((10, 1000), 256, "stretch", (32, 256)),       # at least one multiple
+    ((427, 640), 256, "letterbox", (192, 256)),    # 171 -> 192
+    ((300, 300), 256, "letterbox", (256, 256)),
 ])
 def test_input_size_for(image_hw, longer, resize, expected):
     assert input_size_for(image_hw, longer, 32, resize) == expected
@@ -112,14 +112,18 @@ def _people(rng, n=6):
     return people
 
 
-def _reference(people, image_hw, content_hw, input_hw, threshold, limit):
+def _reference(people, image_hw, input_hw, resize, threshold, limit):
     """The published output format mapped back by hand: coordinates normalised over the
-    input, the image filling ``content_hw`` of it from the top-left."""
+    input; the image stretched to fill it, or scaled by min(h / H, w / W) and placed at its
+    top-left corner."""
     h, w = image_hw
     rows = [p for p in people[0] if p[55] > threshold]
     rows = sorted(rows, key=lambda p: -p[55])[:limit]
-    fx = input_hw[1] / content_hw[1] * w
-    fy = input_hw[0] / content_hw[0] * h
+    if resize == "stretch":
+        fx, fy = w, h
+    else:
+        s = min(input_hw[0] / h, input_hw[1] / w)
+        fx, fy = input_hw[1] / s, input_hw[0] / s
     kp = np.array([[[p[3 * j + 1] * fx, p[3 * j] * fy] for j in range(17)] for p in rows])
     sc = np.array([[p[3 * j + 2] for j in range(17)] for p in rows])
     boxes = np.array([[p[52] * fx, p[51] * fy, p[54] * fx, p[53] * fy] for p in rows])
@@ -127,20 +131,19 @@ def _reference(people, image_hw, content_hw, input_hw, threshold, limit):
         np.array([p[55] for p in rows])
 
 
-@pytest.mark.parametrize("resize, input_hw, content_hw",
-                         [("stretch", (160, 256), (160, 256)),
-                          ("letterbox", (192, 256), (171, 256))])
-def test_runner_maps_people_to_image_pixels(resize, input_hw, content_hw):
+@pytest.mark.parametrize("resize, input_hw, content_rows",
+                         [("stretch", (160, 256), 160), ("letterbox", (192, 256), 171)])
+def test_runner_maps_people_to_image_pixels(resize, input_hw, content_rows):
     rng = np.random.default_rng(3)
     people = _people(rng)
     model = _fake_model(people, resize)
-    image = rng.integers(0, 255, (427, 640, 3), dtype=np.uint8)
+    image = rng.integers(1, 255, (427, 640, 3), dtype=np.uint8)
     result = run_movenet_multipose(model, image, COCO17, Stopwatch(), OneStageOptions())
     fed = model.backend.feeds[-1]["serving_default_input:0"]
     assert fed.shape == (1, *input_hw, 3) and fed.dtype == np.uint8
-    # RGB, and a letterbox pads the bottom rows with the card's pad value (0)
-    assert fed[0, content_hw[0]:].max(initial=0) == 0
-    kp, sc, boxes, person = _reference(people, (427, 640), content_hw, input_hw, 0.1, 6)
+    # a letterbox pads the bottom rows with the card's pad value (0)
+    assert fed[0, content_rows:].max(initial=0) == 0 and fed[0, content_rows - 1].max() > 0
+    kp, sc, boxes, person = _reference(people, (427, 640), input_hw, resize, 0.1, 6)
     assert len(result) == 3                        # 0.9, 0.6, 0.3 (0.1 is not above 0.1)
     np.testing.assert_allclose(result.keypoints, kp, rtol=1e-5, atol=1e-3)
     np.testing.assert_array_equal(result.scores, sc.astype(np.float32))

@@ -79,29 +79,26 @@ def _below_one(name: str, value: Any) -> float:
 
 
 def input_size_for(image_hw: tuple[int, int], longer: int, multiple: int,
-                   resize: str) -> tuple[tuple[int, int], tuple[int, int]]:
-    """The input size for an image, and the size the image is resized to in it.
+                   resize: str) -> tuple[int, int]:
+    """The input size ``(h, w)`` for an image.
 
     Args:
         image_hw: the image's ``(H, W)``.
         longer: the input's longer side (a multiple of ``multiple``).
         multiple: both input sides are multiples of this.
-        resize: ``"stretch"`` (the scaled sides rounded to the nearest
-            multiple, at least one; the image fills the input) or
-            ``"letterbox"`` (the scaled sides rounded to whole pixels, the
-            input padded up to the next multiples).
-
-    Returns:
-        ``(input_hw, content_hw)``.
+        resize: ``"stretch"``: the image's sides scaled by ``longer / max(H, W)``
+            and rounded to the nearest multiple (at least one), so that the
+            image fills the input; ``"letterbox"``: the scaled sides rounded
+            to whole pixels, then up to the next multiple (the image keeps its
+            aspect ratio, padded at the bottom or right).
     """
     h, w = image_hw
     scale = longer / max(h, w)
     if resize == "stretch":
-        side = [max(multiple, int(round(x * scale / multiple)) * multiple) for x in (h, w)]
-        return (side[0], side[1]), (side[0], side[1])
-    content = [max(1, min(longer, int(round(x * scale)))) for x in (h, w)]
-    padded = [-(-x // multiple) * multiple for x in content]
-    return (padded[0], padded[1]), (content[0], content[1])
+        return (max(multiple, int(round(h * scale / multiple)) * multiple),
+                max(multiple, int(round(w * scale / multiple)) * multiple))
+    content = [max(1, int(round(x * scale))) for x in (h, w)]
+    return (-(-content[0] // multiple) * multiple, -(-content[1] // multiple) * multiple)
 
 
 def _longer_side(model: Any, options: Any, params: MoveNetMultiPoseParams) -> int:
@@ -117,13 +114,16 @@ def _longer_side(model: Any, options: Any, params: MoveNetMultiPoseParams) -> in
     return size
 
 
-def _settings(model: Any, options: Any, params: MoveNetMultiPoseParams, slots: int
-              ) -> tuple[float, int]:
+def _check_iou(model: Any, options: Any) -> None:
     if options.iou_threshold is not None:
         raise ValueError(
             f"iou_threshold does not apply to {model.name}: the MoveNet MultiPose graph "
             f"suppresses duplicate people itself. Drop iou_threshold (got "
             f"{options.iou_threshold!r}).")
+
+
+def _settings(model: Any, options: Any, params: MoveNetMultiPoseParams, slots: int
+              ) -> tuple[float, int]:
     threshold = (params.score_threshold if options.score_threshold is None
                  else float(options.score_threshold))
     limit = params.max_detections if options.max_detections is None else options.max_detections
@@ -134,18 +134,6 @@ def _settings(model: Any, options: Any, params: MoveNetMultiPoseParams, slots: i
     return threshold, min(limit, slots)
 
 
-def _resize(image: NDArray[np.uint8], input_hw: tuple[int, int],
-            content_hw: tuple[int, int], pad_value: float) -> NDArray[np.uint8]:
-    from edgepose.geometry import letterbox, stretch
-
-    if content_hw == input_hw:
-        return stretch(image, input_hw)[0]
-    canvas, _, _ = letterbox(image, content_hw, pad_value=pad_value, align="topleft")
-    out = np.full((*input_hw, 3), int(round(pad_value)), np.uint8)
-    out[:content_hw[0], :content_hw[1]] = canvas
-    return out
-
-
 def run_movenet_multipose(model: Any, image: NDArray[np.uint8], keypoint_set: Any, watch: Any,
                           options: Any) -> Any:
     """Finds every person in a whole image with a MoveNet MultiPose model.
@@ -154,8 +142,9 @@ def run_movenet_multipose(model: Any, image: NDArray[np.uint8], keypoint_set: An
     docstring) to an input whose longer side is ``options.input_size``
     (default: the longer side of the card's input size, 256 for the preset),
     for a model with a dynamic input; a model with a fixed input gets its
-    card's size. The normalised outputs are mapped back to image pixels
-    (they span the resized image: ``x_image = x * W_input / scale_x``).
+    card's size. The outputs, normalised over the input, are mapped back to
+    image pixels through the resize: ``x_image = (x * W_input - pad_x) /
+    scale_x`` (pixel edges, :mod:`edgepose.geometry`).
 
     Args:
         model: a :class:`~edgepose.model.LoadedModel` with head
@@ -180,29 +169,26 @@ def run_movenet_multipose(model: Any, image: NDArray[np.uint8], keypoint_set: An
             given for a model with a fixed input size, or outputs whose
             shape is not ``(1, P, 5 + 3K)``.
     """
+    from edgepose.geometry import resize_to_input
     from edgepose.model import preprocess_crops
     from edgepose.results import PoseResult
 
+    _check_iou(model, options)
     params: MoveNetMultiPoseParams = model.card.params
     spec = model.card.input
     resize = "stretch" if spec.resize == "stretch" else "letterbox"
     if model.dynamic_input:
         longer = _longer_side(model, options, params)
-        input_hw, content_hw = input_size_for(image.shape[:2], longer, params.size_multiple,
-                                              resize)
+        input_hw = input_size_for(image.shape[:2], longer, params.size_multiple, resize)
     else:
         if options.input_size is not None:
             raise ValueError(
                 f"input_size applies to models with a dynamic input size; {model.name} takes "
                 f"{model.input_hw[0]}x{model.input_hw[1]} only. Drop input_size (got "
                 f"{options.input_size}).")
-        input_hw = content_hw = tuple(model.input_hw)
-        if resize == "letterbox":
-            h, w = image.shape[:2]
-            s = min(input_hw[0] / h, input_hw[1] / w)
-            content_hw = (max(1, min(input_hw[0], round(h * s))),
-                          max(1, min(input_hw[1], round(w * s))))
-    canvas = _resize(image, input_hw, content_hw, spec.pad_value)
+        input_hw = tuple(model.input_hw)
+    canvas, (scale_x, scale_y), (pad_x, pad_y) = resize_to_input(
+        image, resize, input_hw, pad_value=spec.pad_value, align="topleft")
     tensor = preprocess_crops(canvas[None], spec)
     watch.lap("preprocess")
     raw = model.run(tensor)["people"]
@@ -222,16 +208,17 @@ def run_movenet_multipose(model: Any, image: NDArray[np.uint8], keypoint_set: An
         keep = np.flatnonzero(box_finite & (person > threshold))
     keep = keep[np.argsort(-person[keep], kind="stable")][:limit]
     people = people[keep]
-    # Normalised coordinates span the content (the resized image) of the input.
-    sy = content_hw[0] / image.shape[0]
-    sx = content_hw[1] / image.shape[1]
-    ky = input_hw[0] / sy
-    kx = input_hw[1] / sx
+    # (y, x) are normalised over the whole input: x_input = x * W_input, on pixel
+    # edges, then back through the resize (x_image = (x_input - pad_x) / scale_x).
+    in_h, in_w = input_hw
     triples = people[:, :3 * k].reshape(-1, k, 3)
-    keypoints = np.stack([triples[..., 1] * kx, triples[..., 0] * ky], axis=-1)
+    keypoints = np.stack([(triples[..., 1] * in_w - pad_x) / scale_x,
+                          (triples[..., 0] * in_h - pad_y) / scale_y], axis=-1)
     keypoints[~np.isfinite(keypoints).all(axis=-1)] = np.nan
     box = people[:, 3 * k:3 * k + 4]
-    boxes = np.stack([box[:, 1] * kx, box[:, 0] * ky, box[:, 3] * kx, box[:, 2] * ky], axis=1)
+    boxes = np.stack([(box[:, 1] * in_w - pad_x) / scale_x, (box[:, 0] * in_h - pad_y) / scale_y,
+                      (box[:, 3] * in_w - pad_x) / scale_x, (box[:, 2] * in_h - pad_y) / scale_y],
+                     axis=1)
     result = PoseResult(keypoints.astype(np.float32), triples[..., 2].copy(), keypoint_set,
                         boxes=boxes.astype(np.float32), person_scores=people[:, -1].copy())
     watch.lap("decode")
