@@ -179,6 +179,10 @@ def test_runner_options():
     with pytest.raises(ValueError, match=r"input_size must be a multiple of 32 for "
                                          r"movenet-multipose .*got 300. Use 288 or 320"):
         run(input_size=300)
+    odd_card = _fake_model(people, size=(250, 250))
+    with pytest.raises(ValueError, match=r"the longer side of the card's input size must be a "
+                                         r"multiple of 32 .*got 250. Use 224 or 256"):
+        run_movenet_multipose(odd_card, image, COCO17, Stopwatch(), OneStageOptions())
     with pytest.raises(ValueError, match="iou_threshold does not apply to movenet-multipose: "
                                          "the MoveNet MultiPose graph suppresses duplicate"):
         run(iou_threshold=0.5)

@@ -16,7 +16,9 @@ multiple of ``size_multiple``, and resizes the image to exactly that size:
 the aspect ratio changes by at most half a multiple. ``"letterbox"`` keeps
 the aspect ratio exactly and pads the bottom and right up to the multiples.
 On ``data/coco`` at 256 pixels, stretching scored OKS AP 0.54 and the
-letterbox 0.48 (the model was trained on unpadded images), hence the default.
+letterbox 0.48 (at 384 the order flips, 0.58 and 0.64; see
+``docs/accuracy_speed.md``): the preset stretches at 256, as the reference
+pipeline of the model does.
 """
 from __future__ import annotations
 
@@ -103,13 +105,14 @@ def input_size_for(image_hw: tuple[int, int], longer: int, multiple: int,
 
 def _longer_side(model: Any, options: Any, params: MoveNetMultiPoseParams) -> int:
     size = options.input_size
+    what = "input_size"
     if size is None:
-        return max(model.card.input.size)
+        size, what = max(model.card.input.size), "the longer side of the card's input size"
     multiple = params.size_multiple
     if size % multiple:
         lower = max(multiple, size // multiple * multiple)
         raise ValueError(
-            f"input_size must be a multiple of {multiple} for {model.name} (its head's "
+            f"{what} must be a multiple of {multiple} for {model.name} (its head's "
             f"size_multiple), got {size}. Use {lower} or {lower + multiple}.")
     return size
 
