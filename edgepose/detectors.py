@@ -508,7 +508,9 @@ class OneStagePersonDetector:
         self._options = OneStageOptions(score_threshold=score_threshold)
         self.model = model
         self.kind = card.head
-        self.score_threshold = score_threshold
+        #: The threshold in force: the one given, else the card's default.
+        self.score_threshold = (getattr(card.params, "score_threshold", None)
+                                if score_threshold is None else float(score_threshold))
         self.max_detections = max_detections
 
     def __call__(self, image: NDArray[np.uint8]) -> Detections:

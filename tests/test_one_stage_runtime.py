@@ -80,6 +80,7 @@ def test_a_one_stage_model_file_is_a_person_detector(models, coco):
     with PersonDetector.from_file(models / MULTIPOSE) as det, \
             Estimator(models / MULTIPOSE) as est:
         assert isinstance(det, OneStagePersonDetector) and det.kind == "movenet_multipose"
+        assert det.score_threshold == 0.1                  # the card's default
         found, people = det(image), est(image)
         assert isinstance(found, Detections)
         # the same people, their boxes clipped to the image, best first
@@ -99,6 +100,18 @@ def test_a_one_stage_model_file_is_a_person_detector(models, coco):
     with pytest.raises(ValueError, match="is a single pose model .*only one-stage multi-person "
                                          "ones serve as person detectors"):
         PersonDetector.from_file(models / SINGLEPOSE)
+
+
+def test_tracker_with_a_one_stage_detector(shared_dir, models):
+    clip, offsets, gt = panning_clip(shared_dir)
+    ids: dict[int, set[int]] = {}
+    with PoseTracker(models / SINGLEPOSE, models / MULTIPOSE, detect_every=2) as tracker:
+        assert tracker.has_detector
+        for f, frame in enumerate(clip[:8]):
+            result = tracker(frame)
+            for box, tid in zip(result.boxes, result.track_ids.tolist()):
+                ids.setdefault(person_of(box, offsets[f], gt), set()).add(tid)
+    assert len(ids[0]) == 1 and len(ids[4]) == 1 and ids[0] != ids[4]   # batter, left player
 
 
 def test_top_down_on_one_stage_boxes_scores_with_the_detectors(models, shared_dir):
