@@ -24,8 +24,9 @@ MULTIPOSE = "movenet/movenet_multipose_lightning_fp16.tflite"
 SINGLEPOSE = "movenet/movenet_singlepose_lightning_int8_4.tflite"
 YOLOX = "detectors/yolox_yolox_nano_416x416.onnx"
 #: OKS AP of MoveNet SinglePose int8 on data/coco (x86-64, AVX2, this edgepose) on the
-#: boxes of each detector; the int8 margin of tests/test_accuracy.py.
-AP_ON_MULTIPOSE_BOXES = 0.545
+#: boxes of each detector; the int8 margin of tests/test_accuracy.py (the int8 model
+#: moves by ~0.02 AP for sub-pixel changes of its crops).
+AP_ON_MULTIPOSE_BOXES = 0.563
 AP_ON_YOLOX_BOXES = 0.561
 INT8_AP_MARGIN = 0.08
 
