@@ -2,13 +2,15 @@
 
 ``edgepose eval MODEL --annotations FILE --images DIR [--detector D | --gt-boxes]
 [--backend B] [--threads T] [--device D] [--precision P] [--providers P,...]
-[--no-xnnpack] [--json PATH] [--per-keypoint] [--quiet]`` runs
+[--no-xnnpack] [--score-threshold S] [--json PATH] [--per-keypoint] [--quiet]`` runs
 MODEL (a file or a registry name; ``--model MODEL`` says the same) over the
 annotated images, prints a table of OKS AP/AR (COCO, CrowdPose, AIC files),
 box-normalised PCK, MPII PCKh (MPII files), keypoint errors and latency, and
 writes them as JSON with ``--json``
 (``-`` for stdout, the table then goes to stderr). A progress bar goes to
-stderr unless ``--quiet``.
+stderr unless ``--quiet``. A one-stage model (YOLO-pose) is evaluated with
+a person score threshold of 0.001 (as ``yolo val``; ``--score-threshold``
+sets another), not its card's default, since AP needs the low-scoring people.
 
 Exit codes (as every edgepose command, :mod:`edgepose._cli`): 0 ok; 1 failed
 work: an annotation file that is not valid (the message names the entry), one
@@ -53,6 +55,9 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
     boxes.add_argument("--detector", help="person detector file or name (top-down models)")
     boxes.add_argument("--gt-boxes", action="store_true",
                        help="run the pose model on the ground-truth person boxes")
+    parser.add_argument("--score-threshold", type=float, default=None, metavar="S",
+                        help="one-stage models (YOLO-pose): the person score threshold "
+                             "(default 0.001, as 'yolo val'; AP needs the low-scoring people)")
     parser.add_argument("--preset", help="card preset of the pose model, if it carries no card")
     parser.add_argument("--detector-preset", help="card preset of the detector")
     add_backend_flag(parser)
@@ -102,8 +107,8 @@ def run_eval(args: argparse.Namespace) -> int:
             :func:`~edgepose.evaluation.evaluate_model` and
             :class:`~edgepose.Estimator` do (:func:`main_eval` prints them).
     """
-    from edgepose import Estimator, __version__
-    from edgepose.evaluation.runner import evaluate_model, load_annotations
+    from edgepose import __version__
+    from edgepose.evaluation.runner import eval_estimator, evaluate_model, load_annotations
 
     args.model = _model(args)
     if not Path(args.annotations).is_file():
@@ -117,8 +122,9 @@ def run_eval(args: argparse.Namespace) -> int:
         check_output_file(args.json, "--json")
     annotations = load_annotations(args.annotations)
     started = time.time()
-    with Estimator(args.model, args.detector, runtime=runtime, preset=args.preset,
-                   detector_preset=args.detector_preset) as est:
+    with eval_estimator(args.model, args.detector, runtime=runtime, preset=args.preset,
+                        detector_preset=args.detector_preset,
+                        score_threshold=args.score_threshold) as est:
         report = evaluate_model(est, annotations, args.images, gt_boxes=args.gt_boxes,
                                 keypoint_set=args.keypoint_set, area_source=args.area_source,
                                 per_keypoint=args.per_keypoint, progress=not args.quiet)

@@ -37,7 +37,13 @@ from edgepose.keypoints import (MPII16, KeypointSet, can_convert, convert_keypoi
                                 get_keypoint_set)
 from edgepose.runtime import RuntimeOptions
 
-__all__ = ["EvaluationReport", "evaluate_model", "load_annotations"]
+__all__ = ["EvaluationReport", "evaluate_model", "load_annotations", "eval_estimator",
+           "ONE_STAGE_EVAL_SCORE_THRESHOLD"]
+
+#: The person score threshold of a one-stage model (e.g. YOLO-pose) built for
+#: evaluation when the caller gives none, as ``yolo val`` uses: AP ranks people
+#: by score over the whole precision-recall curve, so low-scoring people count.
+ONE_STAGE_EVAL_SCORE_THRESHOLD = 0.001
 
 PoseModel = Callable[..., Any]
 
@@ -260,6 +266,7 @@ def evaluate_model(
     detector: str | os.PathLike[str] | Callable[..., Any] | None = None,
     runtime: RuntimeOptions | None = None,
     gt_boxes: bool = False,
+    score_threshold: float | None = None,
     keypoint_set: str | KeypointSet | None = None,
     sigmas: Any = None,
     area_source: str = "auto",
@@ -283,6 +290,10 @@ def evaluate_model(
             annotations (:func:`load_annotations`).
         images: the folder holding the annotated images.
         gt_boxes: feed the ground-truth person boxes (required for MPII).
+        score_threshold: for a one-stage model built from a file: its
+            person score threshold; None: 0.001
+            (:data:`ONE_STAGE_EVAL_SCORE_THRESHOLD`, as ``yolo val``), not
+            the card's default (see :func:`eval_estimator`).
         keypoint_set: the dataset's keypoint set when its names are not
             recognised; predictions of another set are converted to it.
         sigmas: OKS sigmas, overriding the keypoint set's.
@@ -301,22 +312,61 @@ def evaluate_model(
         ValueError: annotations with nothing to evaluate (no person with a
             labelled keypoint), MPII without ``gt_boxes``, keypoints that
             cannot be matched to the dataset, a model that returns the wrong
-            number of poses for the boxes, ``detector`` or ``runtime`` with a
-            ready model.
+            number of poses for the boxes, ``detector``, ``runtime`` or
+            ``score_threshold`` with a ready model.
     """
     if not isinstance(model, (str, os.PathLike)):
-        if detector is not None or runtime is not None:
+        if detector is not None or runtime is not None or score_threshold is not None:
             raise ValueError(
-                "detector= and runtime= build an Estimator for a model file or name; the model "
+                "detector=, score_threshold= and runtime= build an Estimator for a model file "
+                "or name; the model "
                 f"given is a ready {type(model).__name__}, which runs as it was built. Build it "
                 "with them, or pass the model's file.")
         return _evaluate(model, annotations, images, gt_boxes, keypoint_set, sigmas,
                          area_source, pck_alphas, per_keypoint, progress)
-    from edgepose.estimator import Estimator
-
-    with Estimator(model, detector, runtime=runtime) as est:
+    with eval_estimator(model, detector, runtime=runtime,
+                        score_threshold=score_threshold) as est:
         return _evaluate(est, annotations, images, gt_boxes, keypoint_set, sigmas, area_source,
                          pck_alphas, per_keypoint, progress)
+
+
+def eval_estimator(model: str | os.PathLike[str], detector: Any = None, *,
+                   runtime: RuntimeOptions | None = None, preset: str | None = None,
+                   detector_preset: str | None = None,
+                   score_threshold: float | None = None) -> Any:
+    """The :class:`~edgepose.Estimator` that evaluation builds for a model file.
+
+    A one-stage model (card task ``"onestage"``, e.g. YOLO-pose) gets
+    ``score_threshold`` (None: :data:`ONE_STAGE_EVAL_SCORE_THRESHOLD`,
+    0.001, as ``yolo val`` does), not its card's default meant for
+    applications (0.25 for YOLO-pose). Other models take no score threshold.
+
+    Args:
+        model: the pose model file or registry name.
+        detector, runtime, preset, detector_preset: as for the Estimator.
+        score_threshold: a one-stage model's person score threshold.
+
+    Returns:
+        the Estimator (the caller closes it).
+
+    Raises:
+        ValueError: ``score_threshold`` for a model that is not one-stage,
+            and whatever the Estimator raises.
+    """
+    from edgepose.estimator import Estimator
+
+    kwargs = {"runtime": runtime, "preset": preset, "detector_preset": detector_preset}
+    est = Estimator(model, detector, **kwargs)
+    if est.card.task != "onestage":
+        if score_threshold is not None:
+            est.close()
+            raise ValueError(
+                f"score_threshold applies to one-stage models (card task 'onestage', e.g. "
+                f"YOLO-pose); {model} has task {est.card.task!r}. Drop score_threshold.")
+        return est
+    est.close()  # rebuilt with the evaluation threshold (the card said one-stage)
+    threshold = ONE_STAGE_EVAL_SCORE_THRESHOLD if score_threshold is None else score_threshold
+    return Estimator(model, detector, score_threshold=threshold, **kwargs)
 
 
 def _evaluate(model: PoseModel, annotations, images, gt_boxes, keypoint_set, sigmas,
