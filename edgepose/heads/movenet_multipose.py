@@ -90,17 +90,19 @@ def input_size_for(image_hw: tuple[int, int], longer: int, multiple: int,
         multiple: both input sides are multiples of this.
         resize: ``"stretch"``: the image's sides scaled by ``longer / max(H, W)``
             and rounded to the nearest multiple (at least one), so that the
-            image fills the input; ``"letterbox"``: the scaled sides rounded
-            to whole pixels, then up to the next multiple (the image keeps its
-            aspect ratio, padded at the bottom or right).
+            image fills the input; ``"letterbox"``: the smallest letterbox
+            (:func:`edgepose.geometry.letterbox_size`: the scaled sides
+            rounded to whole pixels, then up to the next multiple; the image
+            keeps its aspect ratio, padded at the bottom or right).
     """
+    if resize != "stretch":
+        from edgepose.geometry import letterbox_size
+
+        return letterbox_size(image_hw, longer, multiple)
     h, w = image_hw
     scale = longer / max(h, w)
-    if resize == "stretch":
-        return (max(multiple, int(round(h * scale / multiple)) * multiple),
-                max(multiple, int(round(w * scale / multiple)) * multiple))
-    content = [max(1, int(round(x * scale))) for x in (h, w)]
-    return (-(-content[0] // multiple) * multiple, -(-content[1] // multiple) * multiple)
+    return (max(multiple, int(round(h * scale / multiple)) * multiple),
+            max(multiple, int(round(w * scale / multiple)) * multiple))
 
 
 def _longer_side(model: Any, options: Any, params: MoveNetMultiPoseParams) -> int:
