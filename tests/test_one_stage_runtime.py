@@ -23,11 +23,13 @@ from tests.video.scenes import panning_clip, person_of  # noqa: E402
 MULTIPOSE = "movenet/movenet_multipose_lightning_fp16.tflite"
 SINGLEPOSE = "movenet/movenet_singlepose_lightning_int8_4.tflite"
 YOLOX = "detectors/yolox_yolox_nano_416x416.onnx"
+YOLO = "yolo_pose/yolo11n-pose-dynamic.onnx"
 #: OKS AP of MoveNet SinglePose int8 on data/coco (x86-64, AVX2, this edgepose) on the
 #: boxes of each detector; the int8 margin of tests/test_accuracy.py (the int8 model
 #: moves by ~0.02 AP for sub-pixel changes of its crops).
 AP_ON_MULTIPOSE_BOXES = 0.563
 AP_ON_YOLOX_BOXES = 0.561
+AP_ON_YOLO_BOXES = 0.620
 INT8_AP_MARGIN = 0.08
 
 
@@ -127,6 +129,9 @@ def test_top_down_on_one_stage_boxes_scores_with_the_detectors(models, shared_di
     assert on_multipose >= AP_ON_MULTIPOSE_BOXES - INT8_AP_MARGIN
     assert on_yolox >= AP_ON_YOLOX_BOXES - INT8_AP_MARGIN
     assert on_multipose >= on_yolox - 0.06
+    # generic over one-stage heads: YOLO11n-pose's boxes (AGPL-3.0, read in place)
+    on_yolo = evaluate_model(models / SINGLEPOSE, ann, folder, detector=models / YOLO).coco["AP"]
+    assert on_yolo >= AP_ON_YOLO_BOXES - INT8_AP_MARGIN
     # the detection threshold is the one-stage card's unless given (0.3 drops people)
     with Estimator(models / SINGLEPOSE, models / MULTIPOSE, detection_threshold=0.3) as est:
         assert est._detector.score_threshold == 0.3

@@ -577,6 +577,25 @@ def test_estimator_by_name_with_a_mirror(shared_dir, monkeypatch, tmp_path):
         "movenet_singlepose_lightning_int8_4.tflite", "yolox_yolox_nano_416x416.onnx"]
 
 
+def test_one_stage_models_by_name(shared_dir, monkeypatch, tmp_path):
+    """MoveNet MultiPose by its preset, YOLO11n-pose (AGPL, no preset, no URL) by the
+    Ultralytics metadata in the file, both from a mirror into the test's cache; a
+    one-stage model as the detector of a top-down one."""
+    cv2 = pytest.importorskip("cv2")
+    from edgepose import Estimator
+
+    monkeypatch.setenv(registry.MIRROR_ENV, str(shared_dir / "models"))
+    image = cv2.imread(str(shared_dir / "data/coco/000000196141.jpg"))
+    with Estimator("movenet-multipose") as est:
+        assert (est.card.name, est.card.task) == ("movenet-multipose", "onestage")
+        assert len(est(image)) >= 2
+    with Estimator("yolo11n-pose-dynamic") as est:
+        assert (est.card.task, est.card.head) == ("onestage", "yolo_pose")
+        assert len(est(image)) >= 2
+    with Estimator("movenet-lightning", detector="movenet-multipose") as est:
+        assert len(est(image)) >= 2
+
+
 def test_cli_models_list_info_pull_import_verify(shared_dir, monkeypatch, tmp_path, capsys):
     monkeypatch.setenv(registry.MIRROR_ENV, str(shared_dir / "models"))
     assert main(["models", "pull", "movenet-lightning", "yolox-nano"]) == 0
