@@ -311,10 +311,24 @@ def run_lab_bench(client: distributed.Client, workers: list[LabWorker],
 
     for w in workers:
         submit(w)
+    def leave(fut: Any, worker: LabWorker) -> None:
+        running.pop(fut, None)
+        fut.cancel()
+        queues[worker.address].clear()
+        dev = result.devices[worker.name]
+        dev["status"], dev["note"] = "left", _left_note(dev["done"], total)
+        if on_event is not None:
+            on_event("left", {"worker": worker.name, "note": dev["note"]})
+
     while running:
         finished = [f for f in running if f.done()]
+        present = set(scheduler_workers(client)) if finished else set()
         for fut in finished:
-            worker, i = running.pop(fut)
+            worker, i = running[fut]
+            if fut.status != "finished" and worker.address not in present:
+                leave(fut, worker)  # lost with its device (e.g. KilledWorker)
+                continue
+            running.pop(fut)
             if fut.status == "finished":
                 row = fut.result()
             else:
@@ -333,27 +347,23 @@ def run_lab_bench(client: distributed.Client, workers: list[LabWorker],
         if not finished:
             time.sleep(poll_s)
         present = set(scheduler_workers(client))
-        for fut, (worker, i) in list(running.items()):
-            if worker.address in present or fut.done():
-                continue
-            running.pop(fut)
-            fut.cancel()
-            queues[worker.address].clear()
-            dev = result.devices[worker.name]
-            dev["status"], dev["note"] = "left", _left_note(dev["done"], total)
-            if on_event is not None:
-                on_event("left", {"worker": worker.name, "note": dev["note"]})
+        for fut, (worker, _) in list(running.items()):
+            if worker.address not in present and not fut.done():
+                leave(fut, worker)
     return result
 
 
 def _run_task(config: dict[str, Any], model: dict[str, Any], detector: dict[str, Any] | None,
               shared: dict[str, Any]) -> dict[str, Any]:
-    """The task: :func:`bench_on_worker` with the image and settings sent once."""
+    """The task: :func:`bench_on_worker` with the image and settings sent once;
+    the row also gets ``started_at`` and ``ended_at`` (the worker's Unix time)."""
+    started = time.time()
     try:
-        return bench_on_worker(config, model, detector, shared["image"], shared["settings"],
-                               shared.get("accuracy"))
+        row = bench_on_worker(config, model, detector, shared["image"], shared["settings"],
+                              shared.get("accuracy"))
     except Exception as exc:  # noqa: BLE001 - a row that says why beats a lost device
         from edgepose.bench.runner import _skipped
 
         row = _skipped(config_from_dict(config), f"{type(exc).__name__}: {exc}", "error")
-        return row | {"ap": None, "ap_mode": None, "ap_images": None, "ap_error": None}
+        row |= {"ap": None, "ap_mode": None, "ap_images": None, "ap_error": None}
+    return row | {"started_at": started, "ended_at": time.time()}

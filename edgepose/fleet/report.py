@@ -19,7 +19,8 @@ with the lab in place of one machine::
 
 A row is the bench's row plus ``worker`` (the device's name), ``index``
 (the configuration's position in the sweep), ``ap``, ``ap_mode``,
-``ap_images`` and ``ap_error``. ``choice`` is each device's fastest
+``ap_images``, ``ap_error``, ``started_at`` and ``ended_at`` (the worker's
+Unix time when it began and ended the configuration). ``choice`` is each device's fastest
 configuration (total p50) among those whose AP is within ``ap_tolerance``
 of that device's best AP (absolute AP points); without AP, its fastest.
 
