@@ -223,3 +223,10 @@ def test_bench_without_cluster_never_imports_dask(models):
                           cwd=Path(__file__).resolve().parents[2], timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_cluster_without_dask_names_the_extra(models, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "distributed", None)  # as if not installed
+    assert bench_main([str(models / MOVENET), *FAST, "--cluster", "tcp://127.0.0.1:1"]) == 1
+    assert ("The device lab (--cluster) needs Dask distributed and matplotlib: pip install "
+            "'edgepose[fleet]'.") in capsys.readouterr().err
