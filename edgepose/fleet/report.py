@@ -197,8 +197,8 @@ def to_text(doc: dict[str, Any]) -> str:
 def to_markdown(doc: dict[str, Any]) -> str:
     """The report in markdown (for a README or an issue)."""
     out = [f"## edgepose lab bench: {len(doc['workers'])} devices", "",
-           f"`{_md_escape(doc['command'])}` ({doc['created']}, scheduler "
-           f"`{doc['scheduler']}`)", "", "### Devices", "",
+           (f"`{_md_escape(doc['command'])}` ({doc['created']}, scheduler "
+            f"`{doc['scheduler']}`)"), "", "### Devices", "",
            "| device | hardware | software | status |", "|---|---|---|---|"]
     for name, info in doc["workers"].items():
         m = info.get("machine") or {}
@@ -215,7 +215,8 @@ def to_markdown(doc: dict[str, Any]) -> str:
     ok = [(i, r) for i, r in enumerate(doc["results"]) if r["status"] == "ok"]
     if ok:
         out += ["", "### Latency per frame (total ms) and accuracy", "",
-                "| device | configuration | p50 | p90 | FPS | AP |", "|---|---|---:|---:|---:|---:|"]
+                "| device | configuration | p50 | p90 | FPS | AP |",
+                "|---|---|---:|---:|---:|---:|"]
         out += ["| " + " | ".join(_md_escape(c) for c in _result_cells(doc, i, r)) + " |"
                 for i, r in ok]
         out += ["", f"`*` marks {_choice_note(doc)}."]

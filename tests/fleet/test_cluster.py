@@ -11,7 +11,7 @@ import pytest
 
 distributed = pytest.importorskip("distributed")
 
-from edgepose.fleet import cluster as fc  # noqa: E402
+from edgepose.fleet import cluster as fc
 
 
 @pytest.mark.parametrize("address, local", [
