@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from edgepose.fleet.cluster import lab_workers
 from edgepose.fleet.models import (DEFAULT_MAX_SHIP_MB, ModelRef, deliver_model, describe_model,
                                    find_model)
 
@@ -213,40 +214,6 @@ class _Run:
     images_by_worker: dict[str, int] = field(default_factory=dict)
 
 
-def _lab_workers(client: Client, workers: list[str] | None) -> dict[str, str]:
-    """``{address: name}`` of the chosen workers (addresses or names; None: all)."""
-    info = client.scheduler_info(n_workers=-1)["workers"] if _takes_n_workers(client) \
-        else client.scheduler_info()["workers"]
-    everyone = {addr: str(w.get("name", addr)) for addr, w in info.items()}
-    if not everyone:
-        raise ValueError("the lab has no workers: start some with `dask worker SCHEDULER "
-                         "--nthreads 1 --resources device=1` on each device.")
-    if workers is None:
-        return everyone
-    chosen = {}
-    for w in workers:
-        match = [a for a, n in everyone.items() if w in (a, n)]
-        if not match:
-            raise ValueError(f"no worker is named {w!r}; the lab has "
-                             f"{', '.join(sorted(everyone.values()))}.")
-        chosen.update({a: everyone[a] for a in match})
-    return chosen
-
-
-def _takes_n_workers(client: Client) -> bool:
-    import inspect
-
-    return "n_workers" in inspect.signature(client.scheduler_info).parameters
-
-
-def _device_resource(client: Client, addresses: list[str]) -> dict[str, float] | None:
-    info = client.scheduler_info(n_workers=-1)["workers"] if _takes_n_workers(client) \
-        else client.scheduler_info()["workers"]
-    if all(info.get(a, {}).get("resources", {}).get("device", 0) >= 1 for a in addresses):
-        return {"device": 1}
-    return None
-
-
 def _choose_images_via(client: Client, addresses: list[str], folder: Path, files: list[str],
                        images_via: str) -> str:
     if images_via not in IMAGES_VIA:
@@ -359,7 +326,8 @@ def evaluate_on_lab(
             (``preset``, ``detector_preset``, ``padding``, ...).
         gt_boxes, keypoint_set, sigmas, area_source, pck_alphas,
             per_keypoint: as :func:`~edgepose.evaluation.evaluate_model`.
-        workers: the workers to use, by address or name (None: all).
+        workers: the workers to use, by name or address (``--devices``;
+            None: all, and any that joins during the run).
         images_via: "auto" (a path when every worker reads the same files
             there, else bytes), "ship" or "shared".
         shard_size: images per task (None: about four shards per worker,
@@ -379,6 +347,7 @@ def evaluate_on_lab(
     Raises:
         FileNotFoundError: the annotation file, the image folder, an
             annotated image or the model is missing.
+        RuntimeError: the lab has no worker.
         ValueError: MPII annotations (evaluate them locally), nothing to
             evaluate, an unknown worker, a model over ``max_ship_mb`` that a
             worker lacks, ``images_via="shared"`` with a worker that does not
@@ -402,8 +371,10 @@ def evaluate_on_lab(
     files = list(ann.image_files)
     _check_files(folder, files)
     target = _dataset_set(ann.keypoint_names, keypoint_set)
-    names = _lab_workers(client, workers)
+    lab = lab_workers(client, workers)
+    names = {w.address: w.name for w in lab}
     addresses = list(names)
+    resources = {"device": 1} if all(w.is_device for w in lab) else None
 
     refs = {"pose": describe_model(model, "pose")}
     if detector is not None:
@@ -435,8 +406,8 @@ def evaluate_on_lab(
     tick = _progress(progress, ann.num_images, "eval (lab)")
     done_images = ann.num_images - len(items)  # gt-boxes images without people: nothing to run
     started = time.time()
-    _run_shards(client, run, job, shards, via, folder, names, workers is not None, retries,
-                partial_path, files,
+    _run_shards(client, run, job, shards, via, folder, resources,
+                addresses if workers is not None else None, retries, partial_path, files,
                 lambda n: tick(n, ann.num_images) if tick is not None else None, done_images)
 
     results = {int(ann.image_ids[i]): run.results[i] for i in sorted(run.results)}
@@ -453,16 +424,16 @@ def evaluate_on_lab(
 
 
 def _run_shards(client: Client, run: _Run, job: dict[str, Any], shards: list[list[dict]],
-                via: str, folder: Path, names: dict[str, str], restrict: bool, retries: int,
+                via: str, folder: Path, resources: dict[str, float] | None,
+                allowed: list[str] | None, retries: int,
                 partial: Path | None, files: list[str], tick: Callable[[int], None],
                 done_images: int) -> None:
     """Submits the shards, a few per worker ahead, and collects them as they finish."""
     from distributed import as_completed
 
-    resources = _device_resource(client, list(names))
-    # a lab of chosen workers runs on them alone; the whole lab lets a worker
-    # that joins (or that its nanny restarted) take shards too
-    allowed = list(names) if restrict else None
+    # chosen workers (allowed) run the shards alone; the whole lab (None) lets
+    # a worker that joins, or that its nanny restarted, take shards too
+    in_flight = _AHEAD * (len(allowed) if allowed else len(run.names))
 
     def submit(index: int):
         items = [{**item, "path": str(folder.resolve() / item["file"]) if via == "shared" else None,
@@ -476,7 +447,7 @@ def _run_shards(client: Client, run: _Run, job: dict[str, Any], shards: list[lis
     pending = {}
     for index in waiting:
         pending[index] = submit(index)
-        if len(pending) >= _AHEAD * len(names):
+        if len(pending) >= in_flight:
             break
     queue = as_completed(list(pending.values()))
     if done_images:
