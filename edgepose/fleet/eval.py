@@ -449,7 +449,7 @@ def _run_shards(client: Client, run: _Run, job: dict[str, Any], shards: list[lis
         pending[index] = submit(index)
         if len(pending) >= in_flight:
             break
-    queue = as_completed(list(pending.values()))
+    queue = as_completed(list(pending.values()), loop=client.loop)
     if done_images:
         tick(done_images)
     try:
