@@ -51,7 +51,7 @@ if TYPE_CHECKING:  # imported lazily: a run without --cluster never loads Dask
 __all__ = ["DEFAULT_TIMEOUT_S", "InsecureClusterWarning", "VersionMismatchError",
            "VersionReport", "LabWorker", "is_local_address", "security_from_files", "connect",
            "local_versions", "worker_versions", "compare_versions", "check_versions",
-           "lab_workers", "probe_workers", "fleet_import_error"]
+           "lab_workers", "scheduler_workers", "probe_workers", "fleet_import_error"]
 
 #: Seconds :func:`connect` waits for the scheduler.
 DEFAULT_TIMEOUT_S = 10.0
@@ -349,6 +349,14 @@ def check_versions(client: distributed.Client, workers: list[LabWorker] | None =
 
 # --- workers ------------------------------------------------------------------------
 
+def scheduler_workers(client: distributed.Client) -> dict[str, dict[str, Any]]:
+    """Address -> the scheduler's record of every worker now present."""
+    try:
+        return client.scheduler_info(n_workers=-1)["workers"]
+    except TypeError:  # distributed before 2025.2 lists every worker anyway
+        return client.scheduler_info()["workers"]
+
+
 @dataclass(frozen=True)
 class LabWorker:
     """A device of the lab: a Dask worker.
@@ -386,7 +394,7 @@ def lab_workers(client: distributed.Client,
         RuntimeError: the scheduler has no worker.
         ValueError: a name in ``devices`` that no worker has.
     """
-    info = client.scheduler_info(n_workers=-1)["workers"]
+    info = scheduler_workers(client)
     workers = sorted((LabWorker(name=str(w.get("name", addr)), address=addr,
                                 resources=dict(w.get("resources") or {}),
                                 nthreads=int(w.get("nthreads", 1)))

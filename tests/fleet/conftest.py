@@ -24,7 +24,7 @@ def lab_cluster():
     """A LocalCluster: 2 worker processes, 1 thread each, resources device=1."""
     cluster = distributed.LocalCluster(
         n_workers=2, threads_per_worker=1, processes=True, resources={"device": 1},
-        dashboard_address=None, host="127.0.0.1", silence_logs=40)
+        dashboard_address=":0", host="127.0.0.1", silence_logs=40)
     try:
         yield cluster
     finally:
