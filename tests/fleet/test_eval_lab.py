@@ -178,3 +178,82 @@ def test_mpii_on_a_lab_is_refused(lab_client, shared_dir, tmp_path):
     with pytest.raises(ValueError, match=r"is an MPII file: a lab evaluates COCO-format files"):
         evaluate_on_lab(lab_client, shared_dir / MOVENET, shared_dir / "data/mpii/test_mpii.json",
                         shared_dir / "data/mpii", gt_boxes=True, cache_dir=tmp_path)
+
+
+def _set_env(name: str, value: str | None) -> str | None:
+    """Runs on the workers: sets (or, for None, removes) an environment
+    variable; returns the old value."""
+    import os
+
+    old = os.environ.get(name)
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
+    return old
+
+
+def test_edgepose_eval_cluster_command(lab_cluster, lab_client, shared_dir, tmp_path, capsys):
+    from edgepose.evaluation.cli import main_eval
+
+    args = [str(shared_dir / MOVENET), "--annotations", str(shared_dir / COCO),
+            "--images", str(shared_dir / "data/coco"), "--gt-boxes", "--threads", "1",
+            "--quiet"]
+    assert main_eval(args + ["--json", str(tmp_path / "local.json")]) == 0
+    capsys.readouterr()
+    # the workers' edgepose cache: a folder of this test's (the model is shipped there)
+    old = lab_client.run(_set_env, "EDGEPOSE_CACHE", str(tmp_path / "worker-cache"))
+    try:
+        code = main_eval(args + ["--cluster", lab_cluster.scheduler_address, "--json",
+                                 str(tmp_path / "lab.json"), "--images-via", "ship",
+                                 "--shard-size", "1"])
+    finally:
+        for address, value in old.items():
+            lab_client.run(_set_env, "EDGEPOSE_CACHE", value, workers=[address])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "lab: 4 shards, images ship (bytes with the tasks)" in out
+    assert "pose model: 0 shipped, 1 shipped" in out
+    local = json.loads((tmp_path / "local.json").read_text())
+    lab = json.loads((tmp_path / "lab.json").read_text())
+    assert {k: v for k, v in lab["summary"].items() if "latency" not in k} == \
+        {k: v for k, v in local["summary"].items() if "latency" not in k}
+    assert lab["lab"]["workers"] == ["0", "1"] and lab["lab"]["shards"] == 4
+    assert lab["lab"]["versions"]["mismatches"] == {}
+    assert sum(lab["lab"]["images_by_worker"].values()) == 4
+    # the default partial file is gone once the JSON holds everything
+    assert not (tmp_path / "lab.json.partial.jsonl").exists()
+    assert (tmp_path / "worker-cache" / "fleet").is_dir()
+
+
+def test_lab_eval_flags_need_cluster(shared_dir, capsys):
+    from edgepose.evaluation.cli import main_eval
+
+    code = main_eval([str(shared_dir / MOVENET), "--annotations", str(shared_dir / COCO),
+                      "--images", str(shared_dir / "data/coco"), "--shard-size", "2"])
+    assert code == 2
+    assert ("--shard-size is an option of the device lab and needs --cluster ADDR"
+            in capsys.readouterr().err)
+
+
+def test_eval_without_cluster_never_imports_dask(shared_dir, tmp_path):
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from edgepose.cli import main\n"
+        f"rc = main(['eval', {str(shared_dir / MOVENET)!r}, '--annotations', "
+        f"{str(shared_dir / COCO)!r}, '--images', {str(shared_dir / 'data/coco')!r}, "
+        "'--gt-boxes', '--quiet'])\n"
+        "assert rc == 0, rc\n"
+        "assert 'distributed' not in sys.modules and 'dask' not in sys.modules\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=str(_repo_root()))
+    assert done.returncode == 0, done.stderr
+
+
+def _repo_root():
+    from pathlib import Path
+
+    return Path(__file__).resolve().parents[2]
