@@ -11,7 +11,9 @@ with the lab in place of one machine::
       "scheduler": the scheduler's address,
       "versions": {"client", "workers", "mismatches"} (edgepose.fleet.cluster),
       "workers": {name: {"address", "status" ("done", "left", "running"),
-                         "done", "total", "note", "machine": probe_machine()}},
+                         "done", "total", "note", "machine": probe_machine(),
+                         "models": {argument: how the device has it: "lab cache",
+                                    "registry", "model dir", "mirror" or "shipped"}}},
       "models": {argument: describe_model(...)},
       "results": [row, ...],
       "choice": {name: row index in "results" or null}
@@ -136,9 +138,12 @@ def device_line(machine: dict[str, Any] | None) -> str:
 
 
 def _status(info: dict[str, Any]) -> str:
-    if info["status"] == "left":
-        return info["note"]
-    return f"{info['done']} of {info['total']} configurations"
+    text = (info["note"] if info["status"] == "left"
+            else f"{info['done']} of {info['total']} configurations")
+    shipped = [Path(a).name for a, how in (info.get("models") or {}).items() if how == "shipped"]
+    if shipped:
+        text += f" (shipped to it: {', '.join(shipped)})"
+    return text
 
 
 def _ap(row: dict[str, Any]) -> str:
