@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -46,7 +47,7 @@ if TYPE_CHECKING:
     from edgepose.runtime import RuntimeOptions
 
 __all__ = ["IMAGES_VIA", "Redo", "LabEvaluation", "evaluate_on_lab", "run_shard",
-           "check_images"]
+           "check_images", "release_run"]
 
 #: How images reach the workers: decide per run, always as bytes, or always by path.
 IMAGES_VIA = ("auto", "ship", "shared")
@@ -164,15 +165,49 @@ def _image(item: dict[str, Any]) -> np.ndarray:
     return image
 
 
+# A worker keeps the Estimators of the run it is in, so that a run opens (and
+# warms up) its model once per worker thread rather than once per shard: run key
+# -> Estimators no shard is using. A shard of another run closes them;
+# release_run closes them when the run ends. Process-wide by necessity: each
+# task is a fresh call, and a Dask worker holds no other per-run state.
+_IDLE: dict[str, list[Any]] = {}
+_IDLE_LOCK = threading.Lock()
+
+
+def _take_estimator(job: dict[str, Any]) -> Any:
+    with _IDLE_LOCK:
+        for key in [k for k in _IDLE if k != job["key"]]:
+            for est in _IDLE.pop(key):
+                est.close()
+        idle = _IDLE.get(job["key"])
+        if idle:
+            return idle.pop()
+    from edgepose.estimator import Estimator
+
+    model = _local_model(job["model"], job["cache_dir"])
+    detector = (_local_model(job["detector"], job["cache_dir"]) if job["detector"] is not None
+                else None)
+    return Estimator(model, detector, runtime=job["runtime"], **job["options"])
+
+
+def release_run(key: str) -> int:
+    """Runs on a worker: closes the Estimators kept for run ``key``; returns how many."""
+    with _IDLE_LOCK:
+        idle = _IDLE.pop(key, [])
+    for est in idle:
+        est.close()
+    return len(idle)
+
+
 def run_shard(job: dict[str, Any], shard: dict[str, Any]) -> dict[str, Any]:
     """Runs on a worker: one shard's images through an Estimator of the job's
     model, each by :func:`~edgepose.evaluation.runner.predict_image`.
 
     Args:
-        job: ``model``, ``detector`` (:class:`~edgepose.fleet.models.ModelRef`
-            or None), ``runtime`` (RuntimeOptions), ``options`` (Estimator
-            keywords), ``target`` (the dataset's KeypointSet or None), ``k``,
-            ``cache_dir``.
+        job: ``key`` (the run's), ``model``, ``detector``
+            (:class:`~edgepose.fleet.models.ModelRef` or None), ``runtime``
+            (RuntimeOptions), ``options`` (Estimator keywords), ``target``
+            (the dataset's KeypointSet or None), ``k``, ``cache_dir``.
         shard: ``index`` and ``items``, each ``index`` (image position),
             ``image_id``, ``file``, ``path`` or ``data``, ``boxes``.
 
@@ -182,21 +217,23 @@ def run_shard(job: dict[str, Any], shard: dict[str, Any]) -> dict[str, Any]:
     """
     from distributed import get_worker
 
-    from edgepose.estimator import Estimator
     from edgepose.evaluation.runner import predict_image
 
     worker = get_worker()
-    model = _local_model(job["model"], job["cache_dir"])
-    detector = (_local_model(job["detector"], job["cache_dir"]) if job["detector"] is not None
-                else None)
+    est = _take_estimator(job)
     out = []
-    with Estimator(model, detector, runtime=job["runtime"], **job["options"]) as est:
+    try:
         for item in shard["items"]:
             latency: list[float] = []
             result = predict_image(est, _image(item), item["boxes"], job["target"], job["k"],
                                    latency)
             out.append({"index": item["index"], "image_id": item["image_id"], "result": result,
                         "latency_ms": latency[0]})
+    except BaseException:
+        est.close()
+        raise
+    with _IDLE_LOCK:
+        _IDLE.setdefault(job["key"], []).append(est)
     return {"shard": shard["index"], "worker": str(worker.name), "images": out}
 
 
@@ -393,12 +430,13 @@ def evaluate_on_lab(
             items.append({"index": i, "image_id": image_id, "file": files[i], "boxes": boxes})
     size = shard_size or max(1, min(32, math.ceil(len(items) / (4 * len(addresses)))))
     shards = [items[s:s + size] for s in range(0, len(items), size)]
-    job = {"model": refs["pose"][0], "detector": refs["detector"][0] if detector else None,
+    run = _Run(key=f"edgepose-eval-{uuid.uuid4().hex[:8]}", names=names)
+    job = {"key": run.key, "model": refs["pose"][0],
+           "detector": refs["detector"][0] if detector else None,
            "runtime": runtime, "options": dict(estimator_options or {}), "target": target,
            "k": ann.num_keypoint_channels,
            "cache_dir": None if cache_dir is None else str(cache_dir)}
 
-    run = _Run(key=f"edgepose-eval-{uuid.uuid4().hex[:8]}", names=names)
     partial_path = Path(partial) if partial is not None else None
     if partial_path is not None:
         partial_path.parent.mkdir(parents=True, exist_ok=True)
@@ -406,9 +444,13 @@ def evaluate_on_lab(
     tick = _progress(progress, ann.num_images, "eval (lab)")
     done_images = ann.num_images - len(items)  # gt-boxes images without people: nothing to run
     started = time.time()
-    _run_shards(client, run, job, shards, via, folder, resources,
-                addresses if workers is not None else None, retries, partial_path, files,
-                lambda n: tick(n, ann.num_images) if tick is not None else None, done_images)
+    try:
+        _run_shards(client, run, job, shards, via, folder, resources,
+                    addresses if workers is not None else None, retries, partial_path, files,
+                    lambda n: tick(n, ann.num_images) if tick is not None else None,
+                    done_images)
+    finally:
+        client.run(release_run, run.key, on_error="ignore")
 
     results = {int(ann.image_ids[i]): run.results[i] for i in sorted(run.results)}
     latency = np.array([run.latency[i] for i in sorted(run.latency)])

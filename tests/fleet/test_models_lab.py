@@ -37,7 +37,7 @@ def test_describe_model_of_a_registry_name(shared_dir, monkeypatch, tmp_path):
     monkeypatch.setenv("EDGEPOSE_MODEL_DIR", str(shared_dir / "models/movenet"))
     monkeypatch.setenv("EDGEPOSE_CACHE", str(tmp_path))
     ref, paths = describe_model("movenet-lightning")
-    assert ref.registry and ref.name == "movenet-lightning"
+    assert ref.registry and ref.name == "movenet-lightning" and len(paths) == 1
     assert ref.key == _sha(shared_dir / MOVENET)
 
 
