@@ -257,3 +257,18 @@ def _repo_root():
     from pathlib import Path
 
     return Path(__file__).resolve().parents[2]
+
+
+def test_a_shard_that_fails_names_its_images(lab_client, shared_dir, tmp_path):
+    import shutil
+
+    folder = tmp_path / "images"
+    shutil.copytree(shared_dir / "data/coco", folder)
+    ann = load_annotations(shared_dir / COCO)
+    broken = ann.image_files[2]
+    (folder / broken).write_bytes(b"not a jpeg")
+    with pytest.raises(RuntimeError, match=rf"shard 2 \({broken}\) failed on the lab: "
+                       rf"ValueError: {broken} could not be decoded as an image\."):
+        evaluate_on_lab(lab_client, shared_dir / MOVENET, ann, folder, gt_boxes=True,
+                        runtime=RUNTIME, images_via="ship", shard_size=1, retries=0,
+                        cache_dir=tmp_path / "cache")
