@@ -27,7 +27,6 @@ import json
 import math
 import os
 import threading
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -184,10 +183,25 @@ def _take_estimator(job: dict[str, Any]) -> Any:
             return idle.pop()
     from edgepose.estimator import Estimator
 
+    options = dict(job["options"])
     model = _local_model(job["model"], job["cache_dir"])
-    detector = (_local_model(job["detector"], job["cache_dir"]) if job["detector"] is not None
-                else None)
-    return Estimator(model, detector, runtime=job["runtime"], **job["options"])
+    _entry_preset(job["model"], model, options, "preset")
+    detector = None
+    if job["detector"] is not None:
+        detector = _local_model(job["detector"], job["cache_dir"])
+        _entry_preset(job["detector"], detector, options, "detector_preset")
+    return Estimator(model, detector, runtime=job["runtime"], **options)
+
+
+def _entry_preset(ref: ModelRef, path: str, options: dict[str, Any], key: str) -> None:
+    """A registry model opened from a path: its entry's preset when no preset
+    is given and the file carries no card (the order a name is opened in)."""
+    if ref.preset is None or options.get(key) is not None:
+        return
+    from edgepose.card import read_card
+
+    if read_card(path) is None:
+        options[key] = ref.preset
 
 
 def release_run(key: str) -> int:
@@ -304,14 +318,16 @@ def _append_partial(path: Path, files: list[str], done: dict[str, Any]) -> None:
         os.fsync(f.fileno())
 
 
-def _redone(client: Client, run: _Run, started: float, shard_sizes: dict[int, int]
+def _redone(client: Client, run: _Run, shard_sizes: dict[int, int]
             ) -> tuple[tuple[Redo, ...], tuple[str, ...]]:
     """The shards on workers that left during the run (the scheduler's
-    ``remove-worker`` events), and those workers."""
+    ``remove-worker`` events naming this run's task keys), and those of the
+    run's workers that left (their addresses were live when it began; the
+    scheduler's clock is not compared with this one)."""
     prefix = f"{run.key}-"
     redone, left = [], []
-    for stamp, msg in client.get_events("all"):
-        if stamp < started or not isinstance(msg, dict) or msg.get("action") != "remove-worker":
+    for _, msg in client.get_events("all"):
+        if not isinstance(msg, dict) or msg.get("action") != "remove-worker":
             continue
         worker = run.names.get(msg.get("worker", ""), msg.get("worker", "?"))
         if msg.get("worker") in run.names:
@@ -443,7 +459,6 @@ def evaluate_on_lab(
         partial_path.write_text("", encoding="utf-8")
     tick = _progress(progress, ann.num_images, "eval (lab)")
     done_images = ann.num_images - len(items)  # gt-boxes images without people: nothing to run
-    started = time.time()
     try:
         _run_shards(client, run, job, shards, via, folder, resources,
                     addresses if workers is not None else None, retries, partial_path, files,
@@ -457,7 +472,7 @@ def evaluate_on_lab(
     report = score_coco(ann, results, latency, gt_boxes=gt_boxes, target=target, sigmas=sigmas,
                         area_source=area_source, pck_alphas=pck_alphas,
                         per_keypoint=per_keypoint)
-    redone, left = _redone(client, run, started, {s: len(sh) for s, sh in enumerate(shards)})
+    redone, left = _redone(client, run, {s: len(sh) for s, sh in enumerate(shards)})
     return LabEvaluation(report=report, results=results, images_via=via, models=delivered,
                          images_by_worker=dict(run.images_by_worker), redone=redone,
                          workers_left=left,

@@ -61,11 +61,15 @@ class ModelRef:
         files: the main file first (``.onnx``, ``.tflite``, ``.xml``), then
             an OpenVINO IR's ``.bin``.
         registry: whether ``name`` is a registry name.
+        preset: the registry entry's card preset (a worker uses it, as
+            :class:`~edgepose.model.LoadedModel` does for a name, when the
+            file carries no card and no preset is given), or None.
     """
 
     name: str
     files: tuple[ModelFile, ...]
     registry: bool = False
+    preset: str | None = None
 
     @property
     def key(self) -> str:
@@ -112,7 +116,7 @@ def describe_model(model: str | os.PathLike[str], role: str = "pose") -> tuple[M
     paths = _companions(Path(path))
     files = tuple(ModelFile(p.name, sha256_file(p), p.stat().st_size) for p in paths)
     if entry is not None:
-        return ModelRef(entry.name, files, registry=True), paths
+        return ModelRef(entry.name, files, registry=True, preset=entry.preset), paths
     return ModelRef(paths[0].name, files), paths
 
 
