@@ -27,6 +27,7 @@ import json
 import math
 import os
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -54,6 +55,10 @@ IMAGES_VIA = ("auto", "ship", "shared")
 _AHEAD = 2
 #: Images compared by size and sha256 to decide that workers share the folder.
 _SAMPLES = 3
+#: Seconds between looks at the shards while none has arrived.
+_POLL_S = 0.05
+#: Seconds to wait for a finished shard's result (its worker may have left).
+_FETCH_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -362,6 +367,7 @@ def evaluate_on_lab(
     partial: str | os.PathLike[str] | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
     progress: bool | Callable[[int, int], None] = False,
+    no_worker_timeout_s: float = 60.0,
 ) -> LabEvaluation:
     """Evaluates a model over annotated images, sharded over a Dask lab.
 
@@ -393,6 +399,8 @@ def evaluate_on_lab(
         cache_dir: the workers' edgepose cache (None: their environment's).
         progress: True for a progress bar on stderr counting the images
             done across the lab, or a callable ``(done, total)``.
+        no_worker_timeout_s: give up when no worker that may run the shards
+            (``workers``, or any) has been in the lab for this long.
 
     Returns:
         :class:`LabEvaluation`.
@@ -406,7 +414,8 @@ def evaluate_on_lab(
             worker lacks, ``images_via="shared"`` with a worker that does not
             see the folder, ``shard_size`` < 1.
         RuntimeError: a shard failed on the workers (the message names it
-            and carries the worker's error).
+            and carries the worker's error), or every worker that may run
+            the shards left (what was done is in ``partial``).
     """
     from edgepose.evaluation.mpii import MpiiAnnotations
     from edgepose.evaluation.runner import (_check_files, _check_not_empty, _dataset_set,
@@ -463,7 +472,7 @@ def evaluate_on_lab(
         _run_shards(client, run, job, shards, via, folder, resources,
                     addresses if workers is not None else None, retries, partial_path, files,
                     lambda n: tick(n, ann.num_images) if tick is not None else None,
-                    done_images)
+                    done_images, no_worker_timeout_s)
     finally:
         client.run(release_run, run.key, on_error="ignore")
 
@@ -480,14 +489,43 @@ def evaluate_on_lab(
                          shards=len(shards))
 
 
+class _Watch:
+    """Notices a lab left without a worker that may run the shards (they
+    would wait for one forever) and gives up after ``timeout_s``."""
+
+    def __init__(self, client: Client, allowed: list[str] | None, timeout_s: float) -> None:
+        self.client, self.allowed, self.timeout_s = client, allowed, timeout_s
+        self.last_look = 0.0
+        self.alone_since: float | None = None
+
+    def check(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - self.last_look < 1.0:
+            return
+        self.last_look = now
+        live = set(self.client.scheduler_info(n_workers=-1)["workers"])
+        usable = live & set(self.allowed) if self.allowed is not None else live
+        if usable:
+            self.alone_since = None
+            return
+        self.alone_since = self.alone_since or now
+        if now - self.alone_since >= self.timeout_s:
+            who = ("the chosen workers (--devices) have" if self.allowed is not None
+                   else "every worker has")
+            raise RuntimeError(
+                f"{who} left the lab for {self.timeout_s:g} s with {total - done} of {total} "
+                "images still to run: start workers again (dask worker SCHEDULER ...) and run "
+                "again; the poses done so far are in the partial file, if one was asked for.")
+
+
 def _run_shards(client: Client, run: _Run, job: dict[str, Any], shards: list[list[dict]],
                 via: str, folder: Path, resources: dict[str, float] | None,
                 allowed: list[str] | None, retries: int,
                 partial: Path | None, files: list[str], tick: Callable[[int], None],
-                done_images: int) -> None:
-    """Submits the shards, a few per worker ahead, and collects them as they finish."""
-    from distributed import as_completed
-
+                done_images: int, no_worker_timeout_s: float) -> None:
+    """Submits the shards, a few per worker ahead, and collects them as they
+    finish (looking at their futures' states: a finished shard whose worker
+    leaves before it is fetched is run again, and is fetched then)."""
     # chosen workers (allowed) run the shards alone; the whole lab (None) lets
     # a worker that joins, or that its nanny restarted, take shards too
     in_flight = _AHEAD * (len(allowed) if allowed else len(run.names))
@@ -500,41 +538,51 @@ def _run_shards(client: Client, run: _Run, job: dict[str, Any], shards: list[lis
                              key=f"{run.key}-{index}", workers=allowed, resources=resources,
                              retries=retries, pure=False)
 
+    done_images_at_start = done_images
     waiting = iter(range(len(shards)))
     pending = {}
     for index in waiting:
         pending[index] = submit(index)
         if len(pending) >= in_flight:
             break
-    queue = as_completed(list(pending.values()), loop=client.loop)
     if done_images:
         tick(done_images)
+    watch = _Watch(client, allowed, no_worker_timeout_s)
     try:
-        for future in queue:
-            index = int(future.key[len(run.key) + 1:])
-            if future.status == "error":
-                exc = future.exception()
-                files_of = ", ".join(item["file"] for item in shards[index][:3])
-                raise RuntimeError(
-                    f"shard {index} ({files_of}{', ...' if len(shards[index]) > 3 else ''}) "
-                    f"failed on the lab: {type(exc).__name__}: {exc}") from exc
-            done = future.result()
-            del pending[index]
-            future.release()
-            run.done_on[index] = done["worker"]
-            run.images_by_worker[done["worker"]] = (run.images_by_worker.get(done["worker"], 0)
-                                                    + len(done["images"]))
-            for img in done["images"]:
-                run.results[img["index"]] = img["result"]
-                run.latency[img["index"]] = img["latency_ms"]
-            if partial is not None:
-                _append_partial(partial, files, done)
-            done_images += len(done["images"])
-            tick(done_images)
-            following = next(waiting, None)
-            if following is not None:
-                pending[following] = submit(following)
-                queue.add(pending[following])
+        while pending:
+            arrived = 0
+            for index, future in sorted(pending.items()):
+                if future.status == "error":
+                    exc = future.exception()
+                    files_of = ", ".join(item["file"] for item in shards[index][:3])
+                    raise RuntimeError(
+                        f"shard {index} ({files_of}{', ...' if len(shards[index]) > 3 else ''}) "
+                        f"failed on the lab: {type(exc).__name__}: {exc}") from exc
+                if future.status != "finished":
+                    continue
+                try:
+                    done = future.result(timeout=_FETCH_S)
+                except TimeoutError:  # its worker left with it: the shard runs again
+                    continue
+                del pending[index]
+                future.release()
+                arrived += 1
+                run.done_on[index] = done["worker"]
+                run.images_by_worker[done["worker"]] = (
+                    run.images_by_worker.get(done["worker"], 0) + len(done["images"]))
+                for img in done["images"]:
+                    run.results[img["index"]] = img["result"]
+                    run.latency[img["index"]] = img["latency_ms"]
+                if partial is not None:
+                    _append_partial(partial, files, done)
+                done_images += len(done["images"])
+                tick(done_images)
+                following = next(waiting, None)
+                if following is not None:
+                    pending[following] = submit(following)
+            if not arrived:
+                watch.check(done_images, sum(len(s) for s in shards) + done_images_at_start)
+                time.sleep(_POLL_S)
     finally:
         for future in pending.values():
             future.cancel()
