@@ -9,9 +9,11 @@ across many devices at once (``pip install 'edgepose[fleet]'``).
 
 Modules: :mod:`.cluster` (connecting with the security policy, the lab's
 workers, their hardware probes, the version check), :mod:`.flags` (the
-``--cluster`` flags of ``bench`` and ``eval``), :mod:`.bench` (every
-configuration on every device), :mod:`.report` and :mod:`.plot` (the merged
-report: text, JSON, markdown, PNG).
+``--cluster`` flags of ``bench`` and ``eval``, :func:`~.flags.open_lab`),
+:mod:`.models` (models by name and sha256, shipped when a device lacks
+them), :mod:`.bench` and :mod:`.bench_cli` (every configuration on every
+device), :mod:`.report` and :mod:`.plot` (the bench's merged report: text,
+JSON, markdown, PNG), :mod:`.eval` (``edgepose eval`` sharded over the lab).
 
 Importing this package imports nothing of Dask: ``distributed`` is imported
 by the functions that talk to a cluster, so a command run without

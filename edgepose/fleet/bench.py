@@ -26,6 +26,12 @@ annotation file and the images travel with the tasks (one copy per worker),
 so keep them small, a few hundred images at most. Top-down models without a
 detector are scored on the ground-truth boxes (``ap_mode`` says which).
 
+**Models** travel by name and sha256 (:mod:`edgepose.fleet.models`): before
+the sweep, each device looks for each model in its own lab cache, registry,
+model dir or mirror and verifies the hash; the client ships the file to a
+device that lacks it (:func:`edgepose.fleet.models.deliver_model`, up to
+its size limit), and each task then finds the device's verified copy.
+
 Worker-side functions (:func:`bench_on_worker`) are module-level, take and
 return plain data, and import nothing of Dask.
 """
@@ -42,6 +48,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgepose.bench.runner import BenchConfig, RunSettings
+from edgepose.fleet.models import ModelRef
 from edgepose.runtime import RuntimeOptions
 
 if TYPE_CHECKING:
@@ -49,7 +56,7 @@ if TYPE_CHECKING:
 
     from edgepose.fleet.cluster import LabWorker
 
-__all__ = ["MAX_ACCURACY_BYTES", "model_ref", "config_to_dict", "config_from_dict",
+__all__ = ["MAX_ACCURACY_BYTES", "config_to_dict", "config_from_dict",
            "accuracy_payload", "bench_on_worker", "LabBench", "run_lab_bench"]
 
 #: The most bytes of annotations and images shipped for the AP (256 MB).
@@ -57,12 +64,6 @@ MAX_ACCURACY_BYTES = 256 * 1024 * 1024
 
 
 # --- plain data across the wire -----------------------------------------------------
-
-def model_ref(info: dict[str, Any]) -> dict[str, Any]:
-    """What a worker needs to find a model: its path, registry name and
-    sha256 (from :func:`edgepose.bench.runner.describe_model`)."""
-    return {"path": info["path"], "registry": info.get("registry"), "sha256": info["sha256"]}
-
 
 def config_to_dict(config: BenchConfig) -> dict[str, Any]:
     """A :class:`BenchConfig` as plain data (:func:`config_from_dict` undoes it)."""
@@ -130,33 +131,22 @@ def accuracy_payload(annotations: str | os.PathLike, images: str | os.PathLike,
 
 # --- on the worker ------------------------------------------------------------------
 
-def _sha256(path: Path) -> str:
-    from edgepose._files import sha256_file
-
-    return sha256_file(path)
-
-
-def _model_on_worker(ref: dict[str, Any] | None) -> Path | None:
-    """The worker's copy of a model: the client's path when it exists here
-    with the same sha256, else the registry's verified copy."""
+def _model_on_worker(ref: ModelRef | None, cache_dir: str | None) -> Path | None:
+    """This device's verified copy of a model (:func:`edgepose.fleet.models.find_model`:
+    its lab cache, registry, model dir or mirror; never the client's path)."""
     if ref is None:
         return None
-    path = Path(ref["path"])
-    if path.is_file() and _sha256(path) == ref["sha256"]:
-        return path
-    if ref.get("registry"):
-        from edgepose.registry import ModelStore
+    from edgepose.fleet.models import find_model
 
-        found = ModelStore.from_env().resolve(ref["registry"]).path
-        if _sha256(Path(found)) == ref["sha256"]:
-            return Path(found)
-        raise ValueError(f"this device's copy of {ref['registry']} ({found}) has another "
-                         f"sha256 than the client's ({ref['sha256'][:12]}...): update its "
-                         "registry or model folder.")
-    state = "has another sha256" if path.is_file() else "does not exist"
-    raise FileNotFoundError(f"{path} {state} on this device (expected sha256 "
-                            f"{ref['sha256'][:12]}...): copy the file there, or use a registry "
-                            "name the device can resolve.")
+    found = find_model(ref, verify=False, cache_dir=cache_dir)
+    if found["path"] is None:  # e.g. a cache cleaned since the run began
+        found = find_model(ref, verify=True, cache_dir=cache_dir)
+    if found["path"] is None:
+        raise FileNotFoundError(
+            f"this device has no verified copy of model {ref.name!r} (sha256 "
+            f"{ref.key[:12]}...): it joined after the models were delivered, or lost them. "
+            "Looked in: " + "; ".join(found["looked"]))
+    return Path(found["path"])
 
 
 def _accuracy_on_worker(config: BenchConfig, path: Path, det_path: Path | None,
@@ -190,18 +180,21 @@ def _accuracy_on_worker(config: BenchConfig, path: Path, det_path: Path | None,
     return {"ap": ap, "ap_mode": report.mode, "ap_images": report.num_images}
 
 
-def bench_on_worker(config: dict[str, Any], model: dict[str, Any],
-                    detector: dict[str, Any] | None, image_bytes: bytes,
-                    settings: dict[str, Any],
-                    accuracy: dict[str, Any] | None = None) -> dict[str, Any]:
+def bench_on_worker(config: dict[str, Any], model: ModelRef, detector: ModelRef | None,
+                    image_bytes: bytes, settings: dict[str, Any],
+                    accuracy: dict[str, Any] | None = None, *,
+                    cache_dir: str | None = None) -> dict[str, Any]:
     """Runs one configuration on the worker it is sent to (a Dask task).
 
     Args:
         config: :func:`config_to_dict` of the configuration.
-        model, detector: :func:`model_ref` of the pose model and detector.
+        model, detector: the pose model and detector
+            (:class:`edgepose.fleet.models.ModelRef`), found on this device
+            by name and sha256 (:func:`edgepose.fleet.models.find_model`).
         image_bytes: the encoded image to time.
         settings: ``{"runs", "warmup", "duration_s"}``.
         accuracy: :func:`accuracy_payload`, or None for no AP.
+        cache_dir: the device's edgepose cache (None: from its environment).
 
     Returns:
         the row of :func:`edgepose.bench.runner.run_config`, plus ``ap``,
@@ -215,8 +208,8 @@ def bench_on_worker(config: dict[str, Any], model: dict[str, Any],
     cfg = config_from_dict(config)
     extra: dict[str, Any] = {"ap": None, "ap_mode": None, "ap_images": None, "ap_error": None}
     try:
-        path = _model_on_worker(model)
-        det_path = _model_on_worker(detector)
+        path = _model_on_worker(model, cache_dir)
+        det_path = _model_on_worker(detector, cache_dir)
     except (FileNotFoundError, ValueError, OSError) as exc:
         return _skipped(cfg, str(exc), "error") | extra
     row = run_config(cfg, image_bytes, RunSettings(**settings), model_path=path,
@@ -252,9 +245,10 @@ def _left_note(done: int, total: int) -> str:
 
 
 def run_lab_bench(client: distributed.Client, workers: list[LabWorker],
-                  configs: list[BenchConfig], *, models: dict[str, dict[str, Any]],
+                  configs: list[BenchConfig], *, models: dict[str, ModelRef],
                   image_bytes: bytes, settings: RunSettings,
                   accuracy: dict[str, Any] | None = None,
+                  cache_dir: str | os.PathLike | None = None,
                   on_row: Callable[[dict[str, Any]], None] | None = None,
                   on_event: Callable[[str, dict[str, Any]], None] | None = None,
                   poll_s: float = 0.2) -> LabBench:
@@ -264,11 +258,14 @@ def run_lab_bench(client: distributed.Client, workers: list[LabWorker],
         client: a client of the lab.
         workers: the devices (:func:`edgepose.fleet.cluster.lab_workers`).
         configs: the configurations, run in this order on each device.
-        models: argument -> :func:`edgepose.bench.runner.describe_model`
-            for every model and detector of ``configs``.
+        models: argument -> :class:`~edgepose.fleet.models.ModelRef` of every
+            model and detector of ``configs``, already on every worker
+            (:func:`edgepose.fleet.models.deliver_model`).
         image_bytes: the encoded image to time.
         settings: runs, warm-up and duration of each configuration.
         accuracy: :func:`accuracy_payload` to measure the AP on each device.
+        cache_dir: the workers' edgepose cache, where delivered models are
+            (None: their environment's).
         on_row: called with each row as it arrives.
         on_event: called as ``on_event(kind, info)`` for ``"start"`` (a
             configuration sent: ``worker``, ``index``) and ``"left"`` (a
@@ -283,10 +280,13 @@ def run_lab_bench(client: distributed.Client, workers: list[LabWorker],
     total = len(configs)
     data = {"image": image_bytes,
             "settings": {"runs": settings.runs, "warmup": settings.warmup,
-                         "duration_s": settings.duration_s}}
-    # one copy per worker, referenced by every task
-    shared = client.scatter([data | ({"accuracy": accuracy} if accuracy else {})],
-                            broadcast=True, hash=False)[0]
+                         "duration_s": settings.duration_s},
+            "cache_dir": None if cache_dir is None else str(cache_dir)}
+    # one copy on each worker, referenced by its tasks (scatter(broadcast=True) would log
+    # a 'replicate' event the scheduler cannot serialize, breaking get_events for everyone)
+    payload = data | ({"accuracy": accuracy} if accuracy else {})
+    shared = {w.address: client.scatter([payload], workers=[w.address], hash=False)[0]
+              for w in workers}
     queues = {w.address: deque(range(total)) for w in workers}
     result = LabBench(devices={w.name: {"address": w.address, "status": "running", "done": 0,
                                         "total": total, "note": None} for w in workers})
@@ -300,8 +300,8 @@ def run_lab_bench(client: distributed.Client, workers: list[LabWorker],
         i = queues[worker.address].popleft()
         config = configs[i]
         fut = client.submit(
-            _run_task, config_to_dict(config), model_ref(models[config.model]),
-            model_ref(models[config.detector]) if config.detector else None, shared,
+            _run_task, config_to_dict(config), models[config.model],
+            models[config.detector] if config.detector else None, shared[worker.address],
             key=f"edgepose-bench-{run_id}-{worker.name}-{i}", workers=[worker.address],
             allow_other_workers=False, resources={"device": 1} if worker.is_device else None,
             pure=False)
@@ -353,14 +353,14 @@ def run_lab_bench(client: distributed.Client, workers: list[LabWorker],
     return result
 
 
-def _run_task(config: dict[str, Any], model: dict[str, Any], detector: dict[str, Any] | None,
+def _run_task(config: dict[str, Any], model: ModelRef, detector: ModelRef | None,
               shared: dict[str, Any]) -> dict[str, Any]:
     """The task: :func:`bench_on_worker` with the image and settings sent once;
     the row also gets ``started_at`` and ``ended_at`` (the worker's Unix time)."""
     started = time.time()
     try:
         row = bench_on_worker(config, model, detector, shared["image"], shared["settings"],
-                              shared.get("accuracy"))
+                              shared.get("accuracy"), cache_dir=shared.get("cache_dir"))
     except Exception as exc:  # noqa: BLE001 - a row that says why beats a lost device
         from edgepose.bench.runner import _skipped
 

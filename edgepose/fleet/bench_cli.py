@@ -25,6 +25,29 @@ from edgepose.bench.runner import BenchConfig, RunSettings
 __all__ = ["run_lab_command"]
 
 
+def _deliver_models(lab, described: dict[str, dict[str, Any]], note
+                    ) -> tuple[dict[str, Any], dict[str, dict[str, str]]]:
+    """Makes every model reach every device (by name and sha256, shipped
+    when a device lacks it). Returns (argument -> ModelRef, worker name ->
+    {argument: how the device has it})."""
+    from edgepose.fleet.models import DEFAULT_MAX_SHIP_MB, deliver_model, describe_model
+
+    refs: dict[str, Any] = {}
+    delivered: dict[str, dict[str, str]] = {w.name: {} for w in lab.workers}
+    names = {w.address: w.name for w in lab.workers}
+    for arg, info in described.items():
+        ref, paths = describe_model(arg, info["role"])
+        refs[arg] = ref
+        how = deliver_model(lab.client, ref, paths, list(names), max_ship_mb=DEFAULT_MAX_SHIP_MB)
+        for address, place in how.items():
+            delivered[names[address]][arg] = place
+        shipped = sorted(names[a] for a, place in how.items() if place == "shipped")
+        if shipped:
+            note(f"(shipped {ref.name}, {ref.size / 1e6:.1f} MB, to {', '.join(shipped)}: "
+                 "verified by sha256 and kept in their lab cache)")
+    return refs, delivered
+
+
 def run_lab_command(args: argparse.Namespace, *, configs: list[BenchConfig],
                     described: dict[str, dict[str, Any]], image_bytes: bytes,
                     settings: RunSettings, run_settings: dict[str, Any], out: TextIO,
@@ -68,6 +91,7 @@ def run_lab_command(args: argparse.Namespace, *, configs: list[BenchConfig],
 
     with open_lab(args, quiet=args.quiet) as lab:
         probes = probe_workers(lab.client, lab.workers)
+        refs, delivered = _deliver_models(lab, described, note)
         note(f"(lab {lab.address}: {len(lab.workers)} device(s), "
              f"{', '.join(w.name for w in lab.workers)}; {len(configs)} configuration(s) each, "
              "one at a time per device)")
@@ -96,10 +120,10 @@ def run_lab_command(args: argparse.Namespace, *, configs: list[BenchConfig],
                 note(f"warning: device {info['worker']} left the lab ({info['note']}); the "
                      "others go on")
 
-        run = run_lab_bench(lab.client, lab.workers, configs, models=described,
+        run = run_lab_bench(lab.client, lab.workers, configs, models=refs,
                             image_bytes=image_bytes, settings=settings, accuracy=accuracy,
                             on_row=on_row, on_event=on_event)
-        workers = {name: info | {"machine": probes.get(name)}
+        workers = {name: info | {"machine": probes.get(name), "models": delivered[name]}
                    for name, info in run.devices.items()}
         doc = report.build_lab_document(
             command=command, settings=run_settings | {"accuracy": acc_info},

@@ -96,8 +96,9 @@ def _latency_vs_ap(plt, doc: dict[str, Any], ok: list[tuple[int, dict[str, Any]]
         for _, r in mine:
             x, y = r["stages_ms"]["total"]["p50"], r["ap"]
             ax.scatter([x], [y], s=70, color=colour[r["index"]], zorder=3)
-            ax.annotate(str(r["index"] + 1), (x, y), textcoords="offset points",
-                        xytext=(6, 5), fontsize=9, fontweight="bold")
+            ax.annotate(str(r["index"] + 1), (x, y), textcoords="offset points",  # staggered
+                        xytext=(6, 5 if r["index"] % 2 == 0 else -14), fontsize=9,
+                        fontweight="bold")
         pick = doc["choice"].get(name)
         title = _subtitle(doc, name)
         if pick is not None and doc["results"][pick].get("ap") is not None:

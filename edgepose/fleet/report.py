@@ -11,7 +11,9 @@ with the lab in place of one machine::
       "scheduler": the scheduler's address,
       "versions": {"client", "workers", "mismatches"} (edgepose.fleet.cluster),
       "workers": {name: {"address", "status" ("done", "left", "running"),
-                         "done", "total", "note", "machine": probe_machine()}},
+                         "done", "total", "note", "machine": probe_machine(),
+                         "models": {argument: how the device has it: "lab cache",
+                                    "registry", "model dir", "mirror" or "shipped"}}},
       "models": {argument: describe_model(...)},
       "results": [row, ...],
       "choice": {name: row index in "results" or null}
@@ -136,9 +138,12 @@ def device_line(machine: dict[str, Any] | None) -> str:
 
 
 def _status(info: dict[str, Any]) -> str:
-    if info["status"] == "left":
-        return info["note"]
-    return f"{info['done']} of {info['total']} configurations"
+    text = (info["note"] if info["status"] == "left"
+            else f"{info['done']} of {info['total']} configurations")
+    shipped = [Path(a).name for a, how in (info.get("models") or {}).items() if how == "shipped"]
+    if shipped:
+        text += f" (shipped to it: {', '.join(shipped)})"
+    return text
 
 
 def _ap(row: dict[str, Any]) -> str:
@@ -197,8 +202,8 @@ def to_text(doc: dict[str, Any]) -> str:
 def to_markdown(doc: dict[str, Any]) -> str:
     """The report in markdown (for a README or an issue)."""
     out = [f"## edgepose lab bench: {len(doc['workers'])} devices", "",
-           f"`{_md_escape(doc['command'])}` ({doc['created']}, scheduler "
-           f"`{doc['scheduler']}`)", "", "### Devices", "",
+           (f"`{_md_escape(doc['command'])}` ({doc['created']}, scheduler "
+            f"`{doc['scheduler']}`)"), "", "### Devices", "",
            "| device | hardware | software | status |", "|---|---|---|---|"]
     for name, info in doc["workers"].items():
         m = info.get("machine") or {}
@@ -215,7 +220,8 @@ def to_markdown(doc: dict[str, Any]) -> str:
     ok = [(i, r) for i, r in enumerate(doc["results"]) if r["status"] == "ok"]
     if ok:
         out += ["", "### Latency per frame (total ms) and accuracy", "",
-                "| device | configuration | p50 | p90 | FPS | AP |", "|---|---|---:|---:|---:|---:|"]
+                "| device | configuration | p50 | p90 | FPS | AP |",
+                "|---|---|---:|---:|---:|---:|"]
         out += ["| " + " | ".join(_md_escape(c) for c in _result_cells(doc, i, r)) + " |"
                 for i, r in ok]
         out += ["", f"`*` marks {_choice_note(doc)}."]

@@ -9,6 +9,7 @@ tests share them): start its own worker against ``lab_cluster.scheduler_address`
 """
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -20,11 +21,20 @@ distributed = pytest.importorskip("distributed", reason="the fleet extra: pip in
 
 
 @pytest.fixture(scope="session")
-def lab_cluster():
-    """A LocalCluster: 2 worker processes, 1 thread each, resources device=1."""
+def worker_cache(tmp_path_factory):
+    """The workers' edgepose cache (``EDGEPOSE_CACHE``): models shipped to
+    them land here, not in this machine's own cache."""
+    return tmp_path_factory.mktemp("worker-cache")
+
+
+@pytest.fixture(scope="session")
+def lab_cluster(worker_cache):
+    """A LocalCluster: 2 worker processes, 1 thread each, resources device=1,
+    ``EDGEPOSE_CACHE`` set to :func:`worker_cache`."""
     cluster = distributed.LocalCluster(
         n_workers=2, threads_per_worker=1, processes=True, resources={"device": 1},
-        dashboard_address=":0", host="127.0.0.1", silence_logs=40)
+        dashboard_address=":0", host="127.0.0.1", silence_logs=40,
+        env={"EDGEPOSE_CACHE": str(worker_cache)})
     try:
         yield cluster
     finally:
@@ -43,15 +53,16 @@ def lab_client(lab_cluster):
 
 
 def start_worker(address: str, name: str, *, timeout_s: float = 120.0,
-                 client=None) -> subprocess.Popen:
+                 client=None, env: dict[str, str] | None = None) -> subprocess.Popen:
     """Starts ``dask worker ADDRESS --name NAME --nthreads 1 --resources device=1
-    --no-nanny`` as a process of its own (kill it to make the device leave)
-    and waits until the scheduler lists it (with ``client``)."""
+    --no-nanny`` as a process of its own (kill it to make the device leave),
+    with ``env`` added to this process's environment, and waits until the
+    scheduler lists it (with ``client``)."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "distributed.cli.dask_worker", address, "--name", name,
          "--nthreads", "1", "--resources", "device=1", "--no-nanny", "--no-dashboard",
          "--host", "127.0.0.1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ | (env or {}))
     if client is not None:
         deadline = time.monotonic() + timeout_s
         while not any(str(w.get("name")) == name

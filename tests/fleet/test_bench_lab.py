@@ -13,10 +13,10 @@ import pytest
 
 distributed = pytest.importorskip("distributed")
 
-from edgepose.bench.cli import main as bench_main  # noqa: E402
-from edgepose.fleet import bench as fb  # noqa: E402
-from edgepose.fleet import report as fr  # noqa: E402
-from tests.fleet.conftest import start_worker  # noqa: E402
+from edgepose.bench.cli import main as bench_main
+from edgepose.fleet import bench as fb
+from edgepose.fleet import report as fr
+from tests.fleet.conftest import start_worker
 
 MOVENET = "movenet/movenet_singlepose_lightning_int8_4.tflite"
 MOVENET_ONNX = "movenet/onnx_converted/movenet_singlepose_lightning_int8_4.onnx"
@@ -60,6 +60,23 @@ def test_two_workers_merged_into_one_report(lab_run, models, coco_files):
         assert mine[0][1] <= mine[1][0]
     assert not (out / "lab.json.partial.jsonl").exists()  # removed once lab.json is whole
     assert not doc["versions"]["mismatches"]
+
+
+def test_models_reach_the_workers_by_hash(lab_run, models, worker_cache):
+    """The workers had no copy of the files (no model dir, no mirror): the
+    client shipped them, and each task found the verified copy."""
+    from edgepose._files import sha256_file
+
+    _, out = lab_run
+    doc = json.loads((out / "lab.json").read_text())
+    for name in ("0", "1"):
+        got = doc["workers"][name]["models"]
+        assert set(got) == {str(models / MOVENET), str(models / MOVENET_ONNX)}
+        assert set(got.values()) <= {"shipped", "lab cache"}  # this test or an earlier one
+    for model in (MOVENET, MOVENET_ONNX):
+        sha = sha256_file(models / model)
+        landed = worker_cache / "fleet" / sha / Path(model).name
+        assert sha256_file(landed) == sha
 
 
 def test_ap_on_each_device_equals_the_local_evaluation(lab_run, models, coco_files):
@@ -115,7 +132,7 @@ def test_devices_selects_workers(lab_cluster, models, tmp_path):
 
 
 def test_device_that_leaves_is_marked_and_others_go_on(lab_cluster, lab_client, models,
-                                                       tmp_path):
+                                                       worker_cache, tmp_path):
     """A worker process killed while its second configuration runs: it is
     marked 'left after 1 of 3', worker 0 finishes its three, and the rows
     written as they arrived hold everything measured."""
@@ -123,10 +140,16 @@ def test_device_that_leaves_is_marked_and_others_go_on(lab_cluster, lab_client, 
     from edgepose.data import sample_path
     from edgepose.fleet.cluster import lab_workers
 
-    proc = start_worker(lab_cluster.scheduler_address, "leaver", client=lab_client)
+    from edgepose.fleet.models import deliver_model
+    from edgepose.fleet.models import describe_model as model_ref
+
+    proc = start_worker(lab_cluster.scheduler_address, "leaver", client=lab_client,
+                        env={"EDGEPOSE_CACHE": str(worker_cache)})
     try:
         workers = lab_workers(lab_client, ["leaver", "0"])
         path = str(models / MOVENET)
+        ref, paths = model_ref(path)
+        deliver_model(lab_client, ref, paths, [w.address for w in workers])
         configs = [BenchConfig(path, threads=t) for t in (1, 2, 1)]
         jsonl = tmp_path / "rows.jsonl"
 
@@ -135,8 +158,7 @@ def test_device_that_leaves_is_marked_and_others_go_on(lab_cluster, lab_client, 
             if row["worker"] == "leaver":
                 proc.kill()  # its next configuration was sent before this call
 
-        run = fb.run_lab_bench(lab_client, workers, configs,
-                               models={path: describe_model(path)},
+        run = fb.run_lab_bench(lab_client, workers, configs, models={path: ref},
                                image_bytes=sample_path().read_bytes(),
                                settings=RunSettings(runs=2, warmup=1), on_row=on_row)
     finally:
@@ -159,23 +181,27 @@ def test_device_that_leaves_is_marked_and_others_go_on(lab_cluster, lab_client, 
     assert "leaver: (no probe); left after 1 of 3 configurations" in fr.to_text(doc)
 
 
-def test_worker_without_the_model_file_gives_an_error_row(tmp_path, models):
-    """What a device without the file (or with another file) reports."""
+def test_device_without_a_verified_copy_gives_an_error_row(tmp_path, monkeypatch):
+    """A device whose only file of that name has another sha256 runs nothing
+    and says where it looked."""
     from edgepose.bench.runner import BenchConfig
     from edgepose.data import sample_path
+    from edgepose.fleet.models import ModelFile, ModelRef
 
-    missing = tmp_path / "nowhere.tflite"
-    config = fb.config_to_dict(BenchConfig(str(missing), threads=1))
-    ref = {"path": str(missing), "registry": None, "sha256": "ab" * 32}
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / "pose.tflite").write_bytes(b"0123456789")
+    monkeypatch.setenv("EDGEPOSE_MIRROR", str(mirror))
+    monkeypatch.delenv("EDGEPOSE_MODEL_DIR", raising=False)
+    ref = ModelRef("pose.tflite", (ModelFile("pose.tflite", "ab" * 32, 10),))
+    config = fb.config_to_dict(BenchConfig("pose.tflite", threads=1))
     row = fb.bench_on_worker(config, ref, None, sample_path().read_bytes(),
-                             {"runs": 1, "warmup": 0, "duration_s": None})
+                             {"runs": 1, "warmup": 0, "duration_s": None},
+                             cache_dir=str(tmp_path / "cache"))
     assert row["status"] == "error"
-    assert row["reason"].startswith(f"{missing} does not exist on this device (expected sha256 "
-                                    "abababababab...)")
-    other = {"path": str(models / MOVENET), "registry": None, "sha256": "cd" * 32}
-    row = fb.bench_on_worker(config, other, None, sample_path().read_bytes(),
-                             {"runs": 1, "warmup": 0, "duration_s": None})
-    assert "has another sha256 on this device" in row["reason"]
+    assert row["reason"].startswith("this device has no verified copy of model 'pose.tflite' "
+                                    "(sha256 abababababab...)")
+    assert f"mirror: no pose.tflite with sha256 abababababab... in {mirror}" in row["reason"]
 
 
 def test_choose_rules():
@@ -220,6 +246,13 @@ def test_bench_without_cluster_never_imports_dask(models):
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('distributed', "
             "'dask', 'matplotlib')))\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          cwd=Path(__file__).resolve().parents[2], timeout=300)
+                          cwd=Path(__file__).resolve().parents[2], timeout=300, check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_cluster_without_dask_names_the_extra(models, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "distributed", None)  # as if not installed
+    assert bench_main([str(models / MOVENET), *FAST, "--cluster", "tcp://127.0.0.1:1"]) == 1
+    assert ("The device lab (--cluster) needs Dask distributed and matplotlib: pip install "
+            "'edgepose[fleet]'.") in capsys.readouterr().err

@@ -11,7 +11,7 @@ import pytest
 
 distributed = pytest.importorskip("distributed")
 
-from edgepose.fleet import cluster as fc  # noqa: E402
+from edgepose.fleet import cluster as fc
 
 
 @pytest.mark.parametrize("address, local", [
@@ -164,3 +164,50 @@ def test_compare_versions_rules():
                                                          "got": "1.19.2"}}}
     assert "nuc: python 3.12.1 (expected 3.11.7), onnxruntime 1.19.2 (expected 1.20.0)" \
         in report.describe()
+
+
+def _lab_args(**given):
+    import argparse
+
+    from edgepose.fleet.flags import add_cluster_flags
+
+    parser = argparse.ArgumentParser()
+    add_cluster_flags(parser)
+    argv = []
+    for key, value in given.items():
+        flag = "--" + key.replace("_", "-")
+        argv += [flag] if value is True else [flag, str(value)]
+    return parser.parse_args(argv)
+
+
+def test_open_lab_prints_the_insecure_warning_and_checks_versions(lab_cluster, monkeypatch,
+                                                                  capsys):
+    """--insecure on a non-local address: the warning on stderr, then the
+    lab's workers and versions (the connection itself goes to the local
+    cluster: nothing here listens on a network)."""
+    from edgepose.fleet.flags import open_lab
+
+    real_client = distributed.Client
+    monkeypatch.setattr(distributed, "Client",
+                        lambda address, **kw: real_client(lab_cluster, **kw))
+    args = _lab_args(cluster="tcp://192.0.2.1:8786", insecure=True, devices="1")
+    with open_lab(args) as lab:
+        assert [w.name for w in lab.workers] == ["1"] and not lab.versions.mixed
+    err = capsys.readouterr().err
+    assert "warning: Connecting to the scheduler at tcp://192.0.2.1:8786 without TLS " \
+           "(--insecure): anyone who can reach that scheduler can run any code" in err
+
+
+def test_open_lab_usage_errors(tmp_path):
+    from edgepose._cli import UsageError
+    from edgepose.fleet.flags import check_cluster_flags, open_lab
+
+    with pytest.raises(UsageError, match=r"Refusing the scheduler at tcp://10.1.2.3:8786"):
+        open_lab(_lab_args(cluster="tcp://10.1.2.3:8786"))
+    with pytest.raises(UsageError, match=r"--tls-key .*k.pem does not exist: pass a PEM file"):
+        (tmp_path / "c.pem").write_text("x")
+        open_lab(_lab_args(cluster="tls://10.1.2.3:8786", tls_ca_file=tmp_path / "c.pem",
+                           tls_cert=tmp_path / "c.pem", tls_key=tmp_path / "k.pem"))
+    with pytest.raises(UsageError, match=r"--insecure is a device-lab option and needs "
+                                         r"--cluster ADDR"):
+        check_cluster_flags(_lab_args(insecure=True))
