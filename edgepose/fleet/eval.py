@@ -408,14 +408,14 @@ def evaluate_on_lab(
     Raises:
         FileNotFoundError: the annotation file, the image folder, an
             annotated image or the model is missing.
-        RuntimeError: the lab has no worker.
         ValueError: MPII annotations (evaluate them locally), nothing to
             evaluate, an unknown worker, a model over ``max_ship_mb`` that a
             worker lacks, ``images_via="shared"`` with a worker that does not
             see the folder, ``shard_size`` < 1.
-        RuntimeError: a shard failed on the workers (the message names it
-            and carries the worker's error), or every worker that may run
-            the shards left (what was done is in ``partial``).
+        RuntimeError: the lab has no worker, a shard failed on the workers
+            (the message names it and carries the worker's error), or every
+            worker that may run the shards left (what was done is in
+            ``partial``).
     """
     from edgepose.evaluation.mpii import MpiiAnnotations
     from edgepose.evaluation.runner import (_check_files, _check_not_empty, _dataset_set,
