@@ -253,7 +253,10 @@ def _run_on_lab(args: argparse.Namespace, annotations: Any, runtime: Any
             progress=not args.quiet)
         record = {"scheduler": lab.address, "workers": [w.name for w in lab.workers],
                   "versions": lab.versions.to_dict(), **result.to_dict()}
-    return result.report, result.format_lines(), record, partial
+    lines = result.format_lines()
+    if args.partial is None:  # the default partial file goes once the JSON is written
+        lines = [line for line in lines if not line.startswith("partial results:")]
+    return result.report, lines, record, partial
 
 
 def main_eval(args: list[str]) -> int:

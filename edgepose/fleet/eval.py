@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -46,7 +47,7 @@ if TYPE_CHECKING:
     from edgepose.runtime import RuntimeOptions
 
 __all__ = ["IMAGES_VIA", "Redo", "LabEvaluation", "evaluate_on_lab", "run_shard",
-           "check_images"]
+           "check_images", "release_run"]
 
 #: How images reach the workers: decide per run, always as bytes, or always by path.
 IMAGES_VIA = ("auto", "ship", "shared")
@@ -54,6 +55,10 @@ IMAGES_VIA = ("auto", "ship", "shared")
 _AHEAD = 2
 #: Images compared by size and sha256 to decide that workers share the folder.
 _SAMPLES = 3
+#: Seconds between looks at the shards while none has arrived.
+_POLL_S = 0.05
+#: Seconds to wait for a finished shard's result (its worker may have left).
+_FETCH_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -164,15 +169,64 @@ def _image(item: dict[str, Any]) -> np.ndarray:
     return image
 
 
+# A worker keeps the Estimators of the run it is in, so that a run opens (and
+# warms up) its model once per worker thread rather than once per shard: run key
+# -> Estimators no shard is using. A shard of another run closes them;
+# release_run closes them when the run ends. Process-wide by necessity: each
+# task is a fresh call, and a Dask worker holds no other per-run state.
+_IDLE: dict[str, list[Any]] = {}
+_IDLE_LOCK = threading.Lock()
+
+
+def _take_estimator(job: dict[str, Any]) -> Any:
+    with _IDLE_LOCK:
+        for key in [k for k in _IDLE if k != job["key"]]:
+            for est in _IDLE.pop(key):
+                est.close()
+        idle = _IDLE.get(job["key"])
+        if idle:
+            return idle.pop()
+    from edgepose.evaluation.runner import eval_estimator
+
+    options = dict(job["options"])
+    model = _local_model(job["model"], job["cache_dir"])
+    _entry_preset(job["model"], model, options, "preset")
+    detector = None
+    if job["detector"] is not None:
+        detector = _local_model(job["detector"], job["cache_dir"])
+        _entry_preset(job["detector"], detector, options, "detector_preset")
+    return eval_estimator(model, detector, runtime=job["runtime"], **options)
+
+
+def _entry_preset(ref: ModelRef, path: str, options: dict[str, Any], key: str) -> None:
+    """A registry model opened from a path: its entry's preset when no preset
+    is given and the file carries no card (the order a name is opened in)."""
+    if ref.preset is None or options.get(key) is not None:
+        return
+    from edgepose.card import read_card
+
+    if read_card(path) is None:
+        options[key] = ref.preset
+
+
+def release_run(key: str) -> int:
+    """Runs on a worker: closes the Estimators kept for run ``key``; returns how many."""
+    with _IDLE_LOCK:
+        idle = _IDLE.pop(key, [])
+    for est in idle:
+        est.close()
+    return len(idle)
+
+
 def run_shard(job: dict[str, Any], shard: dict[str, Any]) -> dict[str, Any]:
     """Runs on a worker: one shard's images through an Estimator of the job's
     model, each by :func:`~edgepose.evaluation.runner.predict_image`.
 
     Args:
-        job: ``model``, ``detector`` (:class:`~edgepose.fleet.models.ModelRef`
-            or None), ``runtime`` (RuntimeOptions), ``options`` (Estimator
-            keywords), ``target`` (the dataset's KeypointSet or None), ``k``,
-            ``cache_dir``.
+        job: ``key`` (the run's), ``model``, ``detector``
+            (:class:`~edgepose.fleet.models.ModelRef` or None), ``runtime``
+            (RuntimeOptions), ``options`` (Estimator keywords), ``target``
+            (the dataset's KeypointSet or None), ``k``, ``cache_dir``.
         shard: ``index`` and ``items``, each ``index`` (image position),
             ``image_id``, ``file``, ``path`` or ``data``, ``boxes``.
 
@@ -182,20 +236,23 @@ def run_shard(job: dict[str, Any], shard: dict[str, Any]) -> dict[str, Any]:
     """
     from distributed import get_worker
 
-    from edgepose.evaluation.runner import eval_estimator, predict_image
+    from edgepose.evaluation.runner import predict_image
 
     worker = get_worker()
-    model = _local_model(job["model"], job["cache_dir"])
-    detector = (_local_model(job["detector"], job["cache_dir"]) if job["detector"] is not None
-                else None)
+    est = _take_estimator(job)
     out = []
-    with eval_estimator(model, detector, runtime=job["runtime"], **job["options"]) as est:
+    try:
         for item in shard["items"]:
             latency: list[float] = []
             result = predict_image(est, _image(item), item["boxes"], job["target"], job["k"],
                                    latency)
             out.append({"index": item["index"], "image_id": item["image_id"], "result": result,
                         "latency_ms": latency[0]})
+    except BaseException:
+        est.close()
+        raise
+    with _IDLE_LOCK:
+        _IDLE.setdefault(job["key"], []).append(est)
     return {"shard": shard["index"], "worker": str(worker.name), "images": out}
 
 
@@ -266,14 +323,16 @@ def _append_partial(path: Path, files: list[str], done: dict[str, Any]) -> None:
         os.fsync(f.fileno())
 
 
-def _redone(client: Client, run: _Run, started: float, shard_sizes: dict[int, int]
+def _redone(client: Client, run: _Run, shard_sizes: dict[int, int]
             ) -> tuple[tuple[Redo, ...], tuple[str, ...]]:
     """The shards on workers that left during the run (the scheduler's
-    ``remove-worker`` events), and those workers."""
+    ``remove-worker`` events naming this run's task keys), and those of the
+    run's workers that left (their addresses were live when it began; the
+    scheduler's clock is not compared with this one)."""
     prefix = f"{run.key}-"
     redone, left = [], []
-    for stamp, msg in client.get_events("all"):
-        if stamp < started or not isinstance(msg, dict) or msg.get("action") != "remove-worker":
+    for _, msg in client.get_events("all"):
+        if not isinstance(msg, dict) or msg.get("action") != "remove-worker":
             continue
         worker = run.names.get(msg.get("worker", ""), msg.get("worker", "?"))
         if msg.get("worker") in run.names:
@@ -308,6 +367,7 @@ def evaluate_on_lab(
     partial: str | os.PathLike[str] | None = None,
     cache_dir: str | os.PathLike[str] | None = None,
     progress: bool | Callable[[int, int], None] = False,
+    no_worker_timeout_s: float = 60.0,
 ) -> LabEvaluation:
     """Evaluates a model over annotated images, sharded over a Dask lab.
 
@@ -341,6 +401,8 @@ def evaluate_on_lab(
         cache_dir: the workers' edgepose cache (None: their environment's).
         progress: True for a progress bar on stderr counting the images
             done across the lab, or a callable ``(done, total)``.
+        no_worker_timeout_s: give up when no worker that may run the shards
+            (``workers``, or any) has been in the lab for this long.
 
     Returns:
         :class:`LabEvaluation`.
@@ -348,13 +410,14 @@ def evaluate_on_lab(
     Raises:
         FileNotFoundError: the annotation file, the image folder, an
             annotated image or the model is missing.
-        RuntimeError: the lab has no worker.
         ValueError: MPII annotations (evaluate them locally), nothing to
             evaluate, an unknown worker, a model over ``max_ship_mb`` that a
             worker lacks, ``images_via="shared"`` with a worker that does not
             see the folder, ``shard_size`` < 1.
-        RuntimeError: a shard failed on the workers (the message names it
-            and carries the worker's error).
+        RuntimeError: the lab has no worker, a shard failed on the workers
+            (the message names it and carries the worker's error), or every
+            worker that may run the shards left (what was done is in
+            ``partial``).
     """
     from edgepose.evaluation.mpii import MpiiAnnotations
     from edgepose.evaluation.runner import (_check_files, _check_not_empty, _dataset_set,
@@ -394,29 +457,33 @@ def evaluate_on_lab(
             items.append({"index": i, "image_id": image_id, "file": files[i], "boxes": boxes})
     size = shard_size or max(1, min(32, math.ceil(len(items) / (4 * len(addresses)))))
     shards = [items[s:s + size] for s in range(0, len(items), size)]
-    job = {"model": refs["pose"][0], "detector": refs["detector"][0] if detector else None,
+    run = _Run(key=f"edgepose-eval-{uuid.uuid4().hex[:8]}", names=names)
+    job = {"key": run.key, "model": refs["pose"][0],
+           "detector": refs["detector"][0] if detector else None,
            "runtime": runtime, "options": dict(estimator_options or {}), "target": target,
            "k": ann.num_keypoint_channels,
            "cache_dir": None if cache_dir is None else str(cache_dir)}
 
-    run = _Run(key=f"edgepose-eval-{uuid.uuid4().hex[:8]}", names=names)
     partial_path = Path(partial) if partial is not None else None
     if partial_path is not None:
         partial_path.parent.mkdir(parents=True, exist_ok=True)
         partial_path.write_text("", encoding="utf-8")
     tick = _progress(progress, ann.num_images, "eval (lab)")
     done_images = ann.num_images - len(items)  # gt-boxes images without people: nothing to run
-    started = time.time()
-    _run_shards(client, run, job, shards, via, folder, resources,
-                addresses if workers is not None else None, retries, partial_path, files,
-                lambda n: tick(n, ann.num_images) if tick is not None else None, done_images)
+    try:
+        _run_shards(client, run, job, shards, via, folder, resources,
+                    addresses if workers is not None else None, retries, partial_path, files,
+                    lambda n: tick(n, ann.num_images) if tick is not None else None,
+                    done_images, no_worker_timeout_s)
+    finally:
+        client.run(release_run, run.key, on_error="ignore")
 
     results = {int(ann.image_ids[i]): run.results[i] for i in sorted(run.results)}
     latency = np.array([run.latency[i] for i in sorted(run.latency)])
     report = score_coco(ann, results, latency, gt_boxes=gt_boxes, target=target, sigmas=sigmas,
                         area_source=area_source, pck_alphas=pck_alphas,
                         per_keypoint=per_keypoint)
-    redone, left = _redone(client, run, started, {s: len(sh) for s, sh in enumerate(shards)})
+    redone, left = _redone(client, run, {s: len(sh) for s, sh in enumerate(shards)})
     return LabEvaluation(report=report, results=results, images_via=via, models=delivered,
                          images_by_worker=dict(run.images_by_worker), redone=redone,
                          workers_left=left,
@@ -424,14 +491,43 @@ def evaluate_on_lab(
                          shards=len(shards))
 
 
+class _Watch:
+    """Notices a lab left without a worker that may run the shards (they
+    would wait for one forever) and gives up after ``timeout_s``."""
+
+    def __init__(self, client: Client, allowed: list[str] | None, timeout_s: float) -> None:
+        self.client, self.allowed, self.timeout_s = client, allowed, timeout_s
+        self.last_look = 0.0
+        self.alone_since: float | None = None
+
+    def check(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - self.last_look < 1.0:
+            return
+        self.last_look = now
+        live = set(self.client.scheduler_info(n_workers=-1)["workers"])
+        usable = live & set(self.allowed) if self.allowed is not None else live
+        if usable:
+            self.alone_since = None
+            return
+        self.alone_since = self.alone_since or now
+        if now - self.alone_since >= self.timeout_s:
+            who = ("the chosen workers (--devices) have" if self.allowed is not None
+                   else "every worker has")
+            raise RuntimeError(
+                f"{who} left the lab for {self.timeout_s:g} s with {total - done} of {total} "
+                "images still to run: start workers again (dask worker SCHEDULER ...) and run "
+                "again; the poses done so far are in the partial file, if one was asked for.")
+
+
 def _run_shards(client: Client, run: _Run, job: dict[str, Any], shards: list[list[dict]],
                 via: str, folder: Path, resources: dict[str, float] | None,
                 allowed: list[str] | None, retries: int,
                 partial: Path | None, files: list[str], tick: Callable[[int], None],
-                done_images: int) -> None:
-    """Submits the shards, a few per worker ahead, and collects them as they finish."""
-    from distributed import as_completed
-
+                done_images: int, no_worker_timeout_s: float) -> None:
+    """Submits the shards, a few per worker ahead, and collects them as they
+    finish (looking at their futures' states: a finished shard whose worker
+    leaves before it is fetched is run again, and is fetched then)."""
     # chosen workers (allowed) run the shards alone; the whole lab (None) lets
     # a worker that joins, or that its nanny restarted, take shards too
     in_flight = _AHEAD * (len(allowed) if allowed else len(run.names))
@@ -444,41 +540,51 @@ def _run_shards(client: Client, run: _Run, job: dict[str, Any], shards: list[lis
                              key=f"{run.key}-{index}", workers=allowed, resources=resources,
                              retries=retries, pure=False)
 
+    done_images_at_start = done_images
     waiting = iter(range(len(shards)))
     pending = {}
     for index in waiting:
         pending[index] = submit(index)
         if len(pending) >= in_flight:
             break
-    queue = as_completed(list(pending.values()), loop=client.loop)
     if done_images:
         tick(done_images)
+    watch = _Watch(client, allowed, no_worker_timeout_s)
     try:
-        for future in queue:
-            index = int(future.key[len(run.key) + 1:])
-            if future.status == "error":
-                exc = future.exception()
-                files_of = ", ".join(item["file"] for item in shards[index][:3])
-                raise RuntimeError(
-                    f"shard {index} ({files_of}{', ...' if len(shards[index]) > 3 else ''}) "
-                    f"failed on the lab: {type(exc).__name__}: {exc}") from exc
-            done = future.result()
-            del pending[index]
-            future.release()
-            run.done_on[index] = done["worker"]
-            run.images_by_worker[done["worker"]] = (run.images_by_worker.get(done["worker"], 0)
-                                                    + len(done["images"]))
-            for img in done["images"]:
-                run.results[img["index"]] = img["result"]
-                run.latency[img["index"]] = img["latency_ms"]
-            if partial is not None:
-                _append_partial(partial, files, done)
-            done_images += len(done["images"])
-            tick(done_images)
-            following = next(waiting, None)
-            if following is not None:
-                pending[following] = submit(following)
-                queue.add(pending[following])
+        while pending:
+            arrived = 0
+            for index, future in sorted(pending.items()):
+                if future.status == "error":
+                    exc = future.exception()
+                    files_of = ", ".join(item["file"] for item in shards[index][:3])
+                    raise RuntimeError(
+                        f"shard {index} ({files_of}{', ...' if len(shards[index]) > 3 else ''}) "
+                        f"failed on the lab: {type(exc).__name__}: {exc}") from exc
+                if future.status != "finished":
+                    continue
+                try:
+                    done = future.result(timeout=_FETCH_S)
+                except TimeoutError:  # its worker left with it: the shard runs again
+                    continue
+                del pending[index]
+                future.release()
+                arrived += 1
+                run.done_on[index] = done["worker"]
+                run.images_by_worker[done["worker"]] = (
+                    run.images_by_worker.get(done["worker"], 0) + len(done["images"]))
+                for img in done["images"]:
+                    run.results[img["index"]] = img["result"]
+                    run.latency[img["index"]] = img["latency_ms"]
+                if partial is not None:
+                    _append_partial(partial, files, done)
+                done_images += len(done["images"])
+                tick(done_images)
+                following = next(waiting, None)
+                if following is not None:
+                    pending[following] = submit(following)
+            if not arrived:
+                watch.check(done_images, sum(len(s) for s in shards) + done_images_at_start)
+                time.sleep(_POLL_S)
     finally:
         for future in pending.values():
             future.cancel()

@@ -25,6 +25,7 @@ returning plain data, so that Dask pickles it by reference.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,11 +62,15 @@ class ModelRef:
         files: the main file first (``.onnx``, ``.tflite``, ``.xml``), then
             an OpenVINO IR's ``.bin``.
         registry: whether ``name`` is a registry name.
+        preset: the registry entry's card preset (a worker uses it, as
+            :class:`~edgepose.model.LoadedModel` does for a name, when the
+            file carries no card and no preset is given), or None.
     """
 
     name: str
     files: tuple[ModelFile, ...]
     registry: bool = False
+    preset: str | None = None
 
     @property
     def key(self) -> str:
@@ -112,7 +117,7 @@ def describe_model(model: str | os.PathLike[str], role: str = "pose") -> tuple[M
     paths = _companions(Path(path))
     files = tuple(ModelFile(p.name, sha256_file(p), p.stat().st_size) for p in paths)
     if entry is not None:
-        return ModelRef(entry.name, files, registry=True), paths
+        return ModelRef(entry.name, files, registry=True, preset=entry.preset), paths
     return ModelRef(paths[0].name, files), paths
 
 
@@ -226,8 +231,6 @@ def receive_model(ref: ModelRef, index: int, data: bytes, *,
         HashMismatchError: the bytes do not have the file's sha256 (or size);
             nothing is written.
     """
-    import hashlib
-
     file = ref.files[index]
     actual = hashlib.sha256(data).hexdigest()
     if actual != file.sha256 or len(data) != file.size:
@@ -289,18 +292,17 @@ def deliver_model(client: Client, ref: ModelRef, paths: list[Path], workers: lis
             f"EDGEPOSE_MIRROR folder, or raise --max-ship-mb. The first worker looked in: {where}.")
     for i, (file, path) in enumerate(zip(ref.files, paths)):
         data = path.read_bytes()
-        import hashlib
-
         if hashlib.sha256(data).hexdigest() != file.sha256:
             raise ValueError(f"{path} changed since it was hashed (sha256 {file.sha256}): "
                              "run again once it is written completely.")
-        for w in missing:
-            [remote] = client.scatter([data], workers=[w], hash=False)
-            try:
-                client.submit(receive_model, ref, i, remote, cache_dir=cache_dir, workers=[w],
-                              allow_other_workers=False, pure=False,
-                              key=f"edgepose-receive-model-{file.sha256[:12]}-{_uid()}").result()
-            finally:
+        remotes = {w: client.scatter([data], workers=[w], hash=False)[0] for w in missing}
+        try:  # the workers check and write their copies at the same time
+            client.gather([client.submit(receive_model, ref, i, remotes[w], cache_dir=cache_dir,
+                                         workers=[w], allow_other_workers=False, pure=False,
+                                         key=f"edgepose-receive-model-{file.sha256[:12]}-{_uid()}")
+                           for w in missing])
+        finally:
+            for remote in remotes.values():
                 remote.release()
     how.update({w: "shipped" for w in missing})
     return how

@@ -257,3 +257,44 @@ def _repo_root():
     from pathlib import Path
 
     return Path(__file__).resolve().parents[2]
+
+
+def test_a_shard_that_fails_names_its_images(lab_client, shared_dir, tmp_path):
+    import shutil
+
+    folder = tmp_path / "images"
+    shutil.copytree(shared_dir / "data/coco", folder)
+    ann = load_annotations(shared_dir / COCO)
+    broken = ann.image_files[2]
+    (folder / broken).write_bytes(b"not a jpeg")
+    with pytest.raises(RuntimeError, match=rf"shard 2 \({broken}\) failed on the lab: "
+                       rf"ValueError: {broken} could not be decoded as an image\."):
+        evaluate_on_lab(lab_client, shared_dir / MOVENET, ann, folder, gt_boxes=True,
+                        runtime=RUNTIME, images_via="ship", shard_size=1, retries=0,
+                        cache_dir=tmp_path / "cache")
+
+
+def test_a_run_whose_devices_all_left_gives_up_and_keeps_the_partial_file(lab_client, shared_dir,
+                                                                         tmp_path):
+    folder = shared_dir / "data/coco"
+    ann = load_annotations(shared_dir / COCO)
+    victim = start_worker(lab_client.scheduler.address, "lonely", client=lab_client)
+
+    def kill(done, total):
+        if victim.poll() is None:
+            victim.kill()
+            victim.wait()
+
+    try:
+        with pytest.raises(RuntimeError, match=r"the chosen workers \(--devices\) have left the "
+                           r"lab for 1 s with 3 of 4 images still to run"):
+            evaluate_on_lab(lab_client, shared_dir / MOVENET, ann, folder, gt_boxes=True,
+                            runtime=RUNTIME, shard_size=1, workers=["lonely"],
+                            cache_dir=tmp_path / "cache", partial=tmp_path / "p.jsonl",
+                            progress=kill, no_worker_timeout_s=1)
+    finally:
+        if victim.poll() is None:
+            victim.kill()
+        victim.wait()
+    kept = [json.loads(line) for line in (tmp_path / "p.jsonl").read_text().splitlines()]
+    assert len(kept) == 1 and kept[0]["worker"] == "lonely"

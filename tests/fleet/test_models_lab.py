@@ -37,8 +37,24 @@ def test_describe_model_of_a_registry_name(shared_dir, monkeypatch, tmp_path):
     monkeypatch.setenv("EDGEPOSE_MODEL_DIR", str(shared_dir / "models/movenet"))
     monkeypatch.setenv("EDGEPOSE_CACHE", str(tmp_path))
     ref, paths = describe_model("movenet-lightning")
-    assert ref.registry and ref.name == "movenet-lightning"
+    assert ref.registry and ref.name == "movenet-lightning" and len(paths) == 1
     assert ref.key == _sha(shared_dir / MOVENET)
+    from edgepose.registry import default_registry
+
+    assert ref.preset == default_registry().get("movenet-lightning").preset is not None
+
+
+def test_a_registry_models_preset_applies_on_the_worker_as_for_a_name(shared_dir):
+    from edgepose.fleet.eval import _entry_preset
+
+    ref = ModelRef("movenet-lightning", (ModelFile("m.tflite", "0" * 64, 1),), registry=True,
+                   preset="movenet-lightning")
+    options = {"preset": None}
+    _entry_preset(ref, str(shared_dir / MOVENET), options, "preset")  # the file has no card
+    assert options == {"preset": "movenet-lightning"}
+    given = {"preset": "other"}
+    _entry_preset(ref, str(shared_dir / MOVENET), given, "preset")
+    assert given == {"preset": "other"}
 
 
 def test_a_worker_without_the_model_gets_it_shipped_and_verified(lab_client, shared_dir,
