@@ -251,3 +251,15 @@ def test_bench_one_stage_rows_and_a_one_stage_detector(shared_dir, models, tmp_p
     assert main(["bench", str(models / SINGLEPOSE), "--runs", "1", "--input-size", "320",
                  "--quiet"]) == 2
     assert "none of the models benched is one" in capsys.readouterr().err
+
+
+def test_bench_configs_keep_their_one_stage_options_across_the_lab():
+    """A lab device gets the configuration as plain data: the one-stage options travel."""
+    from edgepose.bench.runner import BenchConfig
+    from edgepose.fleet.bench import config_from_dict, config_to_dict
+
+    config = BenchConfig("m.tflite", threads=1, one_stage={"input_size": 320})
+    data = config_to_dict(config)
+    assert data["one_stage"] == {"input_size": 320}
+    assert config_from_dict(json.loads(json.dumps(data))) == config
+    assert config_from_dict(config_to_dict(BenchConfig("m.tflite"))).one_stage is None
