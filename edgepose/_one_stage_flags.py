@@ -28,7 +28,7 @@ ONE_STAGE_FLAGS = {"--score-threshold": "score_threshold", "--iou-threshold": "i
                    "--max-detections": "max_detections", "--input-size": "input_size"}
 
 
-def _fraction(text: str) -> float:
+def _number(text: str) -> float:
     try:
         return float(text)
     except ValueError:
@@ -49,9 +49,9 @@ def add_one_stage_flags(parser: argparse.ArgumentParser) -> None:
         "one-stage models", "Settings of one-stage multi-person models (YOLO-pose, MoveNet "
         "MultiPose: one network finds every person); other models refuse them. Default: "
         "the model card's.")
-    g.add_argument("--score-threshold", type=_fraction, default=None, metavar="S",
+    g.add_argument("--score-threshold", type=_number, default=None, metavar="S",
                    help="drop people whose person score is at most S, in [0, 1)")
-    g.add_argument("--iou-threshold", type=_fraction, default=None, metavar="IOU",
+    g.add_argument("--iou-threshold", type=_number, default=None, metavar="IOU",
                    help="box NMS threshold in (0, 1] (models whose graph suppresses "
                         "duplicates itself, such as MoveNet MultiPose, refuse it)")
     g.add_argument("--max-detections", type=_count, default=None, metavar="N",
