@@ -121,7 +121,8 @@ class Estimator:
             both is a ValueError.
         padding: enlargement of person boxes before cropping.
         detection_threshold: minimum score of a person, for a detector
-            built from a file.
+            built from a file; None: 0.3 for a person detector, the card's
+            person threshold for a one-stage pose model used as detector.
         keypoint_set: convert results to this keypoint set (e.g. "coco17").
         score_threshold, iou_threshold, max_detections, input_size: for
             one-stage multi-person models (card task ``"onestage"``, e.g.
@@ -148,7 +149,7 @@ class Estimator:
                  backend: str | None = None, threads: int | None = None,
                  device: str | None = None, providers: Any = None, xnnpack: bool = True,
                  padding: float = 1.25,
-                 detection_threshold: float = 0.3, keypoint_set: str | None = None,
+                 detection_threshold: float | None = None, keypoint_set: str | None = None,
                  score_threshold: float | None = None, iou_threshold: float | None = None,
                  max_detections: int | None = None, input_size: int | None = None) -> None:
         if not (np.isfinite(padding) and padding > 0):

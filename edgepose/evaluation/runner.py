@@ -331,9 +331,7 @@ def evaluate_model(
 
 
 def eval_estimator(model: str | os.PathLike[str], detector: Any = None, *,
-                   runtime: RuntimeOptions | None = None, preset: str | None = None,
-                   detector_preset: str | None = None,
-                   score_threshold: float | None = None) -> Any:
+                   score_threshold: float | None = None, **options: Any) -> Any:
     """The :class:`~edgepose.Estimator` that evaluation builds for a model file.
 
     A one-stage model (card task ``"onestage"``, e.g. YOLO-pose) gets
@@ -343,8 +341,11 @@ def eval_estimator(model: str | os.PathLike[str], detector: Any = None, *,
 
     Args:
         model: the pose model file or registry name.
-        detector, runtime, preset, detector_preset: as for the Estimator.
+        detector: as for the Estimator.
         score_threshold: a one-stage model's person score threshold.
+        options: further :class:`~edgepose.Estimator` keywords (``runtime``,
+            ``preset``, ``detector_preset``, ``padding``, ...); the local
+            eval and the device lab's workers build it here alike.
 
     Returns:
         the Estimator (the caller closes it).
@@ -355,7 +356,7 @@ def eval_estimator(model: str | os.PathLike[str], detector: Any = None, *,
     """
     from edgepose.estimator import Estimator
 
-    kwargs = {"runtime": runtime, "preset": preset, "detector_preset": detector_preset}
+    kwargs = dict(options)
     est = Estimator(model, detector, **kwargs)
     if est.card.task != "onestage":
         if score_threshold is not None:
@@ -403,33 +404,89 @@ def _check_not_empty(ann: CocoKeypoints | MpiiAnnotations) -> None:
 def _evaluate_coco_files(model, ann: CocoKeypoints, folder: Path, gt_boxes: bool, keypoint_set,
                          sigmas, area_source, pck_alphas, per_keypoint, progress
                          ) -> EvaluationReport:
-    k = ann.num_keypoint_channels
     target = _dataset_set(ann.keypoint_names, keypoint_set)
-    names = target.names if target is not None else ann.keypoint_names
     _check_files(folder, list(ann.image_files))
-    eligible = ann.eligible_for_boxes()
-    boxes_all = ann.boxes
     bar = _progress(progress, ann.num_images, "eval")
     results: dict[int, Any] = {}
-    pred_rows: dict[int, np.ndarray] = {}  # annotation row -> keypoints (gt-boxes)
     latency: list[float] = []
+    eligible = ann.eligible_for_boxes()
     for i, (image_id, file) in enumerate(zip(ann.image_ids.tolist(), ann.image_files)):
-        image = _read(folder / file)
-        if gt_boxes:
-            rows = np.flatnonzero(eligible & (ann.image_index == i))
-            if rows.size:
-                result = _call(model, image, boxes_all[rows].astype(np.float32), len(rows), latency)
-                kp, sc = _to_dataset(result, target, k)
-                results[image_id] = _with(result, kp, sc, target)
-                for j, r in enumerate(rows):
-                    pred_rows[int(r)] = kp[j]
-        else:
-            result = _call(model, image, None, None, latency)
-            kp, sc = _to_dataset(result, target, k)
-            results[image_id] = _with(result, kp, sc, target)
+        boxes = image_boxes(ann, i, gt_boxes, eligible)
+        if boxes is None or len(boxes):
+            results[image_id] = predict_image(model, _read(folder / file), boxes, target,
+                                              ann.num_keypoint_channels, latency)
         if bar is not None:
             bar(i + 1, ann.num_images)
+    return score_coco(ann, results, np.array(latency), gt_boxes=gt_boxes, target=target,
+                      sigmas=sigmas, area_source=area_source, pck_alphas=pck_alphas,
+                      per_keypoint=per_keypoint)
 
+
+def image_boxes(ann: CocoKeypoints, index: int, gt_boxes: bool,
+                eligible: np.ndarray | None = None) -> np.ndarray | None:
+    """The boxes the model is given for image ``index`` (file order): None
+    without ``gt_boxes`` (the model finds people), else the ``(R, 4)`` xyxy
+    float32 ground-truth boxes of its evaluable people (R may be 0: the image
+    is then not run). ``eligible``: ``ann.eligible_for_boxes()``, if at hand."""
+    if not gt_boxes:
+        return None
+    if eligible is None:
+        eligible = ann.eligible_for_boxes()
+    rows = np.flatnonzero(eligible & (ann.image_index == index))
+    return ann.boxes[rows].astype(np.float32)
+
+
+def predict_image(model: PoseModel, image: np.ndarray, boxes: np.ndarray | None,
+                  target: KeypointSet | None, k: int, latency: list[float]) -> Any:
+    """One image's poses, in the dataset's keypoint set: what every evaluation
+    (local, or sharded over a device lab by :mod:`edgepose.fleet.eval`) runs
+    per image.
+
+    Args:
+        model: as :func:`evaluate_model`'s.
+        image: ``(H, W, 3)`` BGR uint8.
+        boxes: ``(R, 4)`` xyxy ground-truth boxes (:func:`image_boxes`), or
+            None for the model to find people itself.
+        target: the dataset's keypoint set (None: the model's is kept).
+        k: the dataset's keypoint count.
+        latency: the model call's wall time (ms) is appended to it.
+
+    Returns:
+        a :class:`~edgepose.results.PoseResult` (one pose per box, in order,
+        with ``boxes``).
+
+    Raises:
+        ValueError, TypeError: as :func:`evaluate_model`.
+    """
+    result = _call(model, image, boxes, None if boxes is None else len(boxes), latency)
+    kp, sc = _to_dataset(result, target, k)
+    return _with(result, kp, sc, target)
+
+
+def score_coco(ann: CocoKeypoints, results: dict[int, Any], latency_ms: np.ndarray, *,
+               gt_boxes: bool, target: KeypointSet | None, sigmas: Any = None,
+               area_source: str = "auto", pck_alphas: tuple[float, ...] = (0.05, 0.1, 0.2),
+               per_keypoint: bool = False) -> EvaluationReport:
+    """The report of the predictions of every image.
+
+    Args:
+        ann: the COCO-format annotations.
+        results: ``{image_id: PoseResult}`` from :func:`predict_image`, in the
+            annotations' image order (detections are ranked and matched in
+            this order, as pycocotools does); with ``gt_boxes``, images
+            without evaluable people are left out.
+        latency_ms: ``(num_images,)`` model call times, in the same order.
+        gt_boxes, sigmas, area_source, pck_alphas, per_keypoint: as
+            :func:`evaluate_model`.
+        target: the dataset's keypoint set (``_dataset_set``).
+
+    Returns:
+        :class:`EvaluationReport`.
+    """
+    k = ann.num_keypoint_channels
+    names = target.names if target is not None else ann.keypoint_names
+    eligible = ann.eligible_for_boxes()
+    boxes_all = ann.boxes
     detections = KeypointDetections.from_results(results) if results else KeypointDetections.empty(k)
     if len(detections) and detections.keypoints.shape[1] != k:
         raise ValueError(f"predictions have {detections.keypoints.shape[1]} keypoints, the "
@@ -441,8 +498,11 @@ def _evaluate_coco_files(model, ann: CocoKeypoints, folder: Path, gt_boxes: bool
     rows = np.flatnonzero(eligible)
     pred = np.full((len(rows), k, 2), np.nan)
     if gt_boxes:
-        for j, r in enumerate(rows):
-            pred[j] = pred_rows[int(r)]
+        # each image's poses follow its evaluable rows, in order
+        index = {image_id: i for i, image_id in enumerate(ann.image_ids.tolist())}
+        for image_id, result in results.items():
+            image_rows = np.flatnonzero(eligible & (ann.image_index == index[image_id]))
+            pred[np.searchsorted(rows, image_rows)] = result.keypoints
     else:
         # the detections' keypoints as the model gave them (not found: NaN,
         # left out of the errors and incorrect for PCK), in detection order
@@ -461,7 +521,7 @@ def _evaluate_coco_files(model, ann: CocoKeypoints, folder: Path, gt_boxes: bool
     return EvaluationReport(
         annotations=ann.source, mode="gt-boxes" if gt_boxes else "model-boxes",
         keypoint_set=target.name if target is not None else "", keypoint_names=tuple(names),
-        num_images=ann.num_images, num_people=len(rows), latency_ms=np.array(latency),
+        num_images=ann.num_images, num_people=len(rows), latency_ms=np.asarray(latency_ms),
         coco=coco, pck=pcks, pckh=None, errors=errors)
 
 

@@ -27,6 +27,7 @@ MAX_DETECTIONS = 10000
 #: one-stage head -> "module:function" of its runner.
 ONE_STAGE_RUNNERS: dict[str, str] = {
     "yolo_pose": "edgepose.heads.yolo_pose:run_yolo_pose",
+    "movenet_multipose": "edgepose.heads.movenet_multipose:run_movenet_multipose",
 }
 
 
