@@ -119,6 +119,13 @@ def _variants() -> tuple[Variant, ...]:
 VARIANTS = _variants()
 QUICK_VARIANTS = ("static", "dynamic")
 
+#: ``--int8``: calibration images, never the COCO images AP is measured on.
+CALIBRATION_FOLDERS = ("coral", "crowdpose", "aic", "mpii")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
+#: ``--int8``: (``edgepose export --to``, artefact suffix, runtime that runs it).
+INT8_TARGETS = (("openvino", ".xml", "OpenVINO"), ("onnx", ".onnx", "onnxruntime"))
+INT8_STEM = "yolo11n-pose-dynamic"
+
 #: The fastest variant must be within this much AP of Ultralytics'.
 FASTEST_TARGET, FASTEST_AP_TOLERANCE = 0.5, 0.02
 #: On the same static file, edgepose's AP must be at least Ultralytics' minus this.
@@ -149,6 +156,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                     help="one more edgepose variant: a model file edgepose loads (e.g. an INT8 "
                          "OpenVINO IR made by 'edgepose export'), optionally with its longer "
                          "input side; repeatable")
+    ap.add_argument("--int8", type=Path, default=None, metavar="DIR",
+                    help="also build INT8 artefacts of the dynamic file with 'edgepose export' "
+                         "into DIR (outside the repository: the model is AGPL-3.0; reused when "
+                         "present) and run them at the smallest letterbox and longer side 512")
     ap.add_argument("--quick", action="store_true", help="a short run (a smoke test)")
     ap.add_argument("--peer-venv", type=Path, default=DEFAULT_PEER_VENV,
                     help=f"Ultralytics' own virtual environment, made on first use "
@@ -187,6 +198,54 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
             ap.error(f"--artefact {spec!r}: the name {variant.name!r} is taken; choose another")
         args.variant_list.append(variant)
     return args
+
+
+def int8_export_command(source: Path, out: Path, target: str, calib: Path) -> list[str]:
+    """The ``edgepose export`` command that writes ``out/INT8_STEM_int8.<suffix>``."""
+    return [sys.executable, "-m", "edgepose.cli", "export", str(source), "--out", str(out),
+            "--to", target, "--precision", "int8", "--calib", str(calib), "--name", INT8_STEM,
+            "--quiet"]
+
+
+def int8_variants(target: str, path: Path, runtime: str) -> list[Variant]:
+    """The rows of one INT8 artefact: smallest letterbox, and longer side 512."""
+    what = f"dynamic ONNX -> {target} INT8 (edgepose export), {runtime}"
+    return [Variant(f"{target}-int8", f"{what}, smallest letterbox", str(path)),
+            Variant(f"{target}-int8-512", f"{what}, longer side 512", str(path),
+                    {"input_size": 512})]
+
+
+def build_int8(root: Path, cache: Path) -> tuple[list[Variant], list[str]]:
+    """INT8 artefacts of the dynamic file, made by ``edgepose export`` into
+    cache (an artefact already there is reused), calibrated on the images of
+    :data:`CALIBRATION_FOLDERS` (linked into ``cache/calibration``).
+
+    Returns:
+        (the variants of every artefact built, a note per target that failed)
+    """
+    calib = cache / "calibration"
+    calib.mkdir(parents=True, exist_ok=True)
+    for folder in CALIBRATION_FOLDERS:
+        for image in sorted((root / "data" / folder).iterdir()):
+            link = calib / f"{folder}_{image.name}"
+            if image.suffix.lower() in IMAGE_SUFFIXES and not link.exists():
+                link.symlink_to(image)
+    env = edgepose_environ()
+    variants, notes = [], []
+    for target, suffix, runtime in INT8_TARGETS:
+        out = cache / target
+        path = out / f"{INT8_STEM}_int8{suffix}"
+        if not path.is_file():
+            cmd = int8_export_command(root / DYNAMIC, out, target, calib)
+            print(f"building {path} (once): {' '.join(cmd[1:])}", file=sys.stderr, flush=True)
+            done = subprocess.run(cmd, check=False, capture_output=True, text=True, env=env,
+                                  cwd=str(REPO_ROOT))
+            if done.returncode != 0 or not path.is_file():
+                notes.append(f"{target} INT8 not built (edgepose export exit "
+                             f"{done.returncode}): {(done.stderr or done.stdout).strip()[-400:]}")
+                continue
+        variants += int8_variants(target, path, runtime)
+    return variants, notes
 
 
 def parse_artefact(spec: str) -> Variant:
@@ -518,6 +577,12 @@ def run(args) -> dict[str, Any]:
         if not path.is_file():
             raise SystemExit(f"error: {path} is missing; the benchmark reads the YOLO11n-pose "
                              "files of the shared folder in place (see ../shared/README.md).")
+    notes: list[str] = []
+    if args.int8 is not None:
+        built, notes = build_int8(root, args.int8.expanduser().resolve())
+        args.variant_list = args.variant_list + built
+        for note in notes:
+            print(f"note: {note}", file=sys.stderr)
     files.update({v.model: Path(v.model) for v in args.variant_list if v.model not in files})
     paths, ids = coco_images(root)
     names = [Path(p).name for p in paths]
@@ -589,6 +654,7 @@ def run(args) -> dict[str, Any]:
         "ultralytics": {"ap": ul_ap, "times": times["ul"]},
         "variants": rows,
         "people": people,
+        "notes": notes,
         "verdicts": verdicts(rows, ul_ap),
     }
 
@@ -664,7 +730,7 @@ def verdict_lines(doc: Mapping[str, Any]) -> list[str]:
                      f"{'met' if f['met'] else 'NOT met'}")
     else:
         lines.append(f"fastest: no variant has AP within {FASTEST_AP_TOLERANCE} of Ultralytics'")
-    return lines
+    return lines + [f"note: {n}" for n in doc.get("notes", [])]
 
 
 def header_lines(doc: Mapping[str, Any]) -> list[str]:

@@ -86,6 +86,40 @@ def test_bad_artefacts_exit_with_the_reason(bench, tmp_path, capsys, spec, messa
     assert message in capsys.readouterr().err
 
 
+def test_int8_export_command_and_rows(bench, tmp_path):
+    cmd = bench.int8_export_command(Path("/m/d.onnx"), tmp_path, "openvino", Path("/c"))
+    assert cmd[0] == sys.executable and cmd[1:4] == ["-m", "edgepose.cli", "export"]
+    assert cmd[4] == "/m/d.onnx"
+    i = cmd.index("--precision")
+    assert cmd[i + 1] == "int8" and cmd[cmd.index("--to") + 1] == "openvino"
+    assert cmd[cmd.index("--name") + 1] == bench.INT8_STEM
+    rows = bench.int8_variants("onnx", tmp_path / "x.onnx", "onnxruntime")
+    assert [(v.name, dict(v.options)) for v in rows] == [("onnx-int8", {}),
+                                                        ("onnx-int8-512", {"input_size": 512})]
+
+
+def test_build_int8_calibrates_away_from_the_ap_images_and_reports_failures(bench, tmp_path):
+    root = tmp_path / "shared"
+    for folder in (*bench.CALIBRATION_FOLDERS, "coco"):
+        (root / "data" / folder).mkdir(parents=True)
+        (root / "data" / folder / f"{folder}1.jpg").write_bytes(b"not an image")
+        (root / "data" / folder / "notes.txt").write_text("x")
+    (root / bench.DYNAMIC).parent.mkdir(parents=True)
+    (root / bench.DYNAMIC).write_bytes(b"not a model")
+    variants, notes = bench.build_int8(root, tmp_path / "cache")
+    links = sorted(p.name for p in (tmp_path / "cache/calibration").iterdir())
+    assert links == sorted(f"{f}_{f}1.jpg" for f in bench.CALIBRATION_FOLDERS)
+    assert variants == [] and len(notes) == len(bench.INT8_TARGETS)
+    assert all("INT8 not built (edgepose export exit" in n and "exit 0)" not in n for n in notes)
+    # an artefact already in the cache is reused, not rebuilt
+    (tmp_path / "cache/onnx").mkdir(parents=True, exist_ok=True)
+    made = tmp_path / "cache/onnx" / f"{bench.INT8_STEM}_int8.onnx"
+    made.write_bytes(b"x")
+    variants, notes = bench.build_int8(root, tmp_path / "cache")
+    assert [v.name for v in variants] == ["onnx-int8", "onnx-int8-512"]
+    assert variants[0].model == str(made) and notes[0].startswith("openvino INT8 not built")
+
+
 def re_search(pattern, text):
     import re
 
