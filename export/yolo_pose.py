@@ -225,6 +225,13 @@ def tflite_decode_ops(path: str | os.PathLike, depth: int = 1) -> list[str]:
     return [names[int(t)] for n in nodes if n.name in chosen for t in n.outputs]
 
 
+def _check_depths(depths: Sequence[int], head_depth: int | None) -> None:
+    for depth in depths:
+        _check_depth(depth)
+    if head_depth is not None and head_depth != 0:
+        _check_depth(head_depth)
+
+
 def _check_depth(depth: int) -> None:
     if depth not in HEAD_DEPTHS:
         raise ValueError(
@@ -392,6 +399,27 @@ def _figures(reference: np.ndarray, candidate: np.ndarray, input_hw, normalised:
                                     "oks_mean")}
 
 
+def _decide(depths: Sequence[int], head_depth: int | None, names: Mapping[int, Sequence[str]],
+            measure: Callable[[int], Mapping[str, Any]], tolerance: Tolerance) -> Int8Decision:
+    """:func:`decide_int8_head` over ``0, *depths``; or, with ``head_depth`` given,
+    that one candidate measured and kept (the reason says the caller chose it)."""
+    _check_depths(depths, head_depth)
+    if head_depth is None:
+        return decide_int8_head({d: list(names[d]) for d in (0, *depths)}, measure, tolerance)
+    from edgepose_export.int8 import Int8Attempt, _number, _passes
+
+    figures = measure(head_depth)
+    err, oks = _number(figures["keypoint_error_px_mean"]), _number(figures.get("oks_mean"))
+    attempt = Int8Attempt(head_depth=head_depth, float_ops=tuple(names[head_depth]),
+                          keypoint_error_px_mean=err,
+                          keypoint_error_px_p95=_number(figures.get("keypoint_error_px_p95")),
+                          oks_mean=oks, passed=_passes(err, oks, tolerance, True))
+    return Int8Decision(head="int8" if head_depth == 0 else "float", head_depth=head_depth,
+                        within_tolerance=attempt.passed,
+                        reason=f"head depth {head_depth} asked for by the caller (not decided)",
+                        tolerance=tolerance, attempts=(attempt,))
+
+
 def _check_tensors(name: str, tensors: Any) -> np.ndarray:
     tensors = getattr(tensors, "tensors", tensors)
     tensors = np.asarray(tensors, np.float32)
@@ -421,7 +449,7 @@ def _run_onnx(path: Path, tensors: np.ndarray) -> np.ndarray:
 def quantize_onnx(src: str | os.PathLike, out_path: str | os.PathLike, calib: CalibrationSet,
                   *, measure_inputs: Any = None, card: Any = None,
                   tolerance: Tolerance | None = None, depths: Sequence[int] = HEAD_DEPTHS,
-                  activation_type: str = "uint8") -> tuple[Path, Int8Decision]:
+                  head_depth: int | None = None, activation_type: str = "uint8") -> tuple[Path, Int8Decision]:
     """Static INT8 (onnxruntime QDQ) of a YOLO-pose ONNX model with its decode in
     float where measurement says so.
 
@@ -441,7 +469,10 @@ def quantize_onnx(src: str | os.PathLike, out_path: str | os.PathLike, calib: Ca
         card: the card to write (default the one in ``src``, if any); its
             provenance gets ``int8`` (the decision).
         tolerance: default :func:`default_tolerance` of the input size.
-        depths: head depths tried after 0.
+        depths: head depths tried after 0 (in order).
+        head_depth: quantize at this depth only, without a decision (to
+            compare candidates: 0 is the naive full-INT8 export); still
+            measured and recorded.
         activation_type: ``"uint8"`` (U8S8, onnxruntime's x86 fast path) or ``"int8"``.
 
     Returns:
@@ -457,20 +488,19 @@ def quantize_onnx(src: str | os.PathLike, out_path: str | os.PathLike, calib: Ca
                                       is_quantized)
 
     require("onnxruntime")
+    _check_depths(depths, head_depth)
     src = Path(src)
     if is_quantized(src):
         raise ValueError(f"{src.name} is already quantized: quantize its FP32 original.")
     inputs = _check_tensors("measure_inputs", calib.tensors if measure_inputs is None
                             else measure_inputs)
-    for depth in depths:
-        _check_depth(depth)
     card = card if card is not None else read_card(src)
     input_hw = tuple(int(v) for v in inputs.shape[2:])
     tolerance = tolerance or default_tolerance(input_hw)
     with tempfile.TemporaryDirectory(prefix="edgepose-yolo-int8-") as tmp:
         tmp_dir = Path(tmp)
         pre = _preprocess(src, tmp_dir / "pre.onnx")
-        candidates = {0: []} | {d: onnx_decode_nodes(pre, d) for d in depths}
+        candidates = {0: []} | {d: onnx_decode_nodes(pre, d) for d in HEAD_DEPTHS}
         reference = _run_onnx(src, inputs)
 
         def measure(depth: int) -> dict[str, Any]:
@@ -480,7 +510,7 @@ def quantize_onnx(src: str | os.PathLike, out_path: str | os.PathLike, calib: Ca
                              calibrate_method="minmax", extra={})
             return _figures(reference, _run_onnx(path, inputs), input_hw, False)
 
-        decision = decide_int8_head(candidates, measure, tolerance)
+        decision = _decide(depths, head_depth, candidates, measure, tolerance)
         chosen = tmp_dir / f"head{decision.head_depth}.onnx"
         written = read_card(chosen)
         if written is not None:
@@ -549,7 +579,7 @@ def openvino_fp16(src: str | os.PathLike, out_xml: str | os.PathLike, *, card: A
 def quantize_openvino(src: str | os.PathLike, out_xml: str | os.PathLike,
                       calib: CalibrationSet, *, measure_inputs: Any = None, card: Any = None,
                       tolerance: Tolerance | None = None, depths: Sequence[int] = HEAD_DEPTHS,
-                      preset: str = "mixed") -> tuple[Path, Int8Decision]:
+                      head_depth: int | None = None, preset: str = "mixed") -> tuple[Path, Int8Decision]:
     """INT8 OpenVINO IR of a YOLO-pose ONNX model (NNCF post-training
     quantization), the decode kept in float where measurement says so.
 
@@ -571,8 +601,7 @@ def quantize_openvino(src: str | os.PathLike, out_xml: str | os.PathLike,
                "performance": nncf.QuantizationPreset.PERFORMANCE}
     if preset not in presets:
         raise ValueError(f"preset must be 'mixed' or 'performance', got {preset!r}.")
-    for depth in depths:
-        _check_depth(depth)
+    _check_depths(depths, head_depth)
     src = Path(src)
     inputs = _check_tensors("measure_inputs", calib.tensors if measure_inputs is None
                             else measure_inputs)
@@ -582,7 +611,7 @@ def quantize_openvino(src: str | os.PathLike, out_xml: str | os.PathLike,
     tolerance = tolerance or default_tolerance(input_hw)
     model = ov.convert_model(str(src))
     dataset = nncf.Dataset(list(tensors), lambda x: {0: x[None]})
-    candidates = {0: []} | {d: openvino_decode_scope(model, d) for d in depths}
+    candidates = {0: []} | {d: openvino_decode_scope(model, d) for d in HEAD_DEPTHS}
     reference = _run_openvino(ov, model, inputs)
     quantized: dict[int, Any] = {}
 
@@ -599,7 +628,7 @@ def quantize_openvino(src: str | os.PathLike, out_xml: str | os.PathLike,
     nncf_log.setLevel(logging.WARNING)
     try:
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            decision = decide_int8_head(candidates, measure, tolerance)
+            decision = _decide(depths, head_depth, candidates, measure, tolerance)
     finally:
         nncf_log.setLevel(level)
     provenance = {"precision": "int8",
@@ -651,7 +680,7 @@ def tflite_input_ops(path: str | os.PathLike) -> list[str]:
 def quantize_tflite(src: str | os.PathLike, out_path: str | os.PathLike,
                     calib: CalibrationSet, *, measure_inputs: Any = None, card: Any = None,
                     tolerance: Tolerance | None = None, depths: Sequence[int] = HEAD_DEPTHS,
-                    normalised: bool | None = None) -> tuple[Path, Int8Decision]:
+                    head_depth: int | None = None, normalised: bool | None = None) -> tuple[Path, Int8Decision]:
     """Static INT8 of a YOLO-pose ``.tflite`` with AI Edge Quantizer
     (``static_wi8_ai8``: int8 per-channel weights, int8 activations), the decode's
     operators set to ``NO_QUANTIZE`` where measurement says so.
@@ -677,8 +706,7 @@ def quantize_tflite(src: str | os.PathLike, out_path: str | os.PathLike,
     from ai_edge_quantizer import qtyping, quantizer, recipe
     from ai_edge_quantizer.algorithm_manager import AlgorithmName
 
-    for depth in depths:
-        _check_depth(depth)
+    _check_depths(depths, head_depth)
     src, out_path = Path(src), Path(out_path)
     inputs = _check_tensors("measure_inputs", calib.tensors if measure_inputs is None
                             else measure_inputs)
@@ -690,7 +718,8 @@ def quantize_tflite(src: str | os.PathLike, out_path: str | os.PathLike,
     if normalised is None:
         normalised = looks_normalised(reference)
     keep_input = tflite_input_ops(src)
-    candidates = {0: keep_input} | {d: keep_input + tflite_decode_ops(src, d) for d in depths}
+    candidates = {0: keep_input} | {d: keep_input + tflite_decode_ops(src, d)
+                                    for d in HEAD_DEPTHS}
     from edgepose.backends.tflite import graph_interpreter
 
     signatures = graph_interpreter(src)[0].get_signature_list()
@@ -727,7 +756,7 @@ def quantize_tflite(src: str | os.PathLike, out_path: str | os.PathLike,
                     f"AI Edge Quantizer failed: {type(error).__name__}: {error}") from error
             return _figures(reference, _run_tflite(path, inputs), input_hw, normalised)
 
-        decision = decide_int8_head(candidates, measure, tolerance)
+        decision = _decide(depths, head_depth, candidates, measure, tolerance)
         chosen = tmp_dir / f"head{decision.head_depth}.tflite"
         if card is None:
             out_path.parent.mkdir(parents=True, exist_ok=True)
