@@ -150,7 +150,8 @@ def _onnx_nodes(model) -> list[GraphNode]:
 
 
 def onnx_decode_nodes(model: Any, depth: int = 1) -> list[str]:
-    """ONNX node names kept in float at ``depth`` (1: the decode; 2: with the last convolutions).
+    """ONNX node names kept in float at ``depth`` (1: the decode; 2: with the last
+    convolutions), in graph order (:func:`decode_region` on the ONNX graph).
 
     Args:
         model: an ONNX file or ModelProto (nodes must have names, as after
@@ -164,8 +165,10 @@ def onnx_decode_nodes(model: Any, depth: int = 1) -> list[str]:
     from edgepose_export.onnx import _load
 
     model = _load(model)
-    decode, last = decode_region(_onnx_nodes(model), [o.name for o in model.graph.output])
-    return decode + last if depth == 2 else decode
+    nodes = _onnx_nodes(model)
+    decode, last = decode_region(nodes, [o.name for o in model.graph.output])
+    chosen = set(decode + last if depth == 2 else decode)
+    return [n.name for n in nodes if n.name in chosen]
 
 
 def openvino_decode_scope(model: Any, depth: int = 1) -> list[str]:
@@ -188,9 +191,9 @@ def openvino_decode_scope(model: Any, depth: int = 1) -> list[str]:
             op.input(1).get_source_output().get_node())
         nodes.append(GraphNode(op.get_friendly_name(), kind, ins, outs, weighted))
     decode, last = decode_region(nodes, results)
-    names = decode + last if depth == 2 else decode
-    kinds = {n.name: n.op_type for n in nodes}
-    return [n for n in names if kinds[n] not in ("Parameter", "Constant")]
+    chosen = set(decode + last if depth == 2 else decode)
+    return [n.name for n in nodes
+            if n.name in chosen and n.op_type not in ("Parameter", "Constant")]
 
 
 def _constant_like(node) -> bool:
@@ -489,11 +492,11 @@ def quantize_onnx(src: str | os.PathLike, out_path: str | os.PathLike, calib: Ca
 
     require("onnxruntime")
     _check_depths(depths, head_depth)
+    inputs = _check_tensors("measure_inputs", calib.tensors if measure_inputs is None
+                            else measure_inputs)
     src = Path(src)
     if is_quantized(src):
         raise ValueError(f"{src.name} is already quantized: quantize its FP32 original.")
-    inputs = _check_tensors("measure_inputs", calib.tensors if measure_inputs is None
-                            else measure_inputs)
     card = card if card is not None else read_card(src)
     input_hw = tuple(int(v) for v in inputs.shape[2:])
     tolerance = tolerance or default_tolerance(input_hw)
