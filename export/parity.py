@@ -214,6 +214,10 @@ def _people(card: ModelCard, outputs: Mapping[str, np.ndarray], hw: tuple[int, i
                                            **params.decoder_kwargs())
             people.append((kp.astype(np.float64), scores.astype(np.float64)))
         return people
+    if card.head == "yolo_pose":
+        from edgepose_export.yolo_pose import parity_people
+
+        return parity_people(card, outputs, hw)
     from edgepose.heads import decode_head
 
     kp, scores = decode_head(card.head, outputs, params, hw)
@@ -258,6 +262,8 @@ def decodable(card: ModelCard) -> bool:
     """True when parity can decode poses from the card's head."""
     from edgepose.heads import HEAD_DECODERS
 
+    if card.head == "yolo_pose":  # one-stage: people decoded and matched by OKS
+        return getattr(card.params, "format", None) == "decoded"
     return card.head in HEAD_DECODERS or card.head in ("paf", "posenet")
 
 
@@ -313,7 +319,9 @@ def compare(reference: Mapping[str, np.ndarray], candidate: Mapping[str, np.ndar
         notes.append(f"OKS with sigma {DEFAULT_SIGMA} for every keypoint (the keypoint set "
                      f"{card.keypoints!r} has no OKS sigmas)")
     if not top_down:
-        notes.append("bottom-up: people grouped on both sides and matched by OKS")
+        notes.append("one-stage: people decoded on both sides and matched by OKS"
+                      if card.task == "onestage"
+                      else "bottom-up: people grouped on both sides and matched by OKS")
     errors: list[np.ndarray] = []
     oks: list[float] = []
     for ref, cand in zip(ref_people, cand_people):

@@ -785,3 +785,32 @@ def _quiet():
             contextlib.redirect_stderr(io.StringIO()):
         warnings.simplefilter("ignore")
         yield
+
+
+# --- parity of one-stage artefacts (edgepose_export.parity) ---------------------------------
+
+def parity_people(card: Any, outputs: Mapping[str, np.ndarray], input_hw: tuple[int, int]
+                  ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per input tensor: (keypoints ``(P, K, 2)``, visibilities ``(P, K)``) float64 in
+    model-input pixels, of a ``"yolo_pose"`` card's ``"decoded"`` output (the
+    head's own thresholds; normalised coordinates scaled as its ``normalized``
+    says), for :func:`edgepose_export.parity.compare`, which matches them by OKS.
+
+    Raises:
+        ValueError: another output format (``"dfl"``, ``"end_to_end"``).
+    """
+    params = card.params
+    fmt = getattr(params, "format", "decoded")
+    if fmt != "decoded" or not getattr(params, "channels_first", True):
+        raise ValueError(
+            f"Parity decodes YOLO-pose outputs of format 'decoded', channels first; the card "
+            f"says format {fmt!r}: compare the raw outputs instead.")
+    output = np.asarray(outputs["output"], np.float32)
+    if getattr(params, "normalized", False):
+        output = to_pixels(output, input_hw)
+    k = (output.shape[1] - 4 - getattr(params, "num_classes", 1)) // 3
+    people = decode_people(output, num_keypoints=k,
+                           score_threshold=getattr(params, "score_threshold", 0.25),
+                           iou_threshold=getattr(params, "iou_threshold", 0.7),
+                           max_detections=getattr(params, "max_detections", 300))
+    return [(p.keypoints.astype(np.float64), p.visibility.astype(np.float64)) for p in people]
