@@ -387,8 +387,8 @@ def export_model(source: Any, *, card: ModelCard | None = None, preset: str | No
             two is required. At most :data:`MAX_PARITY_INPUTS` are used.
         tolerance: the limits each artefact must meet; None: :class:`Tolerance`'s
             defaults, except for one-stage YOLO-pose cards, whose whole-image
-            input gets 3 px per 256 px of its longer side
-            (:func:`edgepose_export.yolo_pose.default_tolerance`, 7.5 px at 640).
+            input gets 3 px per 256 px of its longer side (7.5 px at 640)
+            and OKS >= 0.95 (:func:`edgepose_export.yolo_pose.default_tolerance`).
         force: keep going and return when an artefact fails its tolerance
             (else :class:`ParityError` after every artefact is made).
         boxes: person boxes for the top-down crops of image folders given

@@ -388,9 +388,17 @@ def looks_normalised(output: np.ndarray) -> bool:
 
 
 def default_tolerance(input_hw: tuple[int, int]) -> Tolerance:
-    """The house tolerance (3 px mean keypoint error on a 256 px input, OKS >= 0.9)
-    scaled to a whole-image input: 3 px per 256 px of its longer side (7.5 px at 640)."""
-    return Tolerance(max_keypoint_error_px=3.0 * max(input_hw) / 256.0, min_oks=0.9)
+    """The tolerance of a whole-image one-stage model: mean keypoint error of 3 px
+    per 256 px of the input's longer side (the house 3 px of a 256 px crop; 7.5
+    px at 640), and a mean OKS against the float model of at least 0.95.
+
+    OKS 0.95, not the house 0.9: COCO AP averages the OKS thresholds 0.50 to
+    0.95, so poses that sit at OKS 0.92 from the float model's lose matches at
+    the strict thresholds (measured: YOLO11n-pose TFLite INT8 fully quantized,
+    5.7 px and OKS 0.92, lost 0.16 AP on data/coco; the decode in float, OKS
+    0.98, lost 0.01).
+    """
+    return Tolerance(max_keypoint_error_px=3.0 * max(input_hw) / 256.0, min_oks=0.95)
 
 
 def _figures(reference: np.ndarray, candidate: np.ndarray, input_hw, normalised: bool
@@ -666,20 +674,6 @@ def _run_tflite(path: Path, tensors: np.ndarray) -> np.ndarray:
     return np.concatenate(results)
 
 
-def tflite_input_ops(path: str | os.PathLike) -> list[str]:
-    """Output tensor names of the layout operators (transpose, reshape) that read
-    a ``.tflite``'s input directly: kept in float, the input stays float32 and
-    the runtime feeds it as it feeds the float model."""
-    from edgepose.backends.tflite import graph_interpreter
-
-    interpreter, _ = graph_interpreter(Path(path))
-    names = {d["index"]: d["name"] for d in interpreter.get_tensor_details()}
-    inputs = {d["index"] for d in interpreter.get_input_details()}
-    return [names[int(t)] for op in interpreter._get_ops_details()
-            if op["op_name"] in _LAYOUT_OPS and inputs & {int(t) for t in op["inputs"]}
-            for t in op["outputs"]]
-
-
 def quantize_tflite(src: str | os.PathLike, out_path: str | os.PathLike,
                     calib: CalibrationSet, *, measure_inputs: Any = None, card: Any = None,
                     tolerance: Tolerance | None = None, depths: Sequence[int] = HEAD_DEPTHS,
@@ -688,9 +682,10 @@ def quantize_tflite(src: str | os.PathLike, out_path: str | os.PathLike,
     (``static_wi8_ai8``: int8 per-channel weights, int8 activations), the decode's
     operators set to ``NO_QUANTIZE`` where measurement says so.
 
-    The input's layout operator stays float (:func:`tflite_input_ops`), so
-    every candidate takes float32 input; the fully quantized candidate has an
-    int8 output (one scale for the whole tensor), the others a float one.
+    The model input stays float32 in every candidate (the quantizer's INPUT
+    is set to ``NO_QUANTIZE``: the runtime feeds it as it feeds the float
+    model); the fully quantized candidate has an int8 output (one scale for
+    the whole tensor), the others a float one.
 
     Args:
         normalised: the float model's coordinates are normalised to 0-1 over
@@ -720,9 +715,7 @@ def quantize_tflite(src: str | os.PathLike, out_path: str | os.PathLike,
     reference = _run_tflite(src, inputs)
     if normalised is None:
         normalised = looks_normalised(reference)
-    keep_input = tflite_input_ops(src)
-    candidates = {0: keep_input} | {d: keep_input + tflite_decode_ops(src, d)
-                                    for d in HEAD_DEPTHS}
+    candidates = {0: []} | {d: tflite_decode_ops(src, d) for d in HEAD_DEPTHS}
     from edgepose.backends.tflite import graph_interpreter
 
     signatures = graph_interpreter(src)[0].get_signature_list()
@@ -744,6 +737,9 @@ def quantize_tflite(src: str | os.PathLike, out_path: str | os.PathLike,
         def measure(depth: int) -> dict[str, Any]:
             names = candidates[depth]
             qz = quantizer.Quantizer(str(src), recipe.static_wi8_ai8())
+            # the model input stays float32: the runtime feeds it as the float model's
+            qz.update_quantization_recipe(".*", qtyping.TFLOperationName.INPUT,
+                                          algorithm_key=AlgorithmName.NO_QUANTIZE)
             if names:
                 qz.update_quantization_recipe(
                     # the op scope is a regex over output tensor names, each followed by ";"

@@ -227,13 +227,14 @@ def onnx_int8(shared_dir, data, tmp_path_factory):
     return naive, decided
 
 
+@pytest.mark.slow
 def test_onnx_naive_int8_loses_every_person_and_the_decided_keeps_them(onnx_int8):
     (_, naive), (path, decided) = onnx_int8
     # measured: naive 905 px (every person lost, the score shares the coordinates' scale),
     # the decode in float 3.9 px, OKS 0.97
     bad = naive.chosen
     assert bad.keypoint_error_px_mean > 100 and bad.oks_mean < 0.5 and not bad.passed
-    assert decided.head == "float" and decided.head_depth >= 1 and decided.within_tolerance
+    assert decided.head == "float" and decided.head_depth >= 1
     good = decided.chosen
     assert good.keypoint_error_px_mean < 0.5 * bad.keypoint_error_px_mean
     assert good.keypoint_error_px_mean < 7.5 and good.oks_mean > 0.9
@@ -242,6 +243,7 @@ def test_onnx_naive_int8_loses_every_person_and_the_decided_keeps_them(onnx_int8
     assert provenance["float_ops"] and provenance["attempts"][0]["keypoint_error_px_mean"] > 100
 
 
+@pytest.mark.slow
 def test_onnx_int8_coco_ap(shared_dir, onnx_int8):
     (naive_path, _), (path, _) = onnx_int8
     assert onnx.load(str(path)).graph.output[0].name == "output0"
@@ -250,7 +252,8 @@ def test_onnx_int8_coco_ap(shared_dir, onnx_int8):
     assert _coco_ap(shared_dir, naive_path) < 0.1
 
 
-def test_openvino_int8_decode_in_float(shared_dir, data, tmp_path):
+@pytest.mark.slow
+def test_openvino_int8_keeps_its_keypoints(shared_dir, data, tmp_path):
     pytest.importorskip("nncf")
     from edgepose.backends import open_backend
 
@@ -263,14 +266,15 @@ def test_openvino_int8_decode_in_float(shared_dir, data, tmp_path):
     kept = decision.chosen
     assert decision.within_tolerance and kept.keypoint_error_px_mean < 7.5
     assert kept.oks_mean > 0.9
-    # the decode in float, measured in the same run: no worse than twice the decided one
-    _, forced = y.quantize_openvino(src, tmp_path / "decode.xml", calib, measure_inputs=judge,
-                                    head_depth=1)
-    assert forced.head == "float" and forced.float_ops
-    assert forced.chosen.keypoint_error_px_mean < max(2 * kept.keypoint_error_px_mean, 1.0)
-    assert _coco_ap(shared_dir, path) >= 0.65 - 0.08
+    # NNCF quantizes only the box part of the decode (the DFL expectation's input and the
+    # anchor arithmetic), never the keypoints' constant Mul/Add: the fully quantized
+    # model keeps its keypoints here (measured 2.3-2.7 px, OKS 0.99)
+    assert decision.attempts[0].head_depth == 0
+    # measured 0.697 (FP32 0.682)
+    assert _coco_ap(shared_dir, path) >= 0.697 - 0.08
 
 
+@pytest.mark.slow
 def test_openvino_fp16(shared_dir, tmp_path):
     pytest.importorskip("openvino")
     path = y.openvino_fp16(shared_dir / "models/yolo_pose/yolo11n-pose.onnx",
@@ -279,7 +283,8 @@ def test_openvino_fp16(shared_dir, tmp_path):
     assert _coco_ap(shared_dir, path) >= 0.682 - 0.04
 
 
-def test_tflite_int8_keeps_a_float_input(shared_dir, data, tmp_path):
+@pytest.mark.slow
+def test_tflite_int8_decode_in_float(shared_dir, data, tmp_path):
     pytest.importorskip("ai_edge_quantizer")
     from edgepose.backends import open_backend
 
@@ -287,18 +292,18 @@ def test_tflite_int8_keeps_a_float_input(shared_dir, data, tmp_path):
     src = shared_dir / "models/yolo_pose/yolo11n-pose.tflite"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        naive_path, naive = y.quantize_tflite(src, tmp_path / "naive.tflite", calib,
-                                              measure_inputs=judge, head_depth=0)
-        path, forced = y.quantize_tflite(src, tmp_path / "decode.tflite", calib,
-                                         measure_inputs=judge, head_depth=2,
-                                         tolerance=Tolerance(7.5, 0.9))
-    with open_backend(naive_path) as backend:
-        assert backend.inputs[0].dtype == np.float32
-        assert backend.outputs[0].dtype == np.int8  # one scale for coordinates and scores
-    with open_backend(path) as backend:
+        path, decision = y.quantize_tflite(src, tmp_path / "int8.tflite", calib,
+                                           measure_inputs=judge)
+    # measured: fully quantized 5.7-6.3 px, OKS 0.91-0.92 (coordinates normalised to 0-1
+    # share one int8 output scale with the scores: one step is 2.5 px at 640), AP -0.16;
+    # the decode in float 2.95 px, OKS 0.98, AP -0.01
+    naive = decision.attempts[0]
+    assert naive.head_depth == 0 and not naive.passed
+    assert decision.head == "float" and decision.head_depth >= 1
+    kept = decision.chosen
+    assert kept.keypoint_error_px_mean < 0.75 * naive.keypoint_error_px_mean
+    assert kept.keypoint_error_px_mean < 5.0 and kept.oks_mean > naive.oks_mean
+    with open_backend(path) as backend:  # the input stays float32, the output too
         assert backend.inputs[0].dtype == np.float32 and backend.outputs[0].dtype == np.float32
-    # measured: naive 6.3 px (coordinates normalised to 0-1: one int8 step is 2.5 px at
-    # 640), decode and last convolutions in float 2.5 px
-    assert forced.chosen.keypoint_error_px_mean < 0.75 * naive.chosen.keypoint_error_px_mean
-    assert forced.chosen.keypoint_error_px_mean < 5.0 and forced.chosen.oks_mean > 0.95
-    assert _coco_ap(shared_dir, path) >= 0.65 - 0.08
+    # measured 0.673 (FP32 0.682)
+    assert _coco_ap(shared_dir, path) >= 0.673 - 0.08
