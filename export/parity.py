@@ -16,6 +16,9 @@ report (:class:`~edgepose_export.api.ParityReport`) holds
   over the keypoints the source finds (an artefact that loses a keypoint
   scores 0 on it); the area is the person box inside a top-down crop (input
   area / 1.25**2) or the bounding box of a bottom-up person's keypoints;
+* one-stage YOLO-pose models: people decoded on both sides and matched by
+  box IoU (:func:`edgepose_export.yolo_pose.parity_figures`), as their INT8
+  decision measures them;
 * the latency p50 of each on this CPU (warm-up, then timed single-input runs);
 * ``passed``: mean keypoint error and OKS within the tolerance.
 """
@@ -214,10 +217,6 @@ def _people(card: ModelCard, outputs: Mapping[str, np.ndarray], hw: tuple[int, i
                                            **params.decoder_kwargs())
             people.append((kp.astype(np.float64), scores.astype(np.float64)))
         return people
-    if card.head == "yolo_pose":
-        from edgepose_export.yolo_pose import parity_people
-
-        return parity_people(card, outputs, hw)
     from edgepose.heads import decode_head
 
     kp, scores = decode_head(card.head, outputs, params, hw)
@@ -262,7 +261,7 @@ def decodable(card: ModelCard) -> bool:
     """True when parity can decode poses from the card's head."""
     from edgepose.heads import HEAD_DECODERS
 
-    if card.head == "yolo_pose":  # one-stage: people decoded and matched by OKS
+    if card.head == "yolo_pose":  # one-stage: edgepose_export.yolo_pose.parity_figures
         return getattr(card.params, "format", None) == "decoded"
     return card.head in HEAD_DECODERS or card.head in ("paf", "posenet")
 
@@ -309,6 +308,17 @@ def compare(reference: Mapping[str, np.ndarray], candidate: Mapping[str, np.ndar
     if any(not np.isfinite(np.asarray(v, np.float64)).all() for v in candidate.values()):
         notes.append("the artefact produced NaN or inf")
         return result
+    if card.head == "yolo_pose":
+        from edgepose_export.yolo_pose import parity_figures
+
+        figures = parity_figures(reference, candidate, card, candidate_card)
+        result.update({k: figures[k] for k in ("keypoint_error_px_mean", "keypoint_error_px_p95",
+                                                "oks_mean", "keypoints")})
+        notes.append(
+            f"one-stage: people decoded on both sides and matched by box IoU; "
+            f"{figures['matched']} of {figures['people']} matched, a lost person counts as the "
+            "input diagonal; keypoints the source sees (visibility > 0.5); OKS with box areas")
+        return result
     hw = tuple(card.input.size)
     top_down = card.task in ("topdown", "single")
     ref_people = _people(card, reference, hw)
@@ -319,9 +329,7 @@ def compare(reference: Mapping[str, np.ndarray], candidate: Mapping[str, np.ndar
         notes.append(f"OKS with sigma {DEFAULT_SIGMA} for every keypoint (the keypoint set "
                      f"{card.keypoints!r} has no OKS sigmas)")
     if not top_down:
-        notes.append("one-stage: people decoded on both sides and matched by OKS"
-                      if card.task == "onestage"
-                      else "bottom-up: people grouped on both sides and matched by OKS")
+        notes.append("bottom-up: people grouped on both sides and matched by OKS")
     errors: list[np.ndarray] = []
     oks: list[float] = []
     for ref, cand in zip(ref_people, cand_people):

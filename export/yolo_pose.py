@@ -322,7 +322,7 @@ def compare_people(reference: np.ndarray, candidate: np.ndarray, *,
     Returns:
         ``keypoint_error_px_mean``, ``keypoint_error_px_p95``, ``oks_mean``,
         ``score_change_mean`` (mean abs person-score change of matched people),
-        ``people`` (reference), ``matched``, ``extra`` (candidate people
+        ``keypoints`` (the keypoints the error is over), ``people`` (reference), ``matched``, ``extra`` (candidate people
         without a reference partner). Means over nothing are 0 (errors) or 1 (OKS).
     """
     ref_people = decode_people(reference, **decode)
@@ -362,7 +362,7 @@ def compare_people(reference: np.ndarray, candidate: np.ndarray, *,
             "keypoint_error_px_p95": float(np.percentile(errors_a, 95)) if errors else 0.0,
             "oks_mean": float(np.mean(oks)) if oks else 1.0,
             "score_change_mean": float(np.mean(score_changes)) if score_changes else 0.0,
-            "people": people, "matched": matched, "extra": extra}
+            "keypoints": len(errors), "people": people, "matched": matched, "extra": extra}
 
 
 def to_pixels(output: np.ndarray, input_hw: tuple[int, int]) -> np.ndarray:
@@ -785,28 +785,37 @@ def _quiet():
 
 # --- parity of one-stage artefacts (edgepose_export.parity) ---------------------------------
 
-def parity_people(card: Any, outputs: Mapping[str, np.ndarray], input_hw: tuple[int, int]
-                  ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Per input tensor: (keypoints ``(P, K, 2)``, visibilities ``(P, K)``) float64 in
-    model-input pixels, of a ``"yolo_pose"`` card's ``"decoded"`` output (the
-    head's own thresholds; normalised coordinates scaled as its ``normalized``
-    says), for :func:`edgepose_export.parity.compare`, which matches them by OKS.
+def parity_figures(reference: Mapping[str, np.ndarray], candidate: Mapping[str, np.ndarray],
+                   card: Any, candidate_card: Any = None) -> dict[str, Any]:
+    """:func:`compare_people` of two ``"yolo_pose"`` models' outputs by role, each
+    decoded as its card says (normalised coordinates scaled to the input), for
+    :func:`edgepose_export.parity.compare`: the parity report then measures
+    exactly what the INT8 decision measured.
+
+    Returns:
+        ``keypoint_error_px_mean``, ``keypoint_error_px_p95``, ``oks_mean``,
+        ``keypoints`` (the keypoints the error is over) and the rest of
+        :func:`compare_people`'s figures.
 
     Raises:
-        ValueError: another output format (``"dfl"``, ``"end_to_end"``).
+        ValueError: an output format other than ``"decoded"`` channels first.
     """
+    outputs = []
+    for c, out in ((card, reference), (candidate_card or card, candidate)):
+        params = c.params
+        fmt = getattr(params, "format", "decoded")
+        if fmt != "decoded" or not getattr(params, "channels_first", True):
+            raise ValueError(
+                f"Parity decodes YOLO-pose outputs of format 'decoded', channels first; the "
+                f"card says format {fmt!r}: compare the raw outputs instead.")
+        value = np.asarray(out["output"], np.float32)
+        if getattr(params, "normalized", False):
+            value = to_pixels(value, tuple(c.input.size))
+        outputs.append(value)
     params = card.params
-    fmt = getattr(params, "format", "decoded")
-    if fmt != "decoded" or not getattr(params, "channels_first", True):
-        raise ValueError(
-            f"Parity decodes YOLO-pose outputs of format 'decoded', channels first; the card "
-            f"says format {fmt!r}: compare the raw outputs instead.")
-    output = np.asarray(outputs["output"], np.float32)
-    if getattr(params, "normalized", False):
-        output = to_pixels(output, input_hw)
-    k = (output.shape[1] - 4 - getattr(params, "num_classes", 1)) // 3
-    people = decode_people(output, num_keypoints=k,
-                           score_threshold=getattr(params, "score_threshold", 0.25),
-                           iou_threshold=getattr(params, "iou_threshold", 0.7),
-                           max_detections=getattr(params, "max_detections", 300))
-    return [(p.keypoints.astype(np.float64), p.visibility.astype(np.float64)) for p in people]
+    k = (outputs[0].shape[1] - 4 - getattr(params, "num_classes", 1)) // 3
+    return compare_people(outputs[0], outputs[1], input_hw=tuple(card.input.size),
+                          num_keypoints=k,
+                          score_threshold=getattr(params, "score_threshold", 0.25),
+                          iou_threshold=getattr(params, "iou_threshold", 0.7),
+                          max_detections=getattr(params, "max_detections", 300))

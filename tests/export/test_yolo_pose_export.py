@@ -307,3 +307,46 @@ def test_tflite_int8_decode_in_float(shared_dir, data, tmp_path):
         assert backend.inputs[0].dtype == np.float32 and backend.outputs[0].dtype == np.float32
     # measured 0.673 (FP32 0.682)
     assert _coco_ap(shared_dir, path) >= 0.673 - 0.08
+
+
+# --- export_model: the card, the decision and the parity report ---------------------------
+
+def _has_yolo_card() -> bool:
+    from edgepose.heads import HEAD_PARAMS
+
+    return "yolo_pose" in HEAD_PARAMS
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _has_yolo_card(), reason="needs the yolo_pose card of the YOLO runtime "
+                    "(edgepose/heads/yolo_pose.py, merged separately)")
+def test_export_model_writes_the_decision_and_a_one_stage_parity(shared_dir, tmp_path):
+    from edgepose.card import read_card
+    from edgepose.model import LoadedModel
+    from edgepose_export.api import export_model
+
+    calib_dir = tmp_path / "calib"
+    calib_dir.mkdir()
+    for folder in CALIBRATION_FOLDERS:  # links, not copies
+        for image in (shared_dir / "data" / folder).iterdir():
+            if image.suffix.lower() in (".jpg", ".bmp"):
+                (calib_dir / f"{folder}-{image.name}").symlink_to(image)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = export_model(shared_dir / "models/yolo_pose/yolo11n-pose.onnx", targets="onnx",
+                              precisions="int8", calibration=calib_dir,
+                              parity_inputs=shared_dir / "data/coco", out_dir=tmp_path / "out",
+                              latency_runs=1)
+    (artifact,) = result.artifacts
+    card = read_card(artifact.path)
+    assert (card.task, card.head) == ("onestage", "yolo_pose")
+    record = card.provenance["int8"]
+    assert record["head"] == "float" and record["attempts"][0]["keypoint_error_px_mean"] > 100
+    assert record["tolerance"] == {"max_keypoint_error_px": 7.5, "min_oks": 0.95}
+    # the parity report measures what the decision measured, on the same images
+    parity = card.provenance["parity"]
+    assert parity["passed"] and parity["images"] == 4
+    assert parity["keypoint_error_px_mean"] == pytest.approx(
+        record["attempts"][-1]["keypoint_error_px_mean"], abs=1e-3)
+    assert any("one-stage" in n for n in parity["notes"])
+    LoadedModel(artifact.path).close()
