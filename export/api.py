@@ -606,7 +606,8 @@ def _convert_yolo_int8(source, kind, base, card, target, calib, tolerance, out_d
         src = source if kind == "tflite" else base
         path, _ = yolo_pose.quantize_openvino(src, out_dir / f"{stem}_int8.xml", calib,
                                               measure_inputs=judge, card=card,
-                                              tolerance=tolerance)
+                                              tolerance=tolerance, normalised=bool(
+                                                  getattr(card.params, "normalized", False)))
     else:
         path, _ = yolo_pose.quantize_tflite(source, out_dir / f"{stem}_int8.tflite", calib,
                                             measure_inputs=judge, card=card, tolerance=tolerance,

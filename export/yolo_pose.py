@@ -590,15 +590,17 @@ def openvino_fp16(src: str | os.PathLike, out_xml: str | os.PathLike, *, card: A
 def quantize_openvino(src: str | os.PathLike, out_xml: str | os.PathLike,
                       calib: CalibrationSet, *, measure_inputs: Any = None, card: Any = None,
                       tolerance: Tolerance | None = None, depths: Sequence[int] = HEAD_DEPTHS,
-                      head_depth: int | None = None, preset: str = "mixed") -> tuple[Path, Int8Decision]:
+                      head_depth: int | None = None, preset: str = "mixed",
+                      normalised: bool | None = None) -> tuple[Path, Int8Decision]:
     """INT8 OpenVINO IR of a YOLO-pose ONNX model (NNCF post-training
     quantization), the decode kept in float where measurement says so.
 
     NNCF's default model type (CNN) is used, not ``TRANSFORMER``: YOLO11's
     one attention block is small, and the transformer type would keep more
     of the convolutions' inputs in float. The decode is put in an
-    ``nncf.IgnoredScope`` (:func:`openvino_decode_scope`). As
-    :func:`quantize_onnx` otherwise (arguments, measurement, decision).
+    ``nncf.IgnoredScope`` (:func:`openvino_decode_scope`). ``src`` may be an
+    ``.onnx`` or a ``.tflite`` file; ``normalised`` as :func:`quantize_tflite`.
+    As :func:`quantize_onnx` otherwise (arguments, measurement, decision).
 
     Raises:
         ValueError: bad tensors, depth, preset or ``out_xml``.
@@ -624,6 +626,8 @@ def quantize_openvino(src: str | os.PathLike, out_xml: str | os.PathLike,
     dataset = nncf.Dataset(list(tensors), lambda x: {0: x[None]})
     candidates = {0: []} | {d: openvino_decode_scope(model, d) for d in HEAD_DEPTHS}
     reference = _run_openvino(ov, model, inputs)
+    if normalised is None:
+        normalised = looks_normalised(reference)
     quantized: dict[int, Any] = {}
 
     def measure(depth: int) -> dict[str, Any]:
@@ -632,7 +636,7 @@ def quantize_openvino(src: str | os.PathLike, out_xml: str | os.PathLike,
         quantized[depth] = nncf.quantize(model.clone(), dataset, preset=presets[preset],
                                          subset_size=len(tensors), ignored_scope=scope)
         return _figures(reference, _run_openvino(ov, quantized[depth], inputs), input_hw,
-                        False)
+                        normalised)
 
     nncf_log = logging.getLogger("nncf")
     level = nncf_log.level
@@ -700,7 +704,7 @@ def quantize_tflite(src: str | os.PathLike, out_path: str | os.PathLike,
     """
     from edgepose.card import read_card, write_card
 
-    require("ai_edge_quantizer")
+    require("ai_edge_quantizer", "export-tflite")
     from ai_edge_quantizer import qtyping, quantizer, recipe
     from ai_edge_quantizer.algorithm_manager import AlgorithmName
 
