@@ -47,10 +47,11 @@ import numpy as np
 from edgepose_export.api import CalibrationSet, Tolerance, require
 from edgepose_export.int8 import Int8Decision, decide_int8_head
 
-__all__ = ["GraphNode", "decode_region", "onnx_decode_nodes", "openvino_decode_scope",
+__all__ = ["GraphNode", "People", "decode_region", "onnx_decode_nodes", "openvino_decode_scope",
            "tflite_decode_ops", "letterbox_tensors", "decode_people", "compare_people",
-           "quantize_onnx", "quantize_openvino", "quantize_tflite", "HEAD_DEPTHS",
-           "COCO_SIGMAS", "MEASURE"]
+           "to_pixels", "looks_normalised", "default_tolerance", "quantize_onnx",
+           "openvino_fp16", "quantize_openvino", "quantize_tflite", "parity_figures",
+           "HEAD_DEPTHS", "COCO_SIGMAS", "MEASURE"]
 
 #: Head depths tried after the fully quantized model: 1 the decode, 2 with the last convolutions.
 HEAD_DEPTHS = (1, 2)
@@ -197,7 +198,8 @@ def openvino_decode_scope(model: Any, depth: int = 1) -> list[str]:
 
 
 def _constant_like(node) -> bool:
-    """A weight input: a Constant, possibly through Convert/FakeQuantize-free decompression."""
+    """A weight input: a Constant, directly or through the Convert / Multiply /
+    Subtract / Reshape of a decompressed (e.g. FP16) weight."""
     while node.get_type_name() in ("Convert", "Multiply", "Subtract", "Reshape"):
         node = node.input(0).get_source_output().get_node()
     return node.get_type_name() == "Constant"
@@ -210,13 +212,13 @@ def tflite_decode_ops(path: str | os.PathLike, depth: int = 1) -> list[str]:
     from edgepose.backends.tflite import graph_interpreter
 
     interpreter, _ = graph_interpreter(Path(path))
+    ops = interpreter._get_ops_details()
     names = {d["index"]: d["name"] for d in interpreter.get_tensor_details()}
-    constants = {d["index"] for d in interpreter.get_tensor_details()
-                 if d["index"] not in {int(t) for op in interpreter._get_ops_details()
-                                       for t in op["outputs"]}
-                 and d["index"] not in {i["index"] for i in interpreter.get_input_details()}}
+    produced = {int(t) for op in ops for t in op["outputs"]}
+    produced |= {d["index"] for d in interpreter.get_input_details()}
+    constants = set(names) - produced  # neither computed nor fed: weights
     nodes = []
-    for op in interpreter._get_ops_details():
+    for op in ops:
         ins = tuple(str(int(t)) for t in op["inputs"] if int(t) >= 0)
         outs = tuple(str(int(t)) for t in op["outputs"])
         weighted = (op["op_name"] in _WEIGHTED["tflite"] and len(op["inputs"]) > 1
@@ -271,8 +273,9 @@ def decode_people(output: np.ndarray, *, num_keypoints: int = 17, score_threshol
                   iou_threshold: float = 0.7, max_detections: int = 300) -> list[People]:
     """People from a YOLO-pose output ``(N, 4 + 1 + K*3, A)`` in model-input pixels.
 
-    Uses :func:`edgepose.ops.decode_yolo_pose` when the runtime has it, else
-    the same published steps in NumPy: a candidate needs its score above
+    Uses :func:`edgepose.ops.decode_yolo_pose` (the C core) when the runtime
+    has it, else the same steps in NumPy (until that decoder is merged; remove
+    this fallback then): a candidate needs its score above
     ``score_threshold``; boxes (cx, cy, w, h) to xyxy; greedy box NMS
     (:func:`edgepose.ops.nms_boxes`, IoU > ``iou_threshold`` suppressed).
     """
@@ -324,13 +327,20 @@ def compare_people(reference: np.ndarray, candidate: np.ndarray, *,
         ``score_change_mean`` (mean abs person-score change of matched people),
         ``keypoints`` (the keypoints the error is over), ``people`` (reference), ``matched``, ``extra`` (candidate people
         without a reference partner). Means over nothing are 0 (errors) or 1 (OKS).
+
+    Raises:
+        ValueError: outputs of different shapes.
     """
+    if np.shape(reference) != np.shape(candidate):
+        raise ValueError(
+            f"reference and candidate must be outputs of the same inputs, of one shape; got "
+            f"{np.shape(reference)} and {np.shape(candidate)}.")
     ref_people = decode_people(reference, **decode)
     cand_people = decode_people(candidate, **decode)
     diagonal = float(np.hypot(*input_hw))
     errors, oks, score_changes = [], [], []
     people = matched = extra = 0
-    for ref, cand in zip(ref_people, cand_people):
+    for ref, cand in zip(ref_people, cand_people, strict=True):
         iou = _iou(ref.boxes, cand.boxes) if len(ref.boxes) and len(cand.boxes) else \
             np.zeros((len(ref.boxes), len(cand.boxes)))
         pairs: dict[int, int] = {}

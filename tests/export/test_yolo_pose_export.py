@@ -17,7 +17,7 @@ import pytest
 onnx = pytest.importorskip("onnx")
 
 from edgepose_export import yolo_pose as y  # noqa: E402
-from edgepose_export.api import CalibrationSet, Tolerance  # noqa: E402
+from edgepose_export.api import CalibrationSet  # noqa: E402
 
 CALIBRATION_FOLDERS = ("coral", "crowdpose", "aic", "mpii")
 
@@ -158,6 +158,11 @@ def test_compare_people_counts_only_visible_keypoints_and_extra_people():
     assert got["keypoint_error_px_mean"] == 0 and got["extra"] == 1
 
 
+def test_compare_people_wants_outputs_of_one_shape():
+    with pytest.raises(ValueError, match=r"of one shape; got \(1, 56, 20\) and \(1, 56, 10\)"):
+        y.compare_people(_output([]), _output([], anchors=10))
+
+
 def test_decode_people_suppresses_overlaps():
     out = _output([([100, 100, 50, 50], 0.9, _kp(80, 80)), ([102, 101, 50, 50], 0.8, _kp(0, 0)),
                    ([300, 300, 50, 50], 0.7, _kp(280, 280)), ([500, 500, 50, 50], 0.25, _kp(0, 0))])
@@ -229,7 +234,7 @@ def onnx_int8(shared_dir, data, tmp_path_factory):
 
 @pytest.mark.slow
 def test_onnx_naive_int8_loses_every_person_and_the_decided_keeps_them(onnx_int8):
-    (_, naive), (path, decided) = onnx_int8
+    (_, naive), (_, decided) = onnx_int8
     # measured: naive 905 px (every person lost, the score shares the coordinates' scale),
     # the decode in float 3.9 px, OKS 0.97
     bad = naive.chosen
