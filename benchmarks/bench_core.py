@@ -7,7 +7,15 @@ baseline from ``tests/references.py`` on the same realistic inputs:
 * heatmap decoding, N x 17 x 64 x 48 for N in {1, 8, 32}, refine none /
   dark / dark_udp (blur kernel 11);
 * box NMS, M in {10, 100, 1000}; OKS NMS and soft OKS NMS, M in {5, 20, 100}
-  poses of K = 17 keypoints.
+  poses of K = 17 keypoints;
+* one-stage YOLO-pose decoding of A = 8400 anchors (``decode_yolo_pose``,
+  Ultralytics' predict and val thresholds 0.25 and 0.001) against
+  ``tests/yolo_reference.py``: on the real ``output0`` of
+  ``yolo_pose/yolo11n-pose.onnx`` for the COCO images of the shared data when
+  it and onnxruntime are there (AGPL-3.0 weights: run to measure, nothing is
+  saved), else on synthetic outputs shaped like it; and ``decode_yolo_dfl``
+  of a random raw head of the same size. The YOLO decode's budget is 3 % of
+  yolo11n-pose's inference (~30 ms on 2 cores): 0.9 ms.
 
 Each case has a few independent input sets (``--input-sets``, default 4).
 Before any timing, each kernel's output on every set is checked against its
@@ -58,9 +66,10 @@ import numpy as np  # noqa: E402
 
 from benchmarks._common import (  # noqa: E402
     alternate_samples, check_sampling_args, environment, fmt_time, format_table, sample_stats,
-    utc_now, write_json)
+    shared_path, utc_now, write_json)
 from edgepose import ops  # noqa: E402
 from tests import references as ref  # noqa: E402
+from tests import yolo_reference as yolo_ref  # noqa: E402
 
 SEED = 20240531
 
@@ -80,6 +89,11 @@ TARGETS = {
     "nms_boxes M=1000": 10.0,
     "nms_oks M=100": 10.0,
 }
+
+#: 3 % of yolo11n-pose's ONNX Runtime inference at 640 x 640 (~30 ms on 2 cores).
+YOLO_BUDGET_MS = 0.9
+YOLO_ANCHORS = 8400  # 640 x 640 at strides 8, 16, 32
+YOLO_TOLERANCE_PX = 1e-4
 
 DARK_TOLERANCE_PX = 1e-3
 SOFT_SCORE_RTOL = 1e-5
@@ -302,6 +316,84 @@ def _cmp_soft(got, want) -> str | None:
     return None
 
 
+def real_yolo_outputs() -> list[tuple] | None:
+    """``(output0, (scale, scale), pad, image_hw)`` of yolo11n-pose on each
+    COCO image of the shared data (letterboxed centred to 640 x 640, RGB /
+    255), or None when the model, the images or onnxruntime are missing."""
+    model = shared_path() / "models/yolo_pose/yolo11n-pose.onnx"
+    images = sorted((shared_path() / "data/coco").glob("*.jpg"))
+    if not model.is_file() or not images:
+        return None
+    try:
+        import cv2
+        import onnxruntime as ort
+    except ImportError:
+        return None
+    from edgepose.geometry import letterbox
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+    outputs = []
+    for path in images:
+        image = cv2.imread(str(path))
+        canvas, scale, pad = letterbox(image, (640, 640), align="center")
+        x = np.ascontiguousarray(canvas[:, :, ::-1].transpose(2, 0, 1))[None]
+        (out,) = session.run(["output0"], {"images": x.astype(np.float32) / np.float32(255)})
+        outputs.append((out, (scale, scale), pad, image.shape[:2]))
+    return outputs
+
+
+def make_yolo_output(rng: np.random.Generator) -> tuple:
+    """A synthetic (1, 56, 8400) output shaped like yolo11n-pose's on a photo
+    of a few people: low scores everywhere (sigmoid of logits around -8),
+    clusters of anchors around each person with scores up to 0.95."""
+    a, k = YOLO_ANCHORS, 17
+    out = np.empty((a, 56), dtype=np.float32)
+    out[:, :2] = rng.uniform(0, 640, (a, 2))
+    out[:, 2:4] = rng.uniform(4, 60, (a, 2))
+    out[:, 4] = 1 / (1 + np.exp(-rng.normal(-8, 2, a)))
+    for _ in range(int(rng.integers(2, 7))):
+        centre, extent = rng.uniform(100, 540, 2), rng.uniform(60, 300, 2)
+        idx = rng.choice(a, 60, replace=False)
+        out[idx, :2] = centre + rng.normal(0, 4, (60, 2))
+        out[idx, 2:4] = extent * rng.uniform(0.9, 1.1, (60, 2))
+        out[idx, 4] = rng.uniform(0.05, 0.95, 60)
+    kp = out[:, None, :2] + rng.normal(0, 20, (a, k, 2))
+    vis = rng.random((a, k, 1))
+    out[:, 5:] = np.concatenate((kp, vis), axis=2).reshape(a, 3 * k)
+    scale = float(rng.uniform(0.5, 1.5))
+    return out.T[None].copy(), (scale, scale), (0.0, 80.0), (480, 640)
+
+
+def make_yolo_head(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A random raw head for 640 x 640: (1, 4 * 16 + 1, 8400) logits and
+    (1, 51, 8400) keypoint values."""
+    box_class = rng.normal(0, 3, (1, 65, YOLO_ANCHORS)).astype(np.float32)
+    kpts = rng.normal(0, 2, (1, 51, YOLO_ANCHORS)).astype(np.float32)
+    return box_class, kpts
+
+
+def _cmp_yolo(got, want) -> str | None:
+    if len(got) != len(want):
+        return f"{len(got)} images vs {len(want)}"
+    for i, (g, (boxes, scores, classes, keypoints, kp_scores, _)) in enumerate(zip(got, want)):
+        if not (np.array_equal(g.scores, scores) and np.array_equal(g.classes, classes)):
+            return (f"image {i}: people differ ({len(g.scores)} vs {len(scores)}): "
+                    f"{g.scores[:5].tolist()} vs {scores[:5].tolist()}")
+        for name, a, b in (("boxes", g.boxes, boxes), ("keypoints", g.keypoints, keypoints),
+                           ("keypoint scores", g.keypoint_scores, kp_scores)):
+            if a.shape != b.shape or not np.allclose(a, b, rtol=0, atol=YOLO_TOLERANCE_PX):
+                return f"image {i}: {name} differ by more than {YOLO_TOLERANCE_PX}"
+    return None
+
+
+def _cmp_dfl(got, want) -> str | None:
+    if got.shape != want.shape or not np.allclose(got, want, rtol=1e-6, atol=1e-5):
+        return f"decoded heads differ (shapes {got.shape} and {want.shape}, rtol 1e-6, atol 1e-5)"
+    return None
+
+
 def input_rng(seed: int, key: str) -> np.random.Generator:
     """A generator per input set, so adding or filtering cases changes no other input."""
     return np.random.default_rng([seed, zlib.crc32(key.encode())])
@@ -381,6 +473,32 @@ def build_cases(seed: int, n_sets: int, name_filter: str | None = None) -> list[
             lambda kp, s, a: ref.soft_oks_nms_ref(
                 kp, s, a, OKS_THRESHOLD, sigmas, max_keep=SOFT_MAX_KEEP, method="gaussian"),
             _cmp_soft, TARGETS.get(name)))
+
+    thresholds = [(t, f"yolo_pose A={YOLO_ANCHORS} conf={t}") for t in (0.25, 0.001)]
+    thresholds = [(t, name) for t, name in thresholds if wanted(name)]
+    if thresholds:
+        real = real_yolo_outputs()
+        outputs = real if real else sets("yolo outputs", make_yolo_output)
+        source = "yolo11n-pose output0, data/coco" if real else "synthetic"
+        for t, name in thresholds:
+            cases.append(Case(
+                name, "decode_yolo_pose",
+                {"A": YOLO_ANCHORS, "score_threshold": t, "iou_threshold": 0.7,
+                 "inputs": source},
+                outputs,
+                lambda o, sc, pd, hw, t=t: ops.decode_yolo_pose(
+                    o, score_threshold=t, scale=sc, pad=pd, image_hw=hw),
+                lambda o, sc, pd, hw, t=t: yolo_ref.decode_yolo_pose_ref(
+                    o, score_threshold=t, scale=sc, pad=pd, image_hw=hw),
+                _cmp_yolo, note=source))
+    name = f"yolo_dfl A={YOLO_ANCHORS}"
+    if wanted(name):
+        cases.append(Case(
+            name, "decode_yolo_dfl", {"A": YOLO_ANCHORS, "reg_max": 16, "K": 17},
+            sets(name, make_yolo_head),
+            lambda b, k: ops.decode_yolo_dfl(b, k, input_hw=(640, 640)),
+            lambda b, k: yolo_ref.decode_yolo_dfl_ref(b, k, input_hw=(640, 640)),
+            _cmp_dfl))
     return cases
 
 
@@ -401,6 +519,10 @@ def check(case: Case) -> str | None:
             return f"input set {i}: {error}"
         if case.kernel.startswith("nms"):
             kept += len(got[0] if case.kernel == "nms_oks_soft" else got)
+        if case.kernel == "decode_yolo_pose":
+            kept += sum(len(g.scores) for g in got)
+    if case.kernel == "decode_yolo_pose":
+        case.note += f", {kept} people in {len(case.inputs)} outputs"
     if case.kernel.startswith("nms"):
         total = case.params["M"] * len(case.inputs)
         case.note = f"kept {kept}/{total} ({100 * kept / total:.0f}%)"
@@ -483,7 +605,7 @@ def main(argv: list[str] | None = None) -> int:
     if not cases:
         print(f"error: no case name contains {args.filter!r}; names look like "
               "'simcc N=16 K=17', 'heatmap dark N=8', 'nms_boxes M=1000', "
-              "'nms_oks M=100', 'nms_oks_soft M=20'.", file=sys.stderr)
+              "'nms_oks M=100', 'nms_oks_soft M=20', 'yolo_pose', 'yolo_dfl'.", file=sys.stderr)
         return 2
 
     if not np.allclose(ref.COCO17_SIGMAS, ops.COCO17_SIGMAS, rtol=0, atol=1e-7):
@@ -513,6 +635,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\ntargets met: {len(with_target) - len(missed)}/{len(with_target)}"
               + "".join(f"\n  missed: {c.name}: {c.results['speedup']:.1f}x < {c.target:g}x"
                         for c in missed))
+    for c in cases:
+        if c.kernel == "decode_yolo_pose":
+            ms = c.results["edgepose"]["p50_us"] / 1e3
+            verdict = "within" if ms <= YOLO_BUDGET_MS else "OVER"
+            print(f"{c.name}: decode {ms:.3f} ms p50, {verdict} the {YOLO_BUDGET_MS} ms budget "
+                  f"(3 % of yolo11n-pose's ~30 ms inference)")
     elapsed = time.perf_counter() - started
     print(f"total time {elapsed:.1f} s")
 

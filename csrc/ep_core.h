@@ -240,6 +240,101 @@ int ep_group_paf(ep_maps heatmaps, ep_maps pafs, const ep_index *limbs,
                  const ep_paf_params *params, float *persons, float *scores,
                  ep_index max_persons, ep_index *n_persons);
 
+/* Suppression methods of ep_decode_yolo_pose. */
+#define EP_YOLO_NMS_NONE 0
+#define EP_YOLO_NMS_BOX 1
+#define EP_YOLO_NMS_OKS 2
+
+/* Parameters of ep_decode_yolo_pose (defaults: Ultralytics' pose predict). */
+typedef struct {
+    ep_index num_classes;    /* C >= 1 (1: person) */
+    ep_index num_keypoints;  /* K >= 0 (17) */
+    ep_index keypoint_dims;  /* D: 2 (x, y) or 3 (x, y, visibility) */
+    int end_to_end;          /* rows are x1, y1, x2, y2, score, class, K*D values */
+    double score_threshold;  /* a candidate's best class score must be > this (0.25) */
+    double iou_threshold;    /* suppressed when IoU (or OKS) with a kept one is > this (0.7) */
+    ep_index max_candidates; /* the best this many candidates are kept before NMS (30000), >= 0 */
+    ep_index max_detections; /* kept per image (300), >= 0 */
+    int class_agnostic;      /* C > 1: suppress across classes too */
+    int nms;                 /* EP_YOLO_NMS_BOX, _OKS or _NONE; ignored when end_to_end */
+    const float *sigmas;     /* K OKS sigmas, for EP_YOLO_NMS_OKS */
+} ep_yolo_params;
+
+/*
+ * *channels = the values per row the parameters describe: 4 + C + K*D, or
+ * 6 + K*D end to end. Returns EP_EINVAL for parameters out of range (see
+ * ep_yolo_params; OKS NMS needs sigmas and K >= 1), EP_EOVERFLOW when the
+ * count overflows.
+ */
+int ep_yolo_channels(const ep_yolo_params *params, ep_index *channels);
+
+/*
+ * Decodes the output of a one-stage YOLO-pose graph with the semantics of
+ * Ultralytics 8.x non_max_suppression (multi_label off) followed by
+ * scale_boxes / scale_coords, per image of the batch:
+ *
+ * 1. Candidates, in row order: rows whose best class score (the first
+ *    maximum over the C scores) is > score_threshold, compared in double.
+ *    A row with NaN among its class scores is no candidate; nor is one with
+ *    a non-finite box or keypoint value, or (raw layout) a non-finite corner.
+ *    Raw rows: cx, cy, w, h -> x1 = cx - w/2, ... in float32.
+ * 2. More than max_candidates: the best max_candidates by descending score,
+ *    ties by ascending row.
+ * 3. Suppression in input pixels, visiting in descending score with ties by
+ *    ascending row: EP_YOLO_NMS_BOX is ep_nms_boxes (IoU > iou_threshold);
+ *    EP_YOLO_NMS_OKS is ep_nms_oks on the keypoints (x, y) with the box area
+ *    (OKS > iou_threshold; run on a growing prefix of the ranked candidates
+ *    until max_detections are kept, which is exact for greedy NMS); per
+ *    class when C > 1 and not class_agnostic;
+ *    EP_YOLO_NMS_NONE keeps everything. At most max_detections are kept.
+ *    End to end: no suppression and no max_candidates; rows whose class
+ *    value is not finite or does not round into 0 .. C-1 are dropped.
+ * 4. Image pixels: x = (x_input - pad_x) / scale_x, y likewise, in double,
+ *    clipped to [0, W] x [0, H] when image_hw is given, rounded to float32.
+ *
+ * output: (n, rows, channels) strided as ep_view3 (n, k = rows,
+ *   len = channels); channels must equal ep_yolo_channels.
+ * scale, pad: n * 2 doubles (x, y); scale > 0 and finite, pad finite.
+ * image_hw: n * 2 doubles (H, W) > 0 and finite, or NULL (no clipping).
+ * Outputs, row-major with `capacity` slots per image (capacity >=
+ * min(max_detections, rows)): boxes (n, capacity, 4) xyxy, scores
+ * (n, capacity), classes (n, capacity), keypoints (n, capacity, K, 2),
+ * keypoint_scores (n, capacity, K) (the visibility for D = 3, else the
+ * score); counts (n): detections written per image, by descending score.
+ * The workspace is sized by the rows of one image.
+ * Returns EP_EINVAL for negative sizes, parameters or transforms out of
+ * range, a channel count that does not match, or too small a capacity;
+ * EP_EOVERFLOW when a size overflows; EP_ENOMEM if the workspace fails.
+ */
+int ep_decode_yolo_pose(ep_view3 output, const ep_yolo_params *params, const double *scale,
+                        const double *pad, const double *image_hw, ep_index capacity,
+                        float *boxes, float *scores, ep_index *classes, float *keypoints,
+                        float *keypoint_scores, ep_index *counts);
+
+/*
+ * The decode Ultralytics' exported graphs put after a YOLO-pose head, for a
+ * head cut before it (distribution focal loss boxes, Ultralytics 8.x):
+ *
+ * box_class: (n, 4 * reg_max + C, A) as ep_view3 (n, k = channels, len = A):
+ *   per side (l, t, r, b) reg_max bin logits, then C class logits.
+ * kpts: (n, K * D, A) raw keypoint values, keypoint-major.
+ * Anchors: per stride s, the cells of an (input_h / s) x (input_w / s) grid
+ * in row-major order, anchor point (gx + 0.5, gy + 0.5); the cell counts
+ * must add up to A and every stride must divide input_h and input_w.
+ * out: (n, 4 + C + K * D, A) contiguous floats: per side the expectation
+ * of the bin index under softmax(logits) (distances l, t, r, b), box
+ * (cx, cy, w, h) of x1 = ax - l, y1 = ay - t, x2 = ax + r, y2 = ay + b,
+ * times s; class sigmoid(logit); keypoint x = (raw * 2 + ax - 0.5) * s,
+ * y likewise, visibility sigmoid(raw). Bin exponentials in float32 (expf),
+ * everything else in double; a NaN logit, an
+ * infinite one or all -inf give NaN distances.
+ * Returns EP_EINVAL for inconsistent sizes or strides; EP_EOVERFLOW when the
+ * output size overflows.
+ */
+int ep_decode_yolo_dfl(ep_view3 box_class, ep_view3 kpts, ep_index input_h, ep_index input_w,
+                       const ep_index *strides, ep_index n_strides, ep_index reg_max,
+                       ep_index num_keypoints, ep_index keypoint_dims, float *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -779,6 +779,310 @@ static void test_nms_huge_boxes(void)
     CHECK(ep_nms_boxes(boxes, scores, NULL, 2, 0.04, -1, keep, &n_keep) == EP_OK && n_keep == 1);
 }
 
+/* ------------------------------------------------------------------------
+ * One-stage YOLO-pose decoding
+ * ------------------------------------------------------------------------ */
+
+/* The outputs of ep_decode_yolo_pose, each buffer exactly its size. */
+typedef struct {
+    float *boxes, *scores, *kp, *kps;
+    ep_index *classes, *counts;
+} yolo_outputs;
+
+static void *exact_alloc(size_t count, size_t size)
+{
+    return malloc(count > 0 ? count * size : 1);
+}
+
+static yolo_outputs yolo_alloc(ep_index n, ep_index capacity, ep_index k)
+{
+    yolo_outputs o;
+    size_t slots = (size_t)n * (size_t)capacity;
+    o.boxes = (float *)exact_alloc(slots * 4, sizeof(float));
+    o.scores = (float *)exact_alloc(slots, sizeof(float));
+    o.kp = (float *)exact_alloc(slots * (size_t)k * 2, sizeof(float));
+    o.kps = (float *)exact_alloc(slots * (size_t)k, sizeof(float));
+    o.classes = (ep_index *)exact_alloc(slots, sizeof(ep_index));
+    o.counts = (ep_index *)exact_alloc((size_t)n, sizeof(ep_index));
+    return o;
+}
+
+static void yolo_free(yolo_outputs *o)
+{
+    free(o->boxes); free(o->scores); free(o->kp); free(o->kps); free(o->classes);
+    free(o->counts);
+}
+
+static int yolo_call(ep_view3 v, const ep_yolo_params *p, const double *scale,
+                     const double *pad, const double *hw, ep_index capacity, yolo_outputs *o)
+{
+    return ep_decode_yolo_pose(v, p, scale, pad, hw, capacity, o->boxes, o->scores, o->classes,
+                               o->kp, o->kps, o->counts);
+}
+
+/* A contiguous (n, k, len) copy of a strided view. */
+static float *contiguous_copy(ep_view3 v)
+{
+    float *c = (float *)exact_alloc((size_t)(v.n * v.k * v.len), sizeof(float));
+    ep_index i, j, l;
+    for (i = 0; i < v.n; ++i)
+        for (j = 0; j < v.k; ++j)
+            for (l = 0; l < v.len; ++l)
+                c[(i * v.k + j) * v.len + l] = v.data[i * v.sn + j * v.sk + l * v.sl];
+    return c;
+}
+
+static ep_yolo_params yolo_defaults(ep_index nc, ep_index k, ep_index d)
+{
+    ep_yolo_params p;
+    p.num_classes = nc;
+    p.num_keypoints = k;
+    p.keypoint_dims = d;
+    p.end_to_end = 0;
+    p.score_threshold = 0.25;
+    p.iou_threshold = 0.7;
+    p.max_candidates = 30000;
+    p.max_detections = 300;
+    p.class_agnostic = 0;
+    p.nms = EP_YOLO_NMS_BOX;
+    p.sigmas = NULL;
+    return p;
+}
+
+/* Known answers and argument checks. */
+static void test_yolo(void)
+{
+    /* three rows (channels last): two overlapping people and a far one, K = 1, D = 3 */
+    const float rows[3 * 8] = {50, 50, 20, 20, 0.9f, 50, 50, 0.5f,
+                               52, 50, 20, 20, 0.8f, 51, 50, 0.4f,
+                               300, 200, 10, 40, 0.6f, 300, 210, 0.3f};
+    const double scale[2] = {2.0, 2.0}, pad[2] = {10.0, 0.0}, hw[2] = {90.0, 140.0};
+    const float sig[1] = {0.1f};
+    ep_view3 v = {rows, 1, 3, 8, 24, 8, 1};
+    ep_yolo_params p = yolo_defaults(1, 1, 3);
+    yolo_outputs o = yolo_alloc(1, 3, 1);
+    ep_index channels;
+    CHECK(ep_yolo_channels(&p, &channels) == EP_OK && channels == 8);
+    CHECK(yolo_call(v, &p, scale, pad, NULL, 3, &o) == EP_OK && o.counts[0] == 2);
+    CHECK(o.boxes[0] == 15.0f && o.boxes[1] == 20.0f && o.boxes[2] == 25.0f &&
+          o.boxes[3] == 30.0f);
+    CHECK(o.scores[1] == 0.6f && o.kp[2] == 145.0f && o.kp[3] == 105.0f && o.kps[1] == 0.3f);
+    CHECK(yolo_call(v, &p, scale, pad, hw, 3, &o) == EP_OK && o.counts[0] == 2);
+    CHECK(o.boxes[4] == 140.0f && o.boxes[7] == 90.0f && o.kp[2] == 140.0f);
+    p.iou_threshold = 0.9; /* IoU 360 / 440 is not > 0.9 */
+    CHECK(yolo_call(v, &p, scale, pad, NULL, 3, &o) == EP_OK && o.counts[0] == 3);
+    p.nms = EP_YOLO_NMS_NONE;
+    p.max_detections = 1;
+    CHECK(yolo_call(v, &p, scale, pad, NULL, 1, &o) == EP_OK && o.counts[0] == 1);
+    p.nms = EP_YOLO_NMS_OKS;
+    p.max_detections = 300;
+    CHECK(yolo_call(v, &p, scale, pad, NULL, 3, &o) == EP_EINVAL); /* no sigmas */
+    p.sigmas = sig;
+    CHECK(yolo_call(v, &p, scale, pad, NULL, 3, &o) == EP_OK && o.counts[0] == 2);
+    /* arguments out of range */
+    p = yolo_defaults(1, 1, 3);
+    CHECK(yolo_call(v, &p, scale, pad, NULL, 2, &o) == EP_EINVAL); /* capacity < 3 */
+    p.keypoint_dims = 4;
+    CHECK(yolo_call(v, &p, scale, pad, NULL, 3, &o) == EP_EINVAL);
+    p = yolo_defaults(2, 1, 3); /* 9 channels, the view has 8 */
+    CHECK(yolo_call(v, &p, scale, pad, NULL, 3, &o) == EP_EINVAL);
+    p = yolo_defaults(1, 1, 3);
+    p.score_threshold = NAN;
+    CHECK(yolo_call(v, &p, scale, pad, NULL, 3, &o) == EP_EINVAL);
+    p = yolo_defaults(1, 1, 3);
+    {
+        const double bad_scale[2] = {0.0, 1.0}, bad_pad[2] = {NAN, 0.0}, bad_hw[2] = {0, 5};
+        CHECK(yolo_call(v, &p, bad_scale, pad, NULL, 3, &o) == EP_EINVAL);
+        CHECK(yolo_call(v, &p, scale, bad_pad, NULL, 3, &o) == EP_EINVAL);
+        CHECK(yolo_call(v, &p, scale, pad, bad_hw, 3, &o) == EP_EINVAL);
+    }
+    yolo_free(&o);
+}
+
+/* Sizes that overflow: EP_EOVERFLOW before any read of the (tiny) data. */
+static void test_yolo_overflow(void)
+{
+    const ep_index huge = PTRDIFF_MAX / 4;
+    const double scale[2] = {1, 1}, pad[2] = {0, 0};
+    const ep_index strides[1] = {1};
+    ep_yolo_params p = yolo_defaults(1, 17, 3);
+    ep_view3 v = {&one_value, 1, huge, 56, 0, 0, 0};
+    ep_index channels, count = 0, cls = 0;
+    float f[4];
+    CHECK(yolo_call(v, &p, scale, pad, NULL, 300, &(yolo_outputs){f, f, f, f, &cls, &count}) ==
+          EP_EOVERFLOW);
+    p = yolo_defaults(1, PTRDIFF_MAX / 2, 3);
+    CHECK(ep_yolo_channels(&p, &channels) == EP_EOVERFLOW);
+    p = yolo_defaults(PTRDIFF_MAX - 3, 1, 2);
+    CHECK(ep_yolo_channels(&p, &channels) == EP_EOVERFLOW);
+    p = yolo_defaults(1, 17, 3);
+    v.n = huge;
+    v.k = 1;
+    p.max_detections = 1;
+    CHECK(yolo_call(v, &p, scale, pad, NULL, 1, &(yolo_outputs){f, f, f, f, &cls, &count}) ==
+          EP_EOVERFLOW);
+    {
+        ep_view3 bc = {&one_value, huge, 65, 8400, 0, 0, 0};
+        ep_view3 kp = {&one_value, huge, 51, 8400, 0, 0, 0};
+        const ep_index levels[3] = {8, 16, 32};
+        CHECK(ep_decode_yolo_dfl(bc, kp, 640, 640, levels, 3, 16, 17, 3, f) == EP_EOVERFLOW);
+        bc.n = kp.n = 1;
+        bc.len = kp.len = 4;
+        /* a grid of PTRDIFF_MAX^2 cells against 4 anchors: rejected, no overflow */
+        CHECK(ep_decode_yolo_dfl(bc, kp, PTRDIFF_MAX, PTRDIFF_MAX, strides, 1, 16, 17, 3, f) ==
+              EP_EINVAL);
+        CHECK(ep_decode_yolo_dfl(bc, kp, 2, 2, strides, 1, PTRDIFF_MAX / 2, 17, 3, f) ==
+              EP_EOVERFLOW);
+        CHECK(ep_decode_yolo_dfl(bc, kp, 2, 2, strides, 1, huge, 17, 3, f) == EP_EINVAL);
+    }
+}
+
+static const double yolo_thresholds[] = {-INFINITY, -1e300, -1.0, 0.0, 0.25, 0.5, 0.7,
+                                         1.0, 1e39, INFINITY};
+
+/*
+ * Random outputs over exactly-sized strided buffers (NaN, inf and huge values
+ * included), random parameters (some out of range: EP_EINVAL), every NMS and
+ * the end-to-end layout. Checks the documented invariants and that the
+ * result does not depend on the memory layout.
+ */
+static void fuzz_yolo(void)
+{
+    ep_index n = rng_int(0, 3), a = rng_int(0, 40), nc = rng_int(1, 3), k = rng_int(0, 4);
+    ep_index d = rng_int(2, 3), dims[3], strides[3], channels = 0, need, capacity, i, j;
+    const ep_index limits[] = {0, 1, 2, 5, 40, PTRDIFF_MAX};
+    ep_yolo_params p = yolo_defaults(nc, k, d);
+    float *base, *copy, sig[4];
+    double *scale = (double *)exact_alloc((size_t)(2 * n), sizeof(double));
+    double *pad = (double *)exact_alloc((size_t)(2 * n), sizeof(double));
+    double *hw = (double *)exact_alloc((size_t)(2 * n), sizeof(double));
+    int bad = 0, clip = rng_uniform() < 0.5, status;
+    ep_view3 v;
+    yolo_outputs o, o2;
+
+    p.end_to_end = rng_uniform() < 0.25;
+    p.score_threshold = rng_uniform() < 0.03 ? NAN : yolo_thresholds[rng_int(0, 9)];
+    p.iou_threshold = rng_uniform() < 0.03 ? NAN : yolo_thresholds[rng_int(0, 9)];
+    p.max_candidates = pick(limits, 6);
+    p.max_detections = pick(limits, 6);
+    p.class_agnostic = rng_uniform() < 0.5;
+    p.nms = (int)rng_int(0, 2);
+    for (i = 0; i < 4; ++i) sig[i] = rng_uniform() < 0.1 ? FLT_MIN : (float)rng_uniform() + 0.01f;
+    p.sigmas = rng_uniform() < 0.9 ? sig : NULL;
+    bad = p.score_threshold != p.score_threshold || p.iou_threshold != p.iou_threshold ||
+          (p.nms == EP_YOLO_NMS_OKS && !p.end_to_end && (p.sigmas == NULL || k == 0));
+    CHECK(ep_yolo_channels(&p, &channels) == (bad ? EP_EINVAL : EP_OK));
+    if (bad) channels = p.end_to_end ? 6 + k * d : 4 + nc + k * d;
+    for (i = 0; i < 2 * n; ++i) {
+        scale[i] = rng_uniform() < 0.2 ? 1e-30 : 0.1 + 3 * rng_uniform();
+        pad[i] = rng_uniform() < 0.1 ? -1e300 : 100 * rng_uniform() - 20;
+        hw[i] = 1 + 500 * rng_uniform();
+        if (rng_uniform() < 0.02) {
+            scale[i] = rng_uniform() < 0.5 ? 0.0 : NAN;
+            bad = 1;
+        }
+        if (clip && rng_uniform() < 0.02) {
+            hw[i] = -1.0;
+            bad = 1;
+        }
+    }
+    dims[0] = n; dims[1] = a; dims[2] = channels;
+    v.data = random_view(3, dims, strides, &base);
+    v.n = n; v.k = a; v.len = channels;
+    v.sn = strides[0]; v.sk = strides[1]; v.sl = strides[2];
+    if (p.end_to_end && channels > 5) /* mostly valid classes */
+        for (i = 0; i < n; ++i)
+            for (j = 0; j < a; ++j)
+                if (rng_uniform() < 0.8)
+                    ((float *)v.data)[i * v.sn + j * v.sk + 5 * v.sl] = (float)rng_int(0, nc);
+    need = p.max_detections < a ? p.max_detections : a;
+    capacity = need + rng_int(0, 2);
+    o = yolo_alloc(n, capacity, k);
+    o2 = yolo_alloc(n, capacity, k);
+    status = yolo_call(v, &p, scale, pad, clip ? hw : NULL, capacity, &o);
+    CHECK(status == (bad ? EP_EINVAL : EP_OK));
+    if (status == EP_OK) {
+        ep_view3 c = v;
+        copy = contiguous_copy(v);
+        c.data = copy;
+        c.sn = a * channels, c.sk = channels, c.sl = 1;
+        CHECK(yolo_call(c, &p, scale, pad, clip ? hw : NULL, capacity, &o2) == EP_OK);
+        for (i = 0; i < n; ++i) {
+            ep_index m = o.counts[i];
+            CHECK(m >= 0 && m <= need && m == o2.counts[i]);
+            for (j = 0; j < m; ++j) {
+                ep_index s = i * capacity + j, q;
+                CHECK(o.scores[s] == o.scores[s] && (j == 0 || o.scores[s] <= o.scores[s - 1]));
+                CHECK(o.classes[s] >= 0 && o.classes[s] < nc && o.classes[s] == o2.classes[s]);
+                CHECK(same_float(o.scores[s], o2.scores[s]));
+                for (q = 0; q < 4; ++q) {
+                    float b = o.boxes[4 * s + q];
+                    CHECK(same_float(b, o2.boxes[4 * s + q]));
+                    if (clip) CHECK(b >= 0.0f && b <= (float)hw[2 * i + 1 - q % 2]);
+                }
+                for (q = 0; q < k; ++q) {
+                    CHECK(same_float(o.kp[2 * (s * k + q)], o2.kp[2 * (s * k + q)]));
+                    CHECK(same_float(o.kp[2 * (s * k + q) + 1], o2.kp[2 * (s * k + q) + 1]));
+                    CHECK(same_float(o.kps[s * k + q], o2.kps[s * k + q]));
+                    CHECK(isfinite(o.kps[s * k + q]) || d == 2);
+                }
+            }
+        }
+        free(copy);
+    }
+    yolo_free(&o);
+    yolo_free(&o2);
+    free(base);
+    free(scale);
+    free(pad);
+    free(hw);
+}
+
+/* Random DFL heads over strided buffers: the decode does not depend on the
+ * layout, rejects inconsistent grids, and survives NaN and inf logits. */
+static void fuzz_yolo_dfl(void)
+{
+    const ep_index choices[3] = {1, 2, 4};
+    ep_index n = rng_int(0, 2), r = rng_int(1, 4), nc = rng_int(0, 2), k = rng_int(0, 2);
+    ep_index d = rng_int(2, 3), levels = rng_int(1, 3), st[3], h = 4 * rng_int(1, 3);
+    ep_index w = 4 * rng_int(1, 3), a = 0, dims[3], sb[3], sk[3], i, wrong;
+    float *base_b, *base_k, *out, *out2, *copy_b, *copy_k;
+    ep_view3 bc, kp;
+    int status;
+    for (i = 0; i < levels; ++i) {
+        st[i] = pick(choices, 3);
+        a += (h / st[i]) * (w / st[i]);
+    }
+    wrong = rng_uniform() < 0.1;
+    if (wrong) a += 1;
+    dims[0] = n; dims[1] = 4 * r + nc; dims[2] = a;
+    bc.data = random_view(3, dims, sb, &base_b);
+    bc.n = n; bc.k = dims[1]; bc.len = a; bc.sn = sb[0]; bc.sk = sb[1]; bc.sl = sb[2];
+    dims[1] = k * d;
+    kp.data = random_view(3, dims, sk, &base_k);
+    kp.n = n; kp.k = dims[1]; kp.len = a; kp.sn = sk[0]; kp.sk = sk[1]; kp.sl = sk[2];
+    out = (float *)exact_alloc((size_t)(n * (4 + nc + k * d) * a), sizeof(float));
+    out2 = (float *)exact_alloc((size_t)(n * (4 + nc + k * d) * a), sizeof(float));
+    status = ep_decode_yolo_dfl(bc, kp, h, w, st, levels, r, k, d, out);
+    CHECK(status == (wrong ? EP_EINVAL : EP_OK));
+    if (status == EP_OK) {
+        copy_b = contiguous_copy(bc);
+        copy_k = contiguous_copy(kp);
+        bc.data = copy_b, bc.sn = bc.k * a, bc.sk = a, bc.sl = 1;
+        kp.data = copy_k, kp.sn = kp.k * a, kp.sk = a, kp.sl = 1;
+        CHECK(ep_decode_yolo_dfl(bc, kp, h, w, st, levels, r, k, d, out2) == EP_OK);
+        for (i = 0; i < n * (4 + nc + k * d) * a; ++i) CHECK(same_float(out[i], out2[i]));
+        /* a keypoint count that does not match the keypoint rows */
+        CHECK(ep_decode_yolo_dfl(bc, kp, h, w, st, levels, r, k + 1, d, out2) == EP_EINVAL);
+        free(copy_b);
+        free(copy_k);
+    }
+    free(out);
+    free(out2);
+    free(base_b);
+    free(base_k);
+}
+
 int main(int argc, char **argv)
 {
     long iterations = argc > 1 ? strtol(argv[1], NULL, 10) : 2000;
@@ -794,6 +1098,8 @@ int main(int argc, char **argv)
     test_blur_kernel_sizes();
     test_split_ratios();
     test_nms_huge_boxes();
+    test_yolo();
+    test_yolo_overflow();
     for (i = 0; i < iterations && failures < 20; ++i) {
         fuzz_argmax(impls_run);
         fuzz_once();
@@ -801,6 +1107,8 @@ int main(int argc, char **argv)
             fuzz_paf_limits();
             fuzz_nms_limits();
         }
+        fuzz_yolo();
+        if (i % 3 == 0) fuzz_yolo_dfl();
     }
     printf("%ld fuzz iterations; argmax paths checked: scalar%s%s%s\n", iterations,
            impls_run[EP_ARGMAX_SSE2] ? " sse2" : "", impls_run[EP_ARGMAX_AVX2] ? " avx2" : "",

@@ -63,6 +63,25 @@ cdef extern from "ep_core.h" nogil:
                         int method, ep_index max_keep, ep_index *keep,
                         float *new_scores, ep_index *n_keep)
 
+    ctypedef struct ep_yolo_params:
+        ep_index num_classes, num_keypoints, keypoint_dims
+        int end_to_end
+        double score_threshold, iou_threshold
+        ep_index max_candidates, max_detections
+        int class_agnostic
+        int nms
+        const float *sigmas
+
+    int ep_decode_yolo_pose(ep_view3 output, const ep_yolo_params *params,
+                            const double *scale, const double *pad,
+                            const double *image_hw, ep_index capacity,
+                            float *boxes, float *scores, ep_index *classes,
+                            float *keypoints, float *keypoint_scores, ep_index *counts)
+    int ep_decode_yolo_dfl(ep_view3 box_class, ep_view3 kpts, ep_index input_h,
+                           ep_index input_w, const ep_index *strides, ep_index n_strides,
+                           ep_index reg_max, ep_index num_keypoints,
+                           ep_index keypoint_dims, float *out)
+
 
 cdef int _check(int status, str what) except -1:
     if status == EP_OK:
@@ -229,3 +248,55 @@ def group_paf(const float[:, :, :] heatmaps, const float[:, :, :] pafs,
                               persons.shape[0], &n_persons)
     _check(status, "group_paf")
     return n_persons
+
+
+def decode_yolo_pose(const float[:, :, :] output, dict params, const float[::1] sigmas,
+                     const double[:, ::1] scale, const double[:, ::1] pad,
+                     const double[:, ::1] image_hw, float[:, :, ::1] boxes,
+                     float[:, ::1] scores, ep_index[:, ::1] classes,
+                     float[:, :, :, ::1] keypoints, float[:, :, ::1] keypoint_scores,
+                     ep_index[::1] counts):
+    """output (N, rows, channels) as a strided view; image_hw may be None.
+    Requires N, rows and the capacity (boxes.shape[1]) > 0 and K > 0 (the
+    facade pads K = 0); sigmas may be None unless params["nms"] is OKS."""
+    cdef ep_yolo_params p
+    cdef ep_view3 v = _view3(output)
+    cdef const double *hw = NULL
+    cdef const float *sg = NULL
+    cdef int status
+    if image_hw is not None:
+        hw = &image_hw[0, 0]
+    if sigmas is not None:
+        sg = &sigmas[0]
+    p.num_classes = params["num_classes"]
+    p.num_keypoints = params["num_keypoints"]
+    p.keypoint_dims = params["keypoint_dims"]
+    p.end_to_end = params["end_to_end"]
+    p.score_threshold = params["score_threshold"]
+    p.iou_threshold = params["iou_threshold"]
+    p.max_candidates = params["max_candidates"]
+    p.max_detections = params["max_detections"]
+    p.class_agnostic = params["class_agnostic"]
+    p.nms = params["nms"]
+    p.sigmas = sg
+    with nogil:
+        status = ep_decode_yolo_pose(v, &p, &scale[0, 0], &pad[0, 0], hw, boxes.shape[1],
+                                     &boxes[0, 0, 0], &scores[0, 0], &classes[0, 0],
+                                     &keypoints[0, 0, 0, 0], &keypoint_scores[0, 0, 0],
+                                     &counts[0])
+    _check(status, "decode_yolo_pose")
+
+
+def decode_yolo_dfl(const float[:, :, :] box_class, const float[:, :, :] kpts,
+                    ep_index input_h, ep_index input_w, const ep_index[::1] strides,
+                    ep_index reg_max, ep_index num_keypoints, ep_index keypoint_dims,
+                    float[:, :, ::1] out):
+    """box_class (N, 4R + C, A) and kpts (N, K*D, A) as strided views; requires
+    N > 0, A > 0 and K*D > 0 (the facade handles the empty cases)."""
+    cdef ep_view3 b = _view3(box_class)
+    cdef ep_view3 k = _view3(kpts)
+    cdef int status
+    with nogil:
+        status = ep_decode_yolo_dfl(b, k, input_h, input_w, &strides[0], strides.shape[0],
+                                    reg_max, num_keypoints, keypoint_dims, &out[0, 0, 0])
+    _check(status, "decode_yolo_dfl")

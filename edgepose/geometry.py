@@ -21,6 +21,7 @@ Functions:
     letterbox: aspect-preserving resize onto a padded canvas (top-left or centred).
     stretch: plain resize to the model's input size.
     fit_height_size: the input size of a dynamic-width model for an image.
+    letterbox_size: the smallest letterbox of a dynamic-input model for an image.
     resize_to_input: one of the three, as a model card's ``resize`` says.
     boxes_to_input, boxes_to_image: map boxes between image and input pixels.
     points_to_image: map keypoints (pixel centres) from input to image pixels.
@@ -44,7 +45,7 @@ from edgepose._arrays import check_boxes
 from edgepose.images import check_image, import_cv2
 
 __all__ = [
-    "letterbox", "stretch", "fit_height_size", "resize_to_input",
+    "letterbox", "stretch", "fit_height_size", "letterbox_size", "resize_to_input",
     "boxes_to_input", "boxes_to_image", "points_to_image", "clip_boxes", "box_iou",
     "boxes_to_center_scale", "crop_matrices", "invert_affine", "apply_affine", "warp_crops",
 ]
@@ -291,6 +292,51 @@ def fit_height_size(image_hw: tuple[int, int], height: int, multiple: int) -> tu
             f"pixels wide, more than the {MAX_INPUT_SIDE} an input side may have "
             "(edgepose.card.MAX_INPUT_SIDE). Crop the image or lower the input size.")
     return height, width
+
+
+def letterbox_size(image_hw: Sequence[int], longer_side: int, multiple: int) -> tuple[int, int]:
+    """The smallest letterbox input of a model with a dynamic input size.
+
+    The image is scaled so that its longer side is ``longer_side``; each
+    scaled side (rounded to whole pixels) is then rounded up to a multiple of
+    ``multiple``. A 640x427 landscape photo with ``longer_side=640`` and
+    ``multiple=32`` gets a 448x640 input (``(h, w)``), 30% fewer pixels
+    than 640x640; :func:`letterbox` then places it (Ultralytics' ``auto``
+    letterbox gives the same size).
+
+    Args:
+        image_hw: the image ``(H, W)``.
+        longer_side: the input's longer side in pixels, a positive multiple
+            of ``multiple``.
+        multiple: both input sides are multiples of it (the model's largest
+            stride), a positive int.
+
+    Returns:
+        the input ``(h, w)``.
+
+    Raises:
+        ValueError: an invalid size, a ``longer_side`` that is not a
+            positive multiple of ``multiple``, or a side over
+            :data:`edgepose.card.MAX_INPUT_SIDE`.
+    """
+    from edgepose.card import MAX_INPUT_SIDE
+
+    h, w = check_size_hw(image_hw, "image_hw")
+    if not (isinstance(multiple, (int, np.integer)) and multiple > 0):
+        raise ValueError(f"multiple must be a positive int, got {multiple!r}.")
+    if not (isinstance(longer_side, (int, np.integer)) and longer_side > 0
+            and longer_side % multiple == 0):
+        raise ValueError(
+            f"longer_side must be a positive multiple of {multiple}, got {longer_side!r}.")
+    if longer_side > MAX_INPUT_SIDE:
+        raise ValueError(f"longer_side must be at most {MAX_INPUT_SIDE} pixels "
+                         f"(edgepose.card.MAX_INPUT_SIDE), got {longer_side}.")
+    scale = longer_side / max(h, w)
+
+    def side(n: int) -> int:
+        return -(-max(1, round(n * scale)) // multiple) * multiple
+
+    return side(h), side(w)
 
 
 def resize_to_input(

@@ -31,6 +31,8 @@ defines them.
 from __future__ import annotations
 
 import enum
+import functools
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -53,6 +55,8 @@ __all__ = [
     "UNIFIED21",
     "KEYPOINT_SETS",
     "get_keypoint_set",
+    "unnamed_keypoint_set",
+    "is_unnamed",
     "can_convert",
     "convert_keypoints",
 ]
@@ -296,8 +300,63 @@ UNIFIED21 = KeypointSet(
     tuple(COCO17_SIGMAS.tolist()) + (0.026, 0.026, 0.026, 0.026),
 )
 
-#: Every keypoint set edgepose knows, by name.
-KEYPOINT_SETS: Mapping[str, KeypointSet] = MappingProxyType({
+#: The most keypoints of an unnamed set (:func:`unnamed_keypoint_set`).
+MAX_UNNAMED_KEYPOINTS = 1024
+_UNNAMED = re.compile(r"keypoints([1-9][0-9]{0,3})")
+
+
+@functools.lru_cache(maxsize=64)
+def unnamed_keypoint_set(k: int) -> KeypointSet:
+    """The set of K keypoints whose meaning a model does not state, named
+    ``"keypoints<K>"`` (e.g. an Ultralytics pose model with ``kpt_shape``
+    other than ``[17, D]``): points ``"keypoint_0"`` ... with no skeleton,
+    flip pairs or OKS sigmas. Without sigmas there is no OKS NMS and no OKS
+    AP unless the caller gives sigmas; with no meanings it converts to no
+    other set. :data:`KEYPOINT_SETS` resolves these names too.
+
+    Raises:
+        ValueError: K not an integer from 1 to :data:`MAX_UNNAMED_KEYPOINTS`.
+    """
+    if not (is_int(k) and 1 <= k <= MAX_UNNAMED_KEYPOINTS):
+        raise ValueError(f"An unnamed keypoint set has 1 to {MAX_UNNAMED_KEYPOINTS} keypoints, "
+                         f"got {k!r}.")
+    return KeypointSet(f"keypoints{int(k)}", tuple(f"keypoint_{i}" for i in range(int(k))), (), ())
+
+
+def is_unnamed(kset: KeypointSet) -> bool:
+    """True for a set of :func:`unnamed_keypoint_set`."""
+    match = _UNNAMED.fullmatch(kset.name)
+    return match is not None and kset == unnamed_keypoint_set(int(match.group(1)))
+
+
+class _KeypointSets(Mapping):
+    """The registered sets by name; a name ``"keypoints<K>"`` also resolves
+    to :func:`unnamed_keypoint_set` (not listed when iterating). Read-only."""
+
+    def __init__(self, named: dict[str, KeypointSet]) -> None:
+        self._named = MappingProxyType(named)
+
+    def __getitem__(self, name: str) -> KeypointSet:
+        if name in self._named:
+            return self._named[name]
+        match = _UNNAMED.fullmatch(name) if isinstance(name, str) else None
+        if match is not None and int(match.group(1)) <= MAX_UNNAMED_KEYPOINTS:
+            return unnamed_keypoint_set(int(match.group(1)))
+        raise KeyError(name)
+
+    def __iter__(self):
+        return iter(self._named)
+
+    def __len__(self) -> int:
+        return len(self._named)
+
+    def __repr__(self) -> str:
+        return f"KEYPOINT_SETS({', '.join(self._named)}, keypoints<K>)"
+
+
+#: Every keypoint set edgepose knows, by name (and ``"keypoints<K>"``, K
+#: from 1 to 1024: :func:`unnamed_keypoint_set`, not listed when iterating).
+KEYPOINT_SETS: Mapping[str, KeypointSet] = _KeypointSets({
     s.name: s for s in (COCO17, COCO18, AIC14, MPII16, CROWDPOSE14, BLAZEPOSE33, UNIFIED21)})
 
 
@@ -348,6 +407,8 @@ def _resolve(kset: str | KeypointSet, role: str) -> KeypointSet:
 
 
 def _targets(src: KeypointSet) -> tuple[str, ...]:
+    if is_unnamed(src):
+        return (src.name,)
     return tuple(n for n in KEYPOINT_SETS if n == src.name or n not in _SOURCE_ONLY)
 
 
@@ -397,6 +458,11 @@ def convert_keypoints(
     s = _resolve(src, "src")
     d = _resolve(dst, "dst")
     targets = _targets(s)
+    if d.name != s.name and (is_unnamed(s) or is_unnamed(d)):
+        raise ValueError(
+            f"Cannot convert {s.name!r} keypoints to {d.name!r}: the points of an unnamed "
+            "keypoint set (a model that does not say what its keypoints are) have no meaning "
+            "to match. Keep the model's own keypoint set (keypoint_set=None).")
     if d.name not in targets:
         raise ValueError(
             f"Cannot convert {s.name!r} keypoints to {d.name!r}: {d.name!r} can only be a "

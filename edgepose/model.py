@@ -3,7 +3,9 @@
 :class:`LoadedModel` takes a path or a registry name (``"movenet-lightning"``,
 resolved to a verified file by :mod:`edgepose.registry`), resolves the card
 (explicit preset, else the card inside the file, else the registry entry's
-preset, else a preset recognised by the file's sha256), checks the model's
+preset, else the metadata Ultralytics writes into its exports
+(:mod:`edgepose.card.ultralytics`), else a preset recognised by the file's
+sha256, else RTMPose's I/O signature), checks the model's
 inputs and outputs against it, turns BGR uint8 images into the model's input
 tensor, runs batches, and hands back the outputs by role.
 """
@@ -223,6 +225,11 @@ class LoadedModel:
         entry = self.registry_entry
         if entry is not None and entry.preset is not None:
             return preset_card(entry.preset, hw)
+        # Ultralytics' metadata describes this very file, so it comes before the
+        # sha256 list; a card written into the file, or chosen, comes first.
+        ultralytics = self._ultralytics_card()
+        if ultralytics is not None:
+            return ultralytics
         known = recognise(self.path)
         if known is not None:
             return preset_card(known, hw)
@@ -233,6 +240,17 @@ class LoadedModel:
             f"The {role} model {str(self.path)!r} carries no edgepose model card and is not a "
             f"known file. Pass preset=... naming its family (one of {preset_names()}), or write "
             "a card into it with edgepose.card.write_card.")
+
+    def _ultralytics_card(self) -> ModelCard | None:
+        """The card built from Ultralytics' export metadata, or None when the
+        file has none (:func:`edgepose.card.ultralytics.card_from_ultralytics`)."""
+        from edgepose.card.ultralytics import card_from_ultralytics, read_ultralytics_metadata
+
+        record = read_ultralytics_metadata(self.path)
+        if record is None:
+            return None
+        return card_from_ultralytics(record, source=str(self.path), inputs=self.backend.inputs,
+                                     outputs=self.backend.outputs)
 
     def _recognise_signature(self) -> ModelCard | None:
         """The rtmpose preset for a file with RTMPose's I/O signature (one NCHW

@@ -24,8 +24,14 @@ Functions:
     nms_oks: OKS-based pose NMS.
     nms_oks_soft: soft OKS-based pose NMS.
     group_paf: bottom-up grouping along part affinity fields (OpenPose).
+    decode_yolo_pose: one-stage YOLO-pose outputs to people (candidates, NMS,
+        letterbox undo).
+    decode_yolo_dfl: the decode of a raw YOLO-pose head (DFL boxes) cut off
+        its graph.
 """
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -43,6 +49,9 @@ __all__ = [
     "nms_oks",
     "nms_oks_soft",
     "group_paf",
+    "YoloPoseDetections",
+    "decode_yolo_pose",
+    "decode_yolo_dfl",
 ]
 
 #: Per-keypoint OKS sigmas of the COCO-17 keypoints (COCO keypoint evaluation).
@@ -644,3 +653,337 @@ def group_paf(
             break
         capacity = count
     return persons[:count].copy(), scores[:count].copy()
+
+
+class YoloPoseDetections(NamedTuple):
+    """The people :func:`decode_yolo_pose` found in one image, by descending
+    score, in image pixels.
+
+    Attributes:
+        boxes: ``(M, 4)`` float32 x1, y1, x2, y2.
+        scores: ``(M,)`` float32, the best class score.
+        classes: ``(M,)`` intp, the class of that score.
+        keypoints: ``(M, K, 2)`` float32 (x, y).
+        keypoint_scores: ``(M, K)`` float32: the visibility value for
+            ``keypoint_dims=3``, else the person's score.
+    """
+
+    boxes: NDArray[np.float32]
+    scores: NDArray[np.float32]
+    classes: NDArray[np.intp]
+    keypoints: NDArray[np.float32]
+    keypoint_scores: NDArray[np.float32]
+
+
+#: The C core's EP_YOLO_NMS_* values.
+_YOLO_NMS = {"none": 0, "box": 1, "oks": 2}
+_INTP_MAX = int(np.iinfo(np.intp).max)
+
+
+def _model_output(name: str, value: ArrayLike, ndim: int, shape_text: str) -> NDArray[np.float32]:
+    """A float32 model output of rank ``ndim`` (a rank ``ndim - 1`` array is a
+    batch of one). Other float precisions are converted; integers and bools
+    are refused."""
+    arr = np.asarray(value)
+    if arr.dtype.kind == "b":
+        raise TypeError(f"{name} must be a floating-point array, got bool. Pass the model's "
+                        "raw output tensor.")
+    if arr.ndim == ndim - 1:
+        arr = arr[None]
+    if arr.ndim != ndim:
+        raise ValueError(f"{name} must have shape {shape_text} (or without the batch axis), "
+                         f"got {arr.shape}.")
+    return _float_array(name, arr, ndim, shape_text)
+
+
+def _per_image(name: str, value, n: int, *, positive: bool, text: str) -> NDArray[np.float64]:
+    """A ``(2,)`` or ``(N, 2)`` pair per image as an ``(N, 2)`` float64 array."""
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "iuf":
+        raise ValueError(f"{name} must be numbers {text}, got {arr.dtype} values {value!r}.")
+    arr = arr.astype(np.float64)
+    if arr.shape == (2,):
+        arr = np.broadcast_to(arr, (n, 2))
+    if arr.shape != (n, 2):
+        raise ValueError(f"{name} must have shape (2,) or ({n}, 2), one {text} per image, "
+                         f"got {arr.shape}.")
+    bad = ~np.isfinite(arr) | ((arr <= 0) if positive else False)
+    if bad.any():
+        i = int(np.flatnonzero(bad.any(axis=1))[0])
+        rule = "positive and finite" if positive else "finite"
+        raise ValueError(f"{name} must be {rule}, got {arr[i].tolist()} for image {i}.")
+    return np.ascontiguousarray(arr)
+
+
+def _count(name: str, value) -> int:
+    """A count >= 1 for the C core; values beyond the address space mean "all"."""
+    return min(_int_param(name, value, 1), _INTP_MAX)
+
+
+def decode_yolo_pose(
+    output: ArrayLike,
+    *,
+    num_classes: int = 1,
+    num_keypoints: int = 17,
+    keypoint_dims: int = 3,
+    channels_first: bool = True,
+    end_to_end: bool = False,
+    score_threshold: float = 0.25,
+    iou_threshold: float = 0.7,
+    max_candidates: int = 30000,
+    max_detections: int = 300,
+    class_agnostic: bool = False,
+    nms: str = "box",
+    sigmas: ArrayLike | None = None,
+    scale: ArrayLike = (1.0, 1.0),
+    pad: ArrayLike = (0.0, 0.0),
+    image_hw: ArrayLike | None = None,
+) -> list[YoloPoseDetections]:
+    """Decodes the output of a one-stage YOLO-pose model into people.
+
+    Semantics of Ultralytics 8.x ``non_max_suppression`` (as pose predict and
+    val call it, ``multi_label=False``) followed by ``scale_boxes`` and
+    ``scale_coords``, per image:
+
+    1. Candidates: anchors whose best class score is > ``score_threshold``
+       (strictly, compared in double as every edgepose threshold: a score of
+       ``float32(0.3)`` = 0.30000001 passes 0.3. torch compares in float32,
+       with the threshold rounded, so Ultralytics drops that one score; for
+       thresholds exact in float32, such as 0.25, the two agree). The best
+       class is the first maximum. Raw boxes ``(cx, cy, w, h)``
+       become ``x1 = cx - w / 2`` ... in float32.
+    2. More than ``max_candidates``: the best ``max_candidates`` (descending
+       score, ties by ascending anchor).
+    3. Suppression in model-input pixels, visiting candidates in descending
+       score with ties broken by ascending anchor index (Ultralytics' order
+       of equal scores is whatever ``torch.sort`` gives; this one is
+       deterministic): ``nms="box"``: a box is dropped when its IoU with a
+       kept one of the same class is > ``iou_threshold`` (torchvision
+       ``nms``; IoU exactly at the threshold is kept; computed in double
+       where torchvision computes it in float32, area without +1, see
+       :func:`nms_boxes`). ``nms="oks"``: the same with
+       the keypoints' OKS (:func:`nms_oks`, area = box area) > the
+       threshold; the greedy pass runs on the best ``2 * max_detections``
+       candidates, doubling until it keeps ``max_detections`` or sees all
+       (greedy NMS decides each candidate from the better ones only, so this
+       is exact, and costs ~ candidates x max_detections, not candidates^2).
+       ``nms="none"``: no suppression. Classes never suppress each other
+       when ``num_classes > 1`` unless ``class_agnostic``. The first
+       ``max_detections`` are kept.
+    4. Image pixels: ``x = (x_input - pad_x) / scale_x`` (and y), computed in
+       double, then clipped to ``[0, W] x [0, H]`` when ``image_hw`` is given
+       (boxes and keypoints, as Ultralytics' ``clip_boxes`` and
+       ``clip_coords``), then rounded to float32.
+
+    ``end_to_end=True`` reads rows that the graph already suppressed
+    (x1, y1, x2, y2, score, class, keypoints): rows with score >
+    ``score_threshold`` are sorted by descending score (ties by row) and the
+    first ``max_detections`` kept; ``nms``, ``max_candidates`` and
+    ``channels_first`` do not apply. (Ultralytics keeps the graph's row
+    order, which its exports already sort by score with a top-k; the stable
+    sort gives the same people for those and sorted people for any other.)
+    A row whose class value is not finite or does not round to
+    0 .. ``num_classes - 1`` is dropped.
+
+    Non-finite values: a NaN among an anchor's class scores makes it no
+    candidate; +inf is a score like any other. A candidate whose box, whose
+    ``(x1, y1, x2, y2)`` corners (float32 overflow of ``cx + w / 2``) or
+    whose keypoint values (visibility included) are not finite is dropped
+    before suppression.
+
+    Args:
+        output: float ``(N, 4 + C + K*D, A)`` (``channels_first``, as
+            ``output0`` of an Ultralytics ONNX export), ``(N, A, 4 + C + K*D)``
+            otherwise, or ``(N, M, 6 + K*D)`` with ``end_to_end``; a 2-D
+            array is a batch of one. Values in model-input pixels: box
+            (cx, cy, w, h), C class scores (sigmoid applied), K keypoints of
+            D values (x, y[, visibility]). float64/float16 are converted to
+            float32; integer (quantized) outputs must be dequantized first.
+        num_classes: C >= 1 (1 for person-only pose models).
+        num_keypoints: K >= 1 (17 for COCO; Ultralytics' ``kpt_shape[0]``).
+        keypoint_dims: D, 2 or 3 (``kpt_shape[1]``).
+        channels_first: whether channels come before anchors.
+        end_to_end: rows already suppressed by the graph (see above).
+        score_threshold: finite; Ultralytics uses 0.25 to predict, 0.001 to
+            evaluate.
+        iou_threshold: finite; IoU (or OKS) above it suppresses (0.7).
+        max_candidates: >= 1, top-k entering suppression (Ultralytics
+            ``max_nms``).
+        max_detections: >= 1, kept per image (Ultralytics ``max_det``).
+        class_agnostic: suppress across classes (only matters when C > 1).
+        nms: ``"box"``, ``"oks"`` or ``"none"``.
+        sigmas: ``(K,)`` positive OKS sigmas for ``nms="oks"``; the COCO
+            sigmas are the default when K == 17.
+        scale: ``(2,)`` or ``(N, 2)`` (x, y) > 0: model input = ``scale *
+            image + pad`` (edgepose's letterbox convention).
+        pad: ``(2,)`` or ``(N, 2)`` (x, y), finite.
+        image_hw: ``(2,)`` or ``(N, 2)`` (H, W) > 0 of each original image
+            to clip to, or None for no clipping.
+
+    Returns:
+        One :class:`YoloPoseDetections` per image, people by descending score.
+
+    Raises:
+        TypeError: an integer or bool output.
+        ValueError: a wrong rank, a channel count that does not match
+            ``num_classes``, ``num_keypoints`` and ``keypoint_dims`` (the
+            message names both), or a parameter out of range (the message
+            names it, the value and what is allowed).
+    """
+    if nms not in _YOLO_NMS:
+        raise ValueError(f"nms must be 'box', 'oks' or 'none', got {nms!r}.")
+    nc = _int_param("num_classes", num_classes, 1)
+    k = _int_param("num_keypoints", num_keypoints, 1)
+    d = _int_param("keypoint_dims", keypoint_dims, 2, 3)
+    if end_to_end:
+        shape_text = "(N, M, 6 + K*D)"
+    elif channels_first:
+        shape_text = "(N, 4 + C + K*D, A)"
+    else:
+        shape_text = "(N, A, 4 + C + K*D)"
+    out = _model_output("output", output, 3, shape_text)
+    if not end_to_end and channels_first:
+        out = out.transpose(0, 2, 1)  # a view: the kernel reads strides
+    n, rows, channels = out.shape
+    expected = 6 + k * d if end_to_end else 4 + nc + k * d
+    if channels != expected:
+        axis = "last axis" if end_to_end or not channels_first else "axis 1"
+        need = (f"6 + {k}*{d} = {expected} (x1, y1, x2, y2, score, class, keypoints)"
+                if end_to_end else f"4 + {nc} + {k}*{d} = {expected}")
+        hint = "" if end_to_end else (
+            " If the array is (N, anchors, channels), pass channels_first=False."
+            if channels_first else
+            " If the array is (N, channels, anchors), pass channels_first=True.")
+        raise ValueError(
+            f"output has {channels} values per row ({axis} of {shape_text}), but "
+            f"num_classes={nc}, num_keypoints={k} and keypoint_dims={d} need {need}. Pass the "
+            f"model's values (Ultralytics: kpt_shape and names in the metadata).{hint}")
+    params = {
+        "num_classes": nc, "num_keypoints": k, "keypoint_dims": d,
+        "end_to_end": int(bool(end_to_end)),
+        "score_threshold": _finite("score_threshold", score_threshold),
+        "iou_threshold": _finite("iou_threshold", iou_threshold),
+        "max_candidates": _count("max_candidates", max_candidates),
+        "max_detections": _count("max_detections", max_detections),
+        "class_agnostic": int(bool(class_agnostic)),
+        "nms": _YOLO_NMS[nms],
+    }
+    sg = None
+    if nms == "oks" and not end_to_end:
+        if sigmas is None:
+            if k != 17:
+                raise ValueError(
+                    f"sigmas are required for nms='oks' with num_keypoints={k}; the COCO "
+                    "sigmas are only the default for 17 keypoints. Pass the per-keypoint OKS "
+                    "sigmas of your keypoint set.")
+            sg = np.ascontiguousarray(COCO17_SIGMAS)
+        else:
+            sg = _float_array("sigmas", sigmas, 1, "(K,)", integers=True)
+            if sg.shape[0] != k:
+                raise ValueError(f"sigmas must have shape ({k},), one per keypoint, got "
+                                 f"{sg.shape}.")
+            if not (np.isfinite(sg).all() and (sg > 0).all()):
+                raise ValueError("sigmas must be positive and finite.")
+            sg = np.ascontiguousarray(sg)
+    sc = _per_image("scale", scale, n, positive=True, text="(x, y) scale")
+    pd = _per_image("pad", pad, n, positive=False, text="(x, y) padding")
+    hw = None if image_hw is None else _per_image(
+        "image_hw", image_hw, n, positive=True, text="(height, width)")
+    capacity = min(params["max_detections"], rows)
+    boxes = np.empty((n, capacity, 4), dtype=np.float32)
+    scores = np.empty((n, capacity), dtype=np.float32)
+    classes = np.empty((n, capacity), dtype=np.intp)
+    keypoints = np.empty((n, capacity, k, 2), dtype=np.float32)
+    keypoint_scores = np.empty((n, capacity, k), dtype=np.float32)
+    counts = np.zeros(n, dtype=np.intp)
+    if n and capacity:
+        _core.decode_yolo_pose(out, params, sg, sc, pd, hw, boxes, scores, classes, keypoints,
+                               keypoint_scores, counts)
+    return [YoloPoseDetections(boxes[i, :c].copy(), scores[i, :c].copy(),
+                               classes[i, :c].copy(), keypoints[i, :c].copy(),
+                               keypoint_scores[i, :c].copy())
+            for i, c in enumerate(counts.tolist())]
+
+
+def decode_yolo_dfl(
+    box_class: ArrayLike,
+    keypoints: ArrayLike,
+    *,
+    input_hw: tuple[int, int],
+    strides: tuple[int, ...] = (8, 16, 32),
+    reg_max: int = 16,
+    num_keypoints: int = 17,
+    keypoint_dims: int = 3,
+) -> NDArray[np.float32]:
+    """Decodes a raw YOLO-pose head whose decode was cut off the graph.
+
+    This is what Ultralytics' exported graphs compute after the head (and
+    what an INT8 export keeps in float): per side, softmax over ``reg_max``
+    bins and the expectation of the bin index (0 .. ``reg_max - 1``) give
+    the distances l, t, r, b from the anchor point ``(gx + 0.5, gy + 0.5)``
+    of each cell; ``x1 = ax - l``, ``y1 = ay - t``, ``x2 = ax + r``,
+    ``y2 = ay + b``, returned as ``(cx, cy, w, h)`` times the stride; class
+    scores ``sigmoid``; keypoints ``x = (raw_x * 2 + ax - 0.5) * stride``
+    (y likewise) and visibility ``sigmoid``. Anchors: per stride, the cells
+    of an ``(H / stride) x (W / stride)`` grid in row-major order, the
+    strides in the given order. Bin exponentials in float32, the rest in
+    double (within ~1e-6 bins of exact), returned in float32. A
+    NaN or +inf bin logit (or all bins -inf) gives NaN for that side.
+
+    Args:
+        box_class: ``(N, 4 * reg_max + C, A)``: per side (l, t, r, b)
+            ``reg_max`` bin logits, then C class logits. A 2-D array is a
+            batch of one.
+        keypoints: ``(N, K * D, A)`` raw keypoint values (keypoint-major:
+            x, y[, visibility] of keypoint 0, then keypoint 1, ...).
+        input_hw: the model input's (height, width); every stride must
+            divide both.
+        strides: the levels' strides, in the order of the anchors.
+        reg_max: bins per side (Ultralytics: 16).
+        num_keypoints: K >= 1.
+        keypoint_dims: D, 2 or 3.
+
+    Returns:
+        ``(N, 4 + C + K * D, A)`` float32, the layout of ``output0``, ready
+        for :func:`decode_yolo_pose`.
+
+    Raises:
+        TypeError: integer or bool inputs.
+        ValueError: wrong ranks, shapes that disagree (the message names
+            both), strides that do not divide ``input_hw`` or whose grids
+            do not add up to A.
+    """
+    r = _int_param("reg_max", reg_max, 1)
+    k = _int_param("num_keypoints", num_keypoints, 1)
+    d = _int_param("keypoint_dims", keypoint_dims, 2, 3)
+    if not (isinstance(input_hw, (tuple, list, np.ndarray)) and len(input_hw) == 2):
+        raise ValueError(f"input_hw must be the model input's (height, width), got {input_hw!r}.")
+    h = _int_param("input_hw[0]", input_hw[0], 1)
+    w = _int_param("input_hw[1]", input_hw[1], 1)
+    if isinstance(strides, (int, np.integer)) or not len(strides):
+        raise ValueError(f"strides must be a non-empty sequence of ints, got {strides!r}.")
+    st = [_int_param(f"strides[{i}]", s, 1) for i, s in enumerate(strides)]
+    bc = _model_output("box_class", box_class, 3, "(N, 4 * reg_max + C, A)")
+    kp = _model_output("keypoints", keypoints, 3, "(N, K * D, A)")
+    n, channels, a = bc.shape
+    if channels < 4 * r:
+        raise ValueError(f"box_class has {channels} channels, fewer than 4 * reg_max = {4 * r} "
+                         "box bins; pass the head's reg_max (Ultralytics: 16).")
+    if kp.shape != (n, k * d, a):
+        raise ValueError(
+            f"keypoints must have shape (N, K * D, A) = ({n}, {k}*{d} = {k * d}, {a}) to match "
+            f"box_class {bc.shape} with num_keypoints={k} and keypoint_dims={d}, got "
+            f"{kp.shape}.")
+    for s in st:
+        if h % s or w % s:
+            raise ValueError(f"input_hw {(h, w)} must be multiples of every stride, got stride "
+                             f"{s}; letterbox to multiples of {max(st)}.")
+    cells = sum((h // s) * (w // s) for s in st)
+    if cells != a:
+        raise ValueError(
+            f"the strides {tuple(st)} on a {h} x {w} input give {cells} anchors, but the "
+            f"outputs have A = {a}; pass the input_hw the model ran at.")
+    out = np.empty((n, channels - 4 * r + 4 + k * d, a), dtype=np.float32)
+    if n and a:
+        _core.decode_yolo_dfl(bc, kp, h, w, np.array(st, dtype=np.intp), r, k, d, out)
+    return out

@@ -9,6 +9,9 @@ of pose models on this machine.
                    [--runs N] [--warmup N] [--duration S] [--image PATH]
                    [--video PATH [--max-frames N] [--detect-every N] [--repeats N]]
                    [--json PATH] [--markdown PATH] [--quiet | --progress]
+                   [--cluster ADDR [--devices A,B] [--insecure] [--tls-ca-file PEM
+                    --tls-cert PEM --tls-key PEM] [--allow-mixed-versions]
+                    [--plot PNG] [--annotations JSON --images DIR [--ap-tolerance AP]]]
 
 For each model x backend x thread count: p50, p90, p99 and mean of every
 stage (decode image, detector, crop/preprocess, inference, postprocess/decode,
@@ -25,6 +28,11 @@ run``), ``--no-progress`` (now ``--quiet``). ``--device``, ``--precision``,
 ``--providers`` and ``--no-xnnpack`` make one :class:`edgepose.RuntimeOptions`
 (``settings.runtime`` in the JSON); each model gets the options of the
 backend it runs on.
+
+With ``--cluster ADDR`` every configuration runs on every device of a Dask
+lab (``pip install 'edgepose[fleet]'``), one at a time per device, into one
+report (:mod:`edgepose.fleet.bench`, :mod:`edgepose.fleet.bench_cli`);
+without it Dask is never imported.
 
 Exit status (as every edgepose command, :mod:`edgepose._cli`): 0 when every
 configuration ran (or was skipped because a backend cannot open a file type);
@@ -50,6 +58,8 @@ from edgepose._files import sha256_file
 from edgepose.card import WHOLE_IMAGE_TASKS
 from edgepose._runtime_flags import add_runtime_flags, runtime_from_args
 from edgepose.backends._base import available_cores
+from edgepose.fleet.flags import (add_cluster_flags, add_lab_bench_flags,
+                                  check_lab_bench_flags)
 from edgepose.progress import ProgressBar, meter
 
 __all__ = ["main", "build_parser", "add_bench_arguments", "run_bench", "default_models",
@@ -132,6 +142,8 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
                      help="always draw the progress bar (default: when stderr is a terminal)")
     add_quiet_flag(bar)
     add_deprecated_alias(p, "--no-progress", "--quiet")
+    add_cluster_flags(p)
+    add_lab_bench_flags(p)
     p.set_defaults(func=run_bench)
     return p
 
@@ -276,6 +288,9 @@ def run_bench(args: argparse.Namespace) -> int:
         check_output_file(json_path, "--json")
     if args.markdown is not None:
         check_output_file(args.markdown, "--markdown")
+    check_lab_bench_flags(args)
+    if args.plot is not None:
+        check_output_file(args.plot, "--plot")
 
     from edgepose.bench import report
     from edgepose.bench.probe import probe_machine
@@ -336,7 +351,6 @@ def run_bench(args: argparse.Namespace) -> int:
                            else None, b, args.detector_backend, t, runtime)
                for m in models for b in backends for t in threads]
     settings = RunSettings(runs=args.runs, warmup=args.warmup, duration_s=args.duration)
-    machine = probe_machine()
     from edgepose.images import import_cv2
 
     cv2 = import_cv2()
@@ -348,6 +362,13 @@ def run_bench(args: argparse.Namespace) -> int:
                                 if k not in ("backend", "threads")},
                     "opencv_threads": int(cv2.getNumThreads()), "units": "ms",
                     "image": image_info, "video": video_info}
+    if args.cluster is not None:
+        from edgepose.fleet.bench_cli import run_lab_command
+
+        return run_lab_command(args, configs=configs, described=described,
+                               image_bytes=image_bytes, settings=settings,
+                               run_settings=run_settings, out=out, json_path=json_path)
+    machine = probe_machine()
 
     results = []
     for i, config in enumerate(configs if image_bytes is not None else [], 1):

@@ -178,24 +178,31 @@ def _trailing_zip(path: Path) -> tuple[int, int] | None:
 
 
 def _read_tflite_card(path: Path) -> str | None:
+    return _read_zip_member(path, TFLITE_ASSOCIATED_FILE)
+
+
+def _read_zip_member(path: Path, member: str) -> str | None:
+    """The UTF-8 text of ``member`` in the zip archive appended to ``path``
+    (a TFLite file's associated files), or None when there is no such
+    archive or member. At most :data:`MAX_CARD_BYTES` + 1 bytes are ever
+    decompressed, whatever size the member's header declares."""
     if _trailing_zip(path) is None:
         return None
     try:
         with zipfile.ZipFile(path) as archive:
-            if TFLITE_ASSOCIATED_FILE not in archive.namelist():
+            if member not in archive.namelist():
                 return None
-            info = archive.getinfo(TFLITE_ASSOCIATED_FILE)
-            # The declared size is checked, but not trusted: at most
-            # MAX_CARD_BYTES + 1 bytes are ever decompressed.
+            info = archive.getinfo(member)
+            # The declared size is checked, but not trusted.
             if info.file_size > MAX_CARD_BYTES:
                 raise _TooLarge(info.file_size)
-            with archive.open(info) as member:
-                data = member.read(MAX_CARD_BYTES + 1)
+            with archive.open(info) as stream:
+                data = stream.read(MAX_CARD_BYTES + 1)
             if len(data) > MAX_CARD_BYTES:
                 raise _TooLarge(f"more than {MAX_CARD_BYTES}")
     except _TooLarge as e:
         raise ValueError(
-            f"{path} carries a {TFLITE_ASSOCIATED_FILE} of {e} bytes; edgepose reads at most "
+            f"{path} carries a {member} of {e} bytes; edgepose reads at most "
             f"{MAX_CARD_BYTES} bytes (edgepose.card.MAX_CARD_BYTES).") from None
     except (zipfile.BadZipFile, EOFError, ValueError, struct.error, zlib.error,
             NotImplementedError, RuntimeError) as e:
@@ -204,8 +211,10 @@ def _read_tflite_card(path: Path) -> str | None:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
-        raise ValueError(f"{path} carries an invalid edgepose card: it is not UTF-8 text.") \
-            from None
+        if member == TFLITE_ASSOCIATED_FILE:
+            raise ValueError(f"{path} carries an invalid edgepose card: it is not UTF-8 "
+                             "text.") from None
+        raise ValueError(f"{path} carries a {member} that is not UTF-8 text.") from None
 
 
 def _rt_child(element, key: str):

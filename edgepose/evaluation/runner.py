@@ -37,7 +37,13 @@ from edgepose.keypoints import (MPII16, KeypointSet, can_convert, convert_keypoi
                                 get_keypoint_set)
 from edgepose.runtime import RuntimeOptions
 
-__all__ = ["EvaluationReport", "evaluate_model", "load_annotations"]
+__all__ = ["EvaluationReport", "evaluate_model", "load_annotations", "eval_estimator",
+           "ONE_STAGE_EVAL_SCORE_THRESHOLD"]
+
+#: The person score threshold of a one-stage model (e.g. YOLO-pose) built for
+#: evaluation when the caller gives none, as ``yolo val`` uses: AP ranks people
+#: by score over the whole precision-recall curve, so low-scoring people count.
+ONE_STAGE_EVAL_SCORE_THRESHOLD = 0.001
 
 PoseModel = Callable[..., Any]
 
@@ -260,6 +266,7 @@ def evaluate_model(
     detector: str | os.PathLike[str] | Callable[..., Any] | None = None,
     runtime: RuntimeOptions | None = None,
     gt_boxes: bool = False,
+    score_threshold: float | None = None,
     keypoint_set: str | KeypointSet | None = None,
     sigmas: Any = None,
     area_source: str = "auto",
@@ -283,6 +290,10 @@ def evaluate_model(
             annotations (:func:`load_annotations`).
         images: the folder holding the annotated images.
         gt_boxes: feed the ground-truth person boxes (required for MPII).
+        score_threshold: for a one-stage model built from a file: its
+            person score threshold; None: 0.001
+            (:data:`ONE_STAGE_EVAL_SCORE_THRESHOLD`, as ``yolo val``), not
+            the card's default (see :func:`eval_estimator`).
         keypoint_set: the dataset's keypoint set when its names are not
             recognised; predictions of another set are converted to it.
         sigmas: OKS sigmas, overriding the keypoint set's.
@@ -301,22 +312,62 @@ def evaluate_model(
         ValueError: annotations with nothing to evaluate (no person with a
             labelled keypoint), MPII without ``gt_boxes``, keypoints that
             cannot be matched to the dataset, a model that returns the wrong
-            number of poses for the boxes, ``detector`` or ``runtime`` with a
-            ready model.
+            number of poses for the boxes, ``detector``, ``runtime`` or
+            ``score_threshold`` with a ready model.
     """
     if not isinstance(model, (str, os.PathLike)):
-        if detector is not None or runtime is not None:
+        if detector is not None or runtime is not None or score_threshold is not None:
             raise ValueError(
-                "detector= and runtime= build an Estimator for a model file or name; the model "
+                "detector=, score_threshold= and runtime= build an Estimator for a model file "
+                "or name; the model "
                 f"given is a ready {type(model).__name__}, which runs as it was built. Build it "
                 "with them, or pass the model's file.")
         return _evaluate(model, annotations, images, gt_boxes, keypoint_set, sigmas,
                          area_source, pck_alphas, per_keypoint, progress)
-    from edgepose.estimator import Estimator
-
-    with Estimator(model, detector, runtime=runtime) as est:
+    with eval_estimator(model, detector, runtime=runtime,
+                        score_threshold=score_threshold) as est:
         return _evaluate(est, annotations, images, gt_boxes, keypoint_set, sigmas, area_source,
                          pck_alphas, per_keypoint, progress)
+
+
+def eval_estimator(model: str | os.PathLike[str], detector: Any = None, *,
+                   score_threshold: float | None = None, **options: Any) -> Any:
+    """The :class:`~edgepose.Estimator` that evaluation builds for a model file.
+
+    A one-stage model (card task ``"onestage"``, e.g. YOLO-pose) gets
+    ``score_threshold`` (None: :data:`ONE_STAGE_EVAL_SCORE_THRESHOLD`,
+    0.001, as ``yolo val`` does), not its card's default meant for
+    applications (0.25 for YOLO-pose). Other models take no score threshold.
+
+    Args:
+        model: the pose model file or registry name.
+        detector: as for the Estimator.
+        score_threshold: a one-stage model's person score threshold.
+        options: further :class:`~edgepose.Estimator` keywords (``runtime``,
+            ``preset``, ``detector_preset``, ``padding``, ...); the local
+            eval and the device lab's workers build it here alike.
+
+    Returns:
+        the Estimator (the caller closes it).
+
+    Raises:
+        ValueError: ``score_threshold`` for a model that is not one-stage,
+            and whatever the Estimator raises.
+    """
+    from edgepose.estimator import Estimator
+
+    kwargs = dict(options)
+    est = Estimator(model, detector, **kwargs)
+    if est.card.task != "onestage":
+        if score_threshold is not None:
+            est.close()
+            raise ValueError(
+                f"score_threshold applies to one-stage models (card task 'onestage', e.g. "
+                f"YOLO-pose); {model} has task {est.card.task!r}. Drop score_threshold.")
+        return est
+    est.close()  # rebuilt with the evaluation threshold (the card said one-stage)
+    threshold = ONE_STAGE_EVAL_SCORE_THRESHOLD if score_threshold is None else score_threshold
+    return Estimator(model, detector, score_threshold=threshold, **kwargs)
 
 
 def _evaluate(model: PoseModel, annotations, images, gt_boxes, keypoint_set, sigmas,
@@ -353,33 +404,89 @@ def _check_not_empty(ann: CocoKeypoints | MpiiAnnotations) -> None:
 def _evaluate_coco_files(model, ann: CocoKeypoints, folder: Path, gt_boxes: bool, keypoint_set,
                          sigmas, area_source, pck_alphas, per_keypoint, progress
                          ) -> EvaluationReport:
-    k = ann.num_keypoint_channels
     target = _dataset_set(ann.keypoint_names, keypoint_set)
-    names = target.names if target is not None else ann.keypoint_names
     _check_files(folder, list(ann.image_files))
-    eligible = ann.eligible_for_boxes()
-    boxes_all = ann.boxes
     bar = _progress(progress, ann.num_images, "eval")
     results: dict[int, Any] = {}
-    pred_rows: dict[int, np.ndarray] = {}  # annotation row -> keypoints (gt-boxes)
     latency: list[float] = []
+    eligible = ann.eligible_for_boxes()
     for i, (image_id, file) in enumerate(zip(ann.image_ids.tolist(), ann.image_files)):
-        image = _read(folder / file)
-        if gt_boxes:
-            rows = np.flatnonzero(eligible & (ann.image_index == i))
-            if rows.size:
-                result = _call(model, image, boxes_all[rows].astype(np.float32), len(rows), latency)
-                kp, sc = _to_dataset(result, target, k)
-                results[image_id] = _with(result, kp, sc, target)
-                for j, r in enumerate(rows):
-                    pred_rows[int(r)] = kp[j]
-        else:
-            result = _call(model, image, None, None, latency)
-            kp, sc = _to_dataset(result, target, k)
-            results[image_id] = _with(result, kp, sc, target)
+        boxes = image_boxes(ann, i, gt_boxes, eligible)
+        if boxes is None or len(boxes):
+            results[image_id] = predict_image(model, _read(folder / file), boxes, target,
+                                              ann.num_keypoint_channels, latency)
         if bar is not None:
             bar(i + 1, ann.num_images)
+    return score_coco(ann, results, np.array(latency), gt_boxes=gt_boxes, target=target,
+                      sigmas=sigmas, area_source=area_source, pck_alphas=pck_alphas,
+                      per_keypoint=per_keypoint)
 
+
+def image_boxes(ann: CocoKeypoints, index: int, gt_boxes: bool,
+                eligible: np.ndarray | None = None) -> np.ndarray | None:
+    """The boxes the model is given for image ``index`` (file order): None
+    without ``gt_boxes`` (the model finds people), else the ``(R, 4)`` xyxy
+    float32 ground-truth boxes of its evaluable people (R may be 0: the image
+    is then not run). ``eligible``: ``ann.eligible_for_boxes()``, if at hand."""
+    if not gt_boxes:
+        return None
+    if eligible is None:
+        eligible = ann.eligible_for_boxes()
+    rows = np.flatnonzero(eligible & (ann.image_index == index))
+    return ann.boxes[rows].astype(np.float32)
+
+
+def predict_image(model: PoseModel, image: np.ndarray, boxes: np.ndarray | None,
+                  target: KeypointSet | None, k: int, latency: list[float]) -> Any:
+    """One image's poses, in the dataset's keypoint set: what every evaluation
+    (local, or sharded over a device lab by :mod:`edgepose.fleet.eval`) runs
+    per image.
+
+    Args:
+        model: as :func:`evaluate_model`'s.
+        image: ``(H, W, 3)`` BGR uint8.
+        boxes: ``(R, 4)`` xyxy ground-truth boxes (:func:`image_boxes`), or
+            None for the model to find people itself.
+        target: the dataset's keypoint set (None: the model's is kept).
+        k: the dataset's keypoint count.
+        latency: the model call's wall time (ms) is appended to it.
+
+    Returns:
+        a :class:`~edgepose.results.PoseResult` (one pose per box, in order,
+        with ``boxes``).
+
+    Raises:
+        ValueError, TypeError: as :func:`evaluate_model`.
+    """
+    result = _call(model, image, boxes, None if boxes is None else len(boxes), latency)
+    kp, sc = _to_dataset(result, target, k)
+    return _with(result, kp, sc, target)
+
+
+def score_coco(ann: CocoKeypoints, results: dict[int, Any], latency_ms: np.ndarray, *,
+               gt_boxes: bool, target: KeypointSet | None, sigmas: Any = None,
+               area_source: str = "auto", pck_alphas: tuple[float, ...] = (0.05, 0.1, 0.2),
+               per_keypoint: bool = False) -> EvaluationReport:
+    """The report of the predictions of every image.
+
+    Args:
+        ann: the COCO-format annotations.
+        results: ``{image_id: PoseResult}`` from :func:`predict_image`, in the
+            annotations' image order (detections are ranked and matched in
+            this order, as pycocotools does); with ``gt_boxes``, images
+            without evaluable people are left out.
+        latency_ms: ``(num_images,)`` model call times, in the same order.
+        gt_boxes, sigmas, area_source, pck_alphas, per_keypoint: as
+            :func:`evaluate_model`.
+        target: the dataset's keypoint set (``_dataset_set``).
+
+    Returns:
+        :class:`EvaluationReport`.
+    """
+    k = ann.num_keypoint_channels
+    names = target.names if target is not None else ann.keypoint_names
+    eligible = ann.eligible_for_boxes()
+    boxes_all = ann.boxes
     detections = KeypointDetections.from_results(results) if results else KeypointDetections.empty(k)
     if len(detections) and detections.keypoints.shape[1] != k:
         raise ValueError(f"predictions have {detections.keypoints.shape[1]} keypoints, the "
@@ -391,8 +498,11 @@ def _evaluate_coco_files(model, ann: CocoKeypoints, folder: Path, gt_boxes: bool
     rows = np.flatnonzero(eligible)
     pred = np.full((len(rows), k, 2), np.nan)
     if gt_boxes:
-        for j, r in enumerate(rows):
-            pred[j] = pred_rows[int(r)]
+        # each image's poses follow its evaluable rows, in order
+        index = {image_id: i for i, image_id in enumerate(ann.image_ids.tolist())}
+        for image_id, result in results.items():
+            image_rows = np.flatnonzero(eligible & (ann.image_index == index[image_id]))
+            pred[np.searchsorted(rows, image_rows)] = result.keypoints
     else:
         # the detections' keypoints as the model gave them (not found: NaN,
         # left out of the errors and incorrect for PCK), in detection order
@@ -411,7 +521,7 @@ def _evaluate_coco_files(model, ann: CocoKeypoints, folder: Path, gt_boxes: bool
     return EvaluationReport(
         annotations=ann.source, mode="gt-boxes" if gt_boxes else "model-boxes",
         keypoint_set=target.name if target is not None else "", keypoint_names=tuple(names),
-        num_images=ann.num_images, num_people=len(rows), latency_ms=np.array(latency),
+        num_images=ann.num_images, num_people=len(rows), latency_ms=np.asarray(latency_ms),
         coco=coco, pck=pcks, pckh=None, errors=errors)
 
 

@@ -36,6 +36,7 @@ from edgepose.heads.nanodet import NanoDetParams
 from edgepose.heads.paf import PafParams
 from edgepose.heads.posenet import PoseNetParams
 from edgepose.heads.simcc import SimCCParams, decode_simcc
+from edgepose.heads.yolo_pose import YoloPoseParams
 from edgepose.heads.yolox import YoloxParams
 
 __all__ = ["HEAD_DECODERS", "HEAD_PARAMS", "decode_head", "check_finite_outputs",
@@ -57,6 +58,7 @@ HEAD_PARAMS: dict[str, type[HeadParams]] = {
     "paf": PafParams,
     "yolox": YoloxParams,
     "nanodet": NanoDetParams,
+    "yolo_pose": YoloPoseParams,
 }
 
 #: head name -> decoder, for the top-down and single-person heads.

@@ -25,7 +25,9 @@ __all__ = ["OneStageOptions", "ONE_STAGE_RUNNERS", "one_stage_runner", "MAX_DETE
 MAX_DETECTIONS = 10000
 
 #: one-stage head -> "module:function" of its runner.
-ONE_STAGE_RUNNERS: dict[str, str] = {}
+ONE_STAGE_RUNNERS: dict[str, str] = {
+    "yolo_pose": "edgepose.heads.yolo_pose:run_yolo_pose",
+}
 
 
 @dataclass(frozen=True, kw_only=True)
