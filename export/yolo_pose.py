@@ -271,33 +271,15 @@ class People:
 
 def decode_people(output: np.ndarray, *, num_keypoints: int = 17, score_threshold: float = 0.25,
                   iou_threshold: float = 0.7, max_detections: int = 300) -> list[People]:
-    """People from a YOLO-pose output ``(N, 4 + 1 + K*3, A)`` in model-input pixels.
-
-    Uses :func:`edgepose.ops.decode_yolo_pose` (the C core) when the runtime
-    has it, else the same steps in NumPy (until that decoder is merged; remove
-    this fallback then): a candidate needs its score above
-    ``score_threshold``; boxes (cx, cy, w, h) to xyxy; greedy box NMS
-    (:func:`edgepose.ops.nms_boxes`, IoU > ``iou_threshold`` suppressed).
-    """
+    """People from a YOLO-pose output ``(N, 4 + 1 + K*3, A)`` in model-input pixels,
+    by the runtime's decoder (:func:`edgepose.ops.decode_yolo_pose`: score above
+    ``score_threshold``, box NMS at ``iou_threshold``, at most ``max_detections``)."""
     from edgepose import ops
 
-    output = np.asarray(output, np.float32)
-    if hasattr(ops, "decode_yolo_pose"):
-        found = ops.decode_yolo_pose(output, num_keypoints=num_keypoints,
-                                     score_threshold=score_threshold,
-                                     iou_threshold=iou_threshold, max_detections=max_detections)
-        return [People(d.boxes, d.scores, d.keypoints, d.keypoint_scores) for d in found]
-    people = []
-    for out in output:
-        rows = out.T
-        keep = rows[:, 4] > score_threshold
-        rows = rows[keep]
-        cx, cy, w, h = rows[:, 0], rows[:, 1], rows[:, 2], rows[:, 3]
-        boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], 1)
-        kept = ops.nms_boxes(boxes, rows[:, 4], iou_threshold, max_keep=max_detections)
-        kp = rows[kept, 5:5 + 3 * num_keypoints].reshape(-1, num_keypoints, 3)
-        people.append(People(boxes[kept], rows[kept, 4], kp[..., :2], kp[..., 2]))
-    return people
+    found = ops.decode_yolo_pose(np.asarray(output, np.float32), num_keypoints=num_keypoints,
+                                 score_threshold=score_threshold, iou_threshold=iou_threshold,
+                                 max_detections=max_detections)
+    return [People(d.boxes, d.scores, d.keypoints, d.keypoint_scores) for d in found]
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
