@@ -523,7 +523,8 @@ def quantize_onnx(src: str | os.PathLike, out_path: str | os.PathLike, calib: Ca
                 decision, "onnxruntime.quantization.quantize_static (QDQ, U8S8 per-channel)"
                 if activation_type == "uint8" else
                 "onnxruntime.quantization.quantize_static (QDQ, S8S8 per-channel)",
-                "calibration tensors" if measure_inputs is None else "measure_inputs",
+                "calibration tensors" if measure_inputs is None
+                else "measure_inputs",
                 len(inputs)))
         return _save(_load(chosen), Path(out_path), written), decision
 

@@ -354,4 +354,5 @@ def test_export_model_writes_the_decision_and_a_one_stage_parity(shared_dir, tmp
     assert parity["keypoint_error_px_mean"] == pytest.approx(
         record["attempts"][-1]["keypoint_error_px_mean"], abs=1e-3)
     assert any("one-stage" in n for n in parity["notes"])
+    assert any("measured on 4 held-out inputs" in n for n in artifact.notes)
     LoadedModel(artifact.path).close()
