@@ -263,3 +263,15 @@ def test_bench_configs_keep_their_one_stage_options_across_the_lab():
     assert data["one_stage"] == {"input_size": 320}
     assert config_from_dict(json.loads(json.dumps(data))) == config
     assert config_from_dict(config_to_dict(BenchConfig("m.tflite"))).one_stage is None
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"iou_threshold": 0.5}, "iou_threshold does not apply to movenet-multipose"),
+    ({"max_detections": 7}, "max_detections must be at most 6"),
+    ({"input_size": 250}, "input_size must be a multiple of 32"),
+])
+def test_options_that_cannot_fit_fail_when_the_estimator_is_built(models, options, message):
+    """A one-stage head checks the caller's options against the loaded model
+    (check_options) when the Estimator is built, not on the first image."""
+    with pytest.raises(ValueError, match=message):
+        Estimator(models / MULTIPOSE, **options)
