@@ -7,6 +7,13 @@ then threshold, NMS, the map back to the image and clipping. Boxes are
 ``xyxy`` float32 in image pixels with pixel *edges* as units (see
 :mod:`edgepose.geometry`).
 
+A one-stage multi-person pose model (card task ``"onestage"``, e.g. MoveNet
+MultiPose, YOLO-pose) serves as a person detector too:
+:meth:`PersonDetector.from_file` gives a :class:`OneStagePersonDetector`
+for one, which runs the model's own runner and keeps each person's box and
+person score (so ``Estimator(top_down_model, detector=one_stage_file)``
+works).
+
 The resizing functions and box maps (:func:`letterbox`, :func:`stretch`,
 :func:`boxes_to_input`, :func:`boxes_to_image`) live in
 :mod:`edgepose.geometry` and the decoders (:func:`decode_yolox`,
@@ -47,6 +54,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Detections",
     "PersonDetector",
+    "OneStagePersonDetector",
     "boxes_to_image",
     "boxes_to_input",
     "decode_nanodet",
@@ -54,6 +62,9 @@ __all__ = [
     "letterbox",
     "stretch",
 ]
+
+#: The score threshold of a detector built from a file, unless given.
+DEFAULT_SCORE_THRESHOLD = 0.3
 
 #: detector head -> its parameters class (which decodes its outputs).
 _HEADS: dict[str, type[YoloxParams]] = {"yolox": YoloxParams, "nanodet": NanoDetParams}
@@ -310,23 +321,31 @@ class PersonDetector:
 
     @classmethod
     def from_file(cls, path: str | Path, *, preset: str | None = None,
-                  score_threshold: float = 0.3, iou_threshold: float = 0.45,
+                  score_threshold: float | None = None, iou_threshold: float = 0.45,
                   max_detections: int | None = 100, runtime: RuntimeOptions | None = None,
                   backend: str | None = None, threads: int | None = None,
                   device: str | None = None, providers: Any = None,
-                  xnnpack: bool = True) -> PersonDetector:
+                  xnnpack: bool = True) -> PersonDetector | OneStagePersonDetector:
         """A detector from a model file and its card (in the file, a preset,
-        or recognised by the file's sha256).
+        or recognised by the file's sha256): a person detector's, or a
+        one-stage multi-person pose model's (a :class:`OneStagePersonDetector`).
 
         Args:
+            score_threshold: keep people scoring above this; None: 0.3 for a
+                detector, the card's person threshold for a one-stage model
+                (person scores of different models have different scales:
+                MoveNet MultiPose's are lower than YOLOX's).
+            iou_threshold: NMS threshold of a detector; a one-stage model
+                suppresses duplicates as its card says, and does not use it.
+            max_detections: keep at most this many (None for all).
             runtime: the runtime options; ``backend``, ``threads``,
                 ``device``, ``providers`` and ``xnnpack`` are shortcuts for
                 its fields (see :meth:`edgepose.RuntimeOptions.resolve`).
 
         Raises:
             FileNotFoundError, ImportError, ValueError: as
-                :class:`edgepose.model.LoadedModel`, and a card that is not a
-                detector's.
+                :class:`edgepose.model.LoadedModel`, and a card that is
+                neither a detector's nor a one-stage model's.
         """
         from edgepose.model import LoadedModel
         from edgepose.runtime import RuntimeOptions
@@ -335,11 +354,21 @@ class PersonDetector:
                                          providers=providers, xnnpack=xnnpack)
         loaded = LoadedModel(path, preset=preset, runtime=options, role="detector")
         card = loaded.card
+        if card.task == "onestage":
+            try:
+                return OneStagePersonDetector(loaded, score_threshold=score_threshold,
+                                              max_detections=max_detections)
+            except Exception:
+                loaded.close()
+                raise
+        if score_threshold is None:
+            score_threshold = DEFAULT_SCORE_THRESHOLD
         try:
             if card.task != "detector":
                 raise ValueError(
                     f"{Path(path).name} is a {card.task} pose model (head '{card.head}'), not a "
-                    "person detector: pass it as the pose model.")
+                    "person detector: pass it as the pose model (of pose models, only one-stage "
+                    "multi-person ones serve as person detectors).")
             if card.input.resize not in _RESIZES:
                 raise ValueError(f"The card of {Path(path).name}: a detector's input resize must "
                                  f"be one of {_RESIZES}, got {card.input.resize!r}.")
@@ -442,3 +471,81 @@ class PersonDetector:
         return (f"PersonDetector(kind={self.kind!r}, input_size={self.input_size}, "
                 f"resize={self.resize!r}, score_threshold={self.score_threshold}, "
                 f"iou_threshold={self.iou_threshold})")
+
+
+class OneStagePersonDetector:
+    """A one-stage multi-person pose model used as a person detector: the
+    boxes and person scores of the people its runner finds
+    (:func:`edgepose.heads._one_stage.one_stage_runner`), its keypoints
+    dropped. Generic over the one-stage heads; built by
+    :meth:`PersonDetector.from_file` for a model whose card says task
+    ``"onestage"``.
+
+    Args:
+        model: the one-stage model (the detector owns it: :meth:`close`
+            closes it).
+        score_threshold: keep people whose person score is above this, in
+            [0, 1); None: the card's default.
+        max_detections: keep at most this many, best first (None for all).
+
+    Raises:
+        ValueError: a card whose task is not ``"onestage"``, a head this
+            edgepose has no runner for, or an invalid threshold or count.
+    """
+
+    def __init__(self, model: LoadedModel, *, score_threshold: float | None = None,
+                 max_detections: int | None = 100) -> None:
+        from edgepose.heads._one_stage import OneStageOptions, one_stage_runner
+
+        card = model.card
+        if card.task != "onestage":
+            raise ValueError(f"OneStagePersonDetector needs a one-stage model (card task "
+                             f"'onestage'), got task {card.task!r}.")
+        if max_detections is not None and (not is_int(max_detections) or max_detections < 1):
+            raise ValueError(
+                f"max_detections must be None or a positive int, got {max_detections!r}.")
+        self._run = one_stage_runner(card.head)
+        self._options = OneStageOptions(score_threshold=score_threshold)
+        self.model = model
+        self.kind = card.head
+        #: The threshold in force: the one given, else the card's default.
+        self.score_threshold = (getattr(card.params, "score_threshold", None)
+                                if score_threshold is None else float(score_threshold))
+        self.max_detections = max_detections
+
+    def __call__(self, image: NDArray[np.uint8]) -> Detections:
+        """Detects people in one BGR uint8 ``(H, W, 3)`` image.
+
+        Returns:
+            :class:`Detections` in image pixels, best first, clipped to the
+            image (boxes left empty by clipping are dropped).
+
+        Raises:
+            TypeError, ValueError: an invalid image.
+            RuntimeError: the backend failed.
+        """
+        from edgepose._timing import Stopwatch
+        from edgepose.images import check_image
+
+        image = check_image(image)
+        people = self._run(self.model, image, self.model.card.keypoint_set, Stopwatch(),
+                           self._options)
+        scores = np.asarray(people.person_scores, np.float32)
+        order = np.argsort(-scores, kind="stable")[:self.max_detections]
+        boxes, nonempty = clip_boxes(np.asarray(people.boxes, np.float32)[order],
+                                     image.shape[:2])
+        return Detections(boxes[nonempty], scores[order][nonempty])
+
+    def close(self) -> None:
+        """Closes the model. Idempotent."""
+        self.model.close()
+
+    def __enter__(self) -> OneStagePersonDetector:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (f"OneStagePersonDetector(kind={self.kind!r}, model={self.model.name!r}, "
+                f"score_threshold={self.score_threshold})")

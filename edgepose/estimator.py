@@ -17,7 +17,8 @@ from edgepose.geometry import (apply_affine, boxes_to_center_scale, crop_matrice
                                invert_affine, warp_crops)
 from edgepose.images import check_image, import_cv2
 from edgepose.heads import check_finite_outputs, decode_head, HEAD_DECODERS
-from edgepose.heads._one_stage import OneStageOptions, one_stage_runner
+from edgepose.heads._one_stage import (OneStageOptions, check_one_stage_options,
+                                       one_stage_runner)
 from edgepose.keypoints import KeypointSet, convert_keypoints, get_keypoint_set
 from edgepose.model import LoadedModel
 from edgepose.results import PoseResult
@@ -121,7 +122,8 @@ class Estimator:
             both is a ValueError.
         padding: enlargement of person boxes before cropping.
         detection_threshold: minimum score of a person, for a detector
-            built from a file.
+            built from a file; None: 0.3 for a person detector, the card's
+            person threshold for a one-stage pose model used as detector.
         keypoint_set: convert results to this keypoint set (e.g. "coco17").
         score_threshold, iou_threshold, max_detections, input_size: for
             one-stage multi-person models (card task ``"onestage"``, e.g.
@@ -148,7 +150,7 @@ class Estimator:
                  backend: str | None = None, threads: int | None = None,
                  device: str | None = None, providers: Any = None, xnnpack: bool = True,
                  padding: float = 1.25,
-                 detection_threshold: float = 0.3, keypoint_set: str | None = None,
+                 detection_threshold: float | None = None, keypoint_set: str | None = None,
                  score_threshold: float | None = None, iou_threshold: float | None = None,
                  max_detections: int | None = None, input_size: int | None = None) -> None:
         if not (np.isfinite(padding) and padding > 0):
@@ -185,7 +187,7 @@ class Estimator:
                     f"{Path(model).name} is a person detector (its card says task 'detector'); "
                     "pass it as detector=..., and a pose model as the first argument.")
             if card.task == "onestage":
-                one_stage_runner(card.head)  # fails here when this edgepose lacks it
+                check_one_stage_options(self._pose, self._one_stage)
             elif card.head not in HEAD_DECODERS and card.head not in _BOTTOM_UP_HEADS:
                 raise ValueError(
                     f"{Path(model).name} has head '{card.head}', which this version of edgepose "

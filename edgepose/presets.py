@@ -54,6 +54,19 @@ PRESETS: dict[str, dict[str, Any]] = {
         "outputs": {"keypoints": "StatefulPartitionedCall:0"},
         "keypoints": "coco17",
     },
+    # TF-Hub MoveNet MultiPose Lightning (float16 TFLite): one-stage, uint8 RGB
+    # pixels in, any input whose sides are multiples of 32; one output [1, 6, 56]
+    # (17 x (y, x, score), box, person score). The nominal size gives the default
+    # longer side (256); the image is stretched to the rounded size (see
+    # edgepose.heads.movenet_multipose for the measurement behind it).
+    "movenet-multipose": {
+        "task": "onestage", "head": "movenet_multipose", "head_params": {},
+        "input": {"name": "serving_default_input:0", "size": [256, 256], "layout": "NHWC",
+                  "dtype": "uint8", "color": "RGB", **_NO_NORM, "resize": "stretch",
+                  "pad_value": 0},
+        "outputs": {"people": "StatefulPartitionedCall:0"},
+        "keypoints": "coco17",
+    },
     # MediaPipe BlazePose landmark models: regression refined by the heatmap head.
     "blazepose-lite": {
         "task": "single", "head": "blazepose",

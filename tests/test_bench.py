@@ -275,6 +275,18 @@ def test_onnx_with_a_dynamic_input_size_needs_the_shape(tmp_path):
         2 * 8 * 16 * 16 * 27 + 2 * 80)
 
 
+def test_tflite_with_a_dynamic_input_size_needs_the_shape(shared_dir):
+    path = shared_dir / "models/movenet/movenet_multipose_lightning_fp16.tflite"
+    plain = count_graph(path)
+    assert plain.gflops is None and "dynamic" in plain.note and plain.params > 4e6
+    square = count_graph(path, (1, 256, 256, 3))
+    wide = count_graph(path, (1, 160, 256, 3))
+    assert square.params == wide.params == plain.params and square.note is None
+    # every convolution scales with the pixels: 160 x 256 is 5/8 of 256 x 256
+    assert wide.gflops == pytest.approx(square.gflops * 160 / 256, rel=0.01)
+    assert square.gflops > 1.0
+
+
 def test_real_tflite_and_onnx_conversions_count_alike(shared_dir):
     tfl = count_graph(shared_dir / "models/movenet/movenet_singlepose_lightning_int8_4.tflite")
     onx = count_graph(shared_dir / "models/movenet/onnx_converted/"

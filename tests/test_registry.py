@@ -157,23 +157,44 @@ def test_pinned_entries_match_the_real_files(shared_dir):
     files = {p.name: p for p in (shared_dir / "models").rglob("*") if p.is_file()}
     reg = registry.default_registry()
     pinned = [e for e in reg if e.sha256 is not None]
-    assert len(pinned) == 20
+    assert len(pinned) == 24
     for entry in pinned:
         path = files[entry.file]
         actual = (_sha(path.read_bytes()), path.stat().st_size)
         assert actual == (entry.sha256, entry.size), entry.name
-        assert entry.license == "Apache-2.0"
-    # every real model file is in the registry, but for the one-stage multi-person models,
-    # which no decoder of this edgepose reads yet (they join with their head)
-    one_stage = {"yolo11n-pose.onnx", "yolo11n-pose-dynamic.onnx", "yolo11n-pose.tflite",
-                 "movenet_multipose_lightning_fp16.tflite"}
-    assert {e.file for e in pinned} == set(files) - one_stage
+        assert entry.license == ("AGPL-3.0" if entry.file in AGPL_FILES else "Apache-2.0")
+    # every real model file is in the registry
+    assert {e.file for e in pinned} == set(files)
+
+
+#: The Ultralytics YOLO11n-pose files: AGPL-3.0, registered so that edgepose recognises
+#: them, never fetched (no URL) and never shipped.
+AGPL_FILES = {"yolo11n-pose.onnx", "yolo11n-pose-dynamic.onnx", "yolo11n-pose.tflite"}
+
+
+def test_agpl_entries_are_only_recognised():
+    reg = registry.default_registry()
+    agpl = [e for e in reg if e.license != "Apache-2.0"]
+    assert {e.file for e in agpl} == AGPL_FILES
+    for entry in agpl:
+        assert entry.license == "AGPL-3.0" and entry.url is None and entry.preset is None
+        assert (entry.task, entry.head, entry.keypoints) == ("onestage", "yolo_pose", "coco17")
+        assert "v8.3.0 release asset yolo11n-pose.pt" in entry.source
+        assert "`yolo export model=yolo11n-pose.pt" in entry.source
+        assert entry.note.startswith("AGPL-3.0 weights: edgepose does not ship, fetch or "
+                                     "depend on them")
+    multipose = reg.get("movenet-multipose")
+    assert (multipose.license, multipose.preset, multipose.task) == (
+        "Apache-2.0", "movenet-multipose", "onestage")
+    assert "movenet/multipose/lightning/tflite/float16/1" in multipose.url
 
 
 def test_entries_agree_with_the_presets():
     for entry in registry.default_registry():
         if entry.preset is None:
-            assert entry.name in ("blazepose-detector", "tfpose-mobilenet-v2")
+            # the YOLO files' card comes from the Ultralytics metadata inside them
+            assert (entry.name in ("blazepose-detector", "tfpose-mobilenet-v2")
+                    or entry.file in AGPL_FILES), entry.name
             continue
         preset = PRESETS[entry.preset]
         assert (preset["task"], preset["head"], preset["keypoints"]) == \
@@ -240,7 +261,8 @@ def test_rtmpose_entries_are_published_zips_without_a_pinned_hash():
 def test_conversions_have_no_upstream_and_the_rest_do():
     for entry in registry.default_registry():
         converted = entry.name.endswith("-onnx") or entry.name == "tfpose-mobilenet-v2"
-        assert (entry.url is None) == converted, entry.name
+        # the AGPL YOLO files are recognised, never fetched
+        assert (entry.url is None) == (converted or entry.file in AGPL_FILES), entry.name
 
 
 def test_the_registry_file_is_package_data():
@@ -555,6 +577,25 @@ def test_estimator_by_name_with_a_mirror(shared_dir, monkeypatch, tmp_path):
         "movenet_singlepose_lightning_int8_4.tflite", "yolox_yolox_nano_416x416.onnx"]
 
 
+def test_one_stage_models_by_name(shared_dir, monkeypatch, tmp_path):
+    """MoveNet MultiPose by its preset, YOLO11n-pose (AGPL, no preset, no URL) by the
+    Ultralytics metadata in the file, both from a mirror into the test's cache; a
+    one-stage model as the detector of a top-down one."""
+    cv2 = pytest.importorskip("cv2")
+    from edgepose import Estimator
+
+    monkeypatch.setenv(registry.MIRROR_ENV, str(shared_dir / "models"))
+    image = cv2.imread(str(shared_dir / "data/coco/000000196141.jpg"))
+    with Estimator("movenet-multipose") as est:
+        assert (est.card.name, est.card.task) == ("movenet-multipose", "onestage")
+        assert len(est(image)) >= 2
+    with Estimator("yolo11n-pose-dynamic") as est:
+        assert (est.card.task, est.card.head) == ("onestage", "yolo_pose")
+        assert len(est(image)) >= 2
+    with Estimator("movenet-lightning", detector="movenet-multipose") as est:
+        assert len(est(image)) >= 2
+
+
 def test_cli_models_list_info_pull_import_verify(shared_dir, monkeypatch, tmp_path, capsys):
     monkeypatch.setenv(registry.MIRROR_ENV, str(shared_dir / "models"))
     assert main(["models", "pull", "movenet-lightning", "yolox-nano"]) == 0
@@ -569,7 +610,12 @@ def test_cli_models_list_info_pull_import_verify(shared_dir, monkeypatch, tmp_pa
     rows = {line.split()[0]: line for line in out.splitlines()[4:]}
     assert rows["movenet-lightning"].endswith("cached")
     assert rows["rtmpose-m"].endswith("needs import")
-    assert rows["blazepose-lite"].split()[1:] == ["single", "blazepose", "tflite", "2.8", "MB", "-"]
+    assert rows["blazepose-lite"].split()[1:] == ["single", "blazepose", "tflite", "2.8", "MB",
+                                                  "Apache-2.0", "-"]
+    assert rows["yolo11n-pose"].split()[1:] == ["onestage", "yolo_pose", "onnx", "11.9", "MB",
+                                                "AGPL-3.0", "-", "(no", "upstream)"]
+    assert ("Copyleft (AGPL) weights, recognised but never fetched: yolo11n-pose, "
+            "yolo11n-pose-dynamic, yolo11n-pose-tflite; their licence binds") in out
     assert f"mirror: {shared_dir / 'models'}" in out
 
     assert main(["models", "info", "rtmpose-m"]) == 0

@@ -12,8 +12,11 @@ quantized inputs or outputs are refused.
 
 Dynamic dimensions are those the file's shape signature marks -1; an input
 fed at a new size along them is resized (``resize_tensor_input`` with
-``strict=True`` and ``allocate_tensors``). Fixed dimensions must match: most
-TFLite files are fully static.
+``strict=True`` and ``allocate_tensors``), under the backend's lock, and the
+size is kept: feeding the same size again (every frame of a video) does not
+reallocate. A dynamic dimension may be at most
+:data:`edgepose.card.MAX_INPUT_SIDE` (4096), the largest input side a card
+may give. Fixed dimensions must match: most TFLite files are fully static.
 
 Before the interpreter sees a file, its flatbuffer structure is checked
 (:func:`check_tflite_flatbuffer`): a truncated or corrupt file is a
@@ -359,6 +362,17 @@ class TFLiteBackend(BackendBase):
         return outputs
 
     def _resize(self, shapes: dict[str, tuple[int, ...]]) -> None:
+        from edgepose.card import MAX_INPUT_SIDE
+
+        infos = {info.name: info for info in self.inputs}
+        for name, shape in shapes.items():
+            dynamic = [size for size, declared in zip(shape, infos[name].shape)
+                       if declared is None]
+            if max(dynamic, default=0) > MAX_INPUT_SIDE:
+                raise ValueError(
+                    f"Input {name!r} of {self.path.name} was fed with shape {shape}; a dynamic "
+                    f"dimension may be at most {MAX_INPUT_SIDE} (edgepose.card.MAX_INPUT_SIDE). "
+                    "Feed a smaller image or input size.")
         interpreter = self._interpreter
         try:
             for name, shape in shapes.items():

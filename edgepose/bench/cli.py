@@ -56,6 +56,8 @@ from edgepose._cli import (UsageError, add_backend_flag, add_debug_flag, add_dep
                            check_model_arg, check_output_file, run_command)
 from edgepose._files import sha256_file
 from edgepose.card import WHOLE_IMAGE_TASKS
+from edgepose._one_stage_flags import (add_one_stage_flags, given_one_stage_flags,
+                                       one_stage_from_args)
 from edgepose._runtime_flags import add_runtime_flags, runtime_from_args
 from edgepose.backends._base import available_cores
 from edgepose.fleet.flags import (add_cluster_flags, add_lab_bench_flags,
@@ -102,7 +104,8 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
                    metavar="MODEL",
                    help="a pose model, as an option (the same as MODEL; may be repeated)")
     p.add_argument("--detector", metavar="DETECTOR", default=None,
-                   help="person detector file or name, run before each top-down model")
+                   help="person detector file or name, run before each top-down model (a "
+                        "one-stage pose model serves too: its people's boxes)")
     p.add_argument("--detector-backend", metavar="B", default=None, type=backend_name,
                    help="the detector's backend (default: chosen by its file type)")
     add_backend_flag(p, many=True,
@@ -112,6 +115,7 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
                      help="inference threads per model, e.g. 1,2,4, or 'default' for the "
                           f"runtime's own (default: the usable cores, {available_cores()})")
     add_runtime_flags(p)
+    add_one_stage_flags(p)
     p.add_argument("--runs", type=positive_int, default=100, metavar="N",
                    help="timed runs per configuration (default 100)")
     p.add_argument("--warmup", type=non_negative_int, default=10, metavar="N",
@@ -300,6 +304,7 @@ def run_bench(args: argparse.Namespace) -> int:
     for arg in models:
         check_model_arg(arg, "MODEL")
     check_model_arg(args.detector, "--detector")
+    one_stage = one_stage_from_args(args)
     runtime = runtime_from_args(
         args, backends=(args.backend or [None]) + ([args.detector_backend] if args.detector
                                                    else []))
@@ -336,10 +341,19 @@ def run_bench(args: argparse.Namespace) -> int:
                                             backend=_first_backend(arg, backends))
     finally:
         bar.clear()
-    if args.detector and described[args.detector]["card"]["task"] != "detector":
+    if args.detector and described[args.detector]["card"]["task"] not in ("detector",
+                                                                          "onestage"):
         raise UsageError(f"--detector {args.detector} is a "
                          f"{described[args.detector]['card']['task']} pose model, not a person "
-                         "detector.")
+                         "detector (of pose models, only one-stage ones serve as detectors).")
+    tasks = {m: described[m]["card"]["task"] for m in models}
+    if one_stage and "onestage" not in tasks.values():
+        given = given_one_stage_flags(args)
+        raise UsageError(
+            f"{', '.join(given)} {'applies' if len(given) == 1 else 'apply'} to one-stage "
+            "multi-person models (YOLO-pose, MoveNet MultiPose); none of the models benched "
+            f"is one ({', '.join(f'{m}: {t}' for m, t in tasks.items())}). Drop "
+            f"{'it' if len(given) == 1 else 'them'}.")
     for arg in models:
         if described[arg]["card"]["task"] == "detector":
             raise UsageError(f"{arg} is a person detector: pass it as --detector and a pose "
@@ -347,8 +361,9 @@ def run_bench(args: argparse.Namespace) -> int:
 
     threads = args.threads or [available_cores()]
     backends = args.backend or [None]
-    configs = [BenchConfig(m, args.detector if described[m]["card"]["task"] not in WHOLE_IMAGE_TASKS
-                           else None, b, args.detector_backend, t, runtime)
+    configs = [BenchConfig(m, args.detector if tasks[m] not in WHOLE_IMAGE_TASKS else None, b,
+                           args.detector_backend, t, runtime,
+                           one_stage if tasks[m] == "onestage" and one_stage else None)
                for m in models for b in backends for t in threads]
     settings = RunSettings(runs=args.runs, warmup=args.warmup, duration_s=args.duration)
     from edgepose.images import import_cv2
@@ -358,6 +373,7 @@ def run_bench(args: argparse.Namespace) -> int:
     run_settings = {"runs": args.runs, "warmup": args.warmup, "duration_s": args.duration,
                     "backends": args.backend, "threads": threads, "detector": args.detector,
                     "detector_backend": args.detector_backend,
+                    "one_stage": one_stage or None,
                     "runtime": {k: v for k, v in runtime.to_dict().items()
                                 if k not in ("backend", "threads")},
                     "opencv_threads": int(cv2.getNumThreads()), "units": "ms",

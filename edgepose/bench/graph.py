@@ -70,9 +70,9 @@ def count_graph(path: str | os.PathLike,
 
     Args:
         path: the model file.
-        input_shape: ONNX only: the shape of the first input, for models
-            whose input size is dynamic (the model card's size). Without it,
-            GFLOPs of such a model are None.
+        input_shape: ONNX and TFLite: the shape of the first input, for
+            models whose input size is dynamic (the model card's size).
+            Without it, GFLOPs of such a model are None.
 
     Never raises for a file it cannot count: the result says "n/a" in
     ``note`` instead.
@@ -95,8 +95,8 @@ def _count_cached(path: str, size: int, mtime_ns: int,
         return GraphStats(None, None, "none",
                           f"n/a: cannot read graphs of {suffix or 'this'} files")
     try:
-        if suffix == ".onnx":
-            return _count_onnx(Path(path), input_shape)
+        if suffix in (".onnx", ".tflite"):
+            return counters[suffix](Path(path), input_shape)
         return counters[suffix](Path(path))
     except ImportError as exc:
         return GraphStats(None, None, "none", f"n/a: {exc}")
@@ -199,7 +199,7 @@ def _count_onnx(path: Path, input_shape: tuple[int, ...] | None = None) -> Graph
 
 # --- TFLite ---------------------------------------------------------------------------
 
-def _count_tflite(path: Path) -> GraphStats:
+def _count_tflite(path: Path, input_shape: tuple[int, ...] | None = None) -> GraphStats:
     from edgepose.backends.tflite import graph_interpreter
 
     # plain kernels: op details must describe the file, not a delegate's partition
@@ -207,6 +207,16 @@ def _count_tflite(path: Path) -> GraphStats:
     if not hasattr(interpreter, "_get_ops_details"):
         return GraphStats(None, None, "none",
                           f"n/a: the {package} interpreter does not list its ops")
+    # A dynamic input (shape signature -1) is stored at size 1: the shapes of the
+    # ops follow only once the input is resized and the tensors allocated.
+    first = interpreter.get_input_details()[0]
+    signature = first.get("shape_signature")
+    dynamic = signature is not None and any(int(d) < 0 for d in list(signature)[1:])
+    if dynamic and input_shape is not None and len(input_shape) == len(signature):
+        interpreter.resize_tensor_input(first["index"], [int(d) for d in input_shape],
+                                        strict=True)
+        interpreter.allocate_tensors()
+        dynamic = False
     tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
     ops = interpreter._get_ops_details()
     produced = {int(i) for op in ops for i in op["outputs"]}
@@ -250,8 +260,12 @@ def _count_tflite(path: Path) -> GraphStats:
                 flops += 2 * _prod(shape(outs[0])) * shape(ins[0])[-1]
         except (TypeError, IndexError):
             skipped += 1
+    method = f"tflite tensors ({package})"
+    if dynamic:
+        return GraphStats(int(params), None, method,
+                          "GFLOPs n/a: the input size is dynamic (pass the input shape)")
     note = f"{skipped} conv/matmul op(s) with unknown shapes not counted" if skipped else None
-    return GraphStats(int(params), flops / 1e9, f"tflite tensors ({package})", note)
+    return GraphStats(int(params), flops / 1e9, method, note)
 
 
 # --- OpenVINO -------------------------------------------------------------------------

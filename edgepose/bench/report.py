@@ -7,7 +7,8 @@ The JSON document (``SCHEMA``) is::
       "created": ISO 8601 UTC time,
       "command": the command line,
       "settings": {"runs", "warmup", "duration_s", "backends", "threads",
-                   "detector", "detector_backend", "opencv_threads", "units": "ms",
+                   "detector", "detector_backend", "one_stage" (the one-stage
+                   flags given, or null), "opencv_threads", "units": "ms",
                    "image": {"path", "sha256", "bytes", "width", "height"} or null,
                    "video": {"path", "sha256", "bytes", "width", "height", "frames",
                              "fps", "max_frames", "detect_every", "repeats"} or null},

@@ -32,8 +32,8 @@ import resource
 import sys
 import time
 import traceback
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +82,10 @@ class BenchConfig:
             those of the backend it runs on (:meth:`RuntimeOptions.only_for`).
             Its ``backend`` and ``threads`` must be None: the fields above
             say them.
+        one_stage: the Estimator options of a one-stage multi-person
+            model (``score_threshold``, ``iou_threshold``,
+            ``max_detections``, ``input_size``: the one-stage flags), or
+            None for the card's own.
     """
 
     model: str
@@ -90,6 +94,7 @@ class BenchConfig:
     detector_backend: str | None = None
     threads: int | None = None
     runtime: RuntimeOptions | None = None
+    one_stage: Mapping[str, Any] | None = field(default=None, hash=False)
 
     def __post_init__(self) -> None:
         if self.runtime is None:
@@ -303,7 +308,7 @@ def _open_models(config: BenchConfig, path: Path, backend: str, det_path: Path |
     """The configuration's Estimator and PersonDetector (or None)."""
     from edgepose.estimator import Estimator
 
-    est = Estimator(path, runtime=config.runtime_for(backend))
+    est = Estimator(path, runtime=config.runtime_for(backend), **dict(config.one_stage or {}))
     if det_path is None:
         return est, None
     try:

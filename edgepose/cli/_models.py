@@ -80,12 +80,12 @@ def models_list(args: argparse.Namespace) -> int:
     out = _text_out(args)
     print(_where_text(store), file=out)
     print(file=out)
-    rows = [("NAME", "TASK", "HEAD", "FORMAT", "SIZE", "LOCAL")]
+    rows = [("NAME", "TASK", "HEAD", "FORMAT", "SIZE", "LICENSE", "LOCAL")]
     records = []
     for entry in store.registry:
         size = entry.size or store.expected_size(entry)
         rows.append((entry.name, entry.task, entry.head, entry.format, _size_text(size),
-                     _local_status(store, entry)))
+                     entry.license, _local_status(store, entry)))
         local = store.local_path(entry)
         records.append({"name": entry.name, "task": entry.task, "head": entry.head,
                         "format": entry.format, "size_bytes": size,
@@ -95,6 +95,11 @@ def models_list(args: argparse.Namespace) -> int:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip(), file=out)
+    copyleft = [e.name for e in store.registry if e.license.startswith(("AGPL", "GPL"))]
+    if copyleft:
+        print(f"Copyleft (AGPL) weights, recognised but never fetched: {', '.join(copyleft)}; "
+              "their licence binds your use and distribution (edgepose models info NAME).",
+              file=out)
     _write_json(args, {"cache": str(store.models_dir),
                        "model_dir": str(store.model_dir) if store.model_dir else None,
                        "mirror": store.mirror or None, "offline": bool(store.offline),
@@ -114,7 +119,8 @@ def models_info(args: argparse.Namespace) -> int:
 
     field("task", f"{entry.task}, head {entry.head}, keypoints {entry.keypoints or '-'}"
           + (f", input {entry.input_hw[0]}x{entry.input_hw[1]}" if entry.input_hw else ""))
-    field("preset", entry.preset or "none (edgepose has no card for it yet)")
+    field("preset", entry.preset or "none (the card comes from the file, or edgepose has "
+          "none for it yet)")
     size = entry.size or store.expected_size(entry)
     field("file", f"{entry.file} ({size} bytes)" if size else entry.file)
     if entry.sha256 is not None:
@@ -132,8 +138,9 @@ def models_info(args: argparse.Namespace) -> int:
         field("archive", f"{archive.file}, holding {archive.member} (extracted into the cache "
               f"as {entry.file}); archive sha256 {archive.sha256 or 'unknown'}")
     else:
-        field("upstream", entry.url or "none: a conversion with no public release; it "
-              "resolves only from the model dir, the cache or the mirror")
+        field("upstream", entry.url or "none: edgepose does not download it (a conversion "
+              "with no public release, or weights under a licence edgepose does not "
+              "distribute); it resolves only from the model dir, the cache or the mirror")
     field("source", entry.source)
     if entry.note:
         field("note", entry.note)

@@ -1,7 +1,8 @@
 """``edgepose run [INPUT] --model M [--detector D] [--backend B] [--threads T]
-[--device D] [--precision P] [--providers P,...] [--no-xnnpack] [--out DIR]
-[--json PATH]``: pose estimation on an image, a folder of images, a
-video file or a camera index.
+[--device D] [--precision P] [--providers P,...] [--no-xnnpack]
+[--score-threshold S] [--iou-threshold IOU] [--max-detections N]
+[--input-size PX] [--out DIR] [--json PATH]``: pose estimation on an image,
+a folder of images, a video file or a camera index.
 
 Writes annotated images (or an annotated video) into ``--out`` and one JSON
 line per frame to ``--out/poses.jsonl``; ``--json PATH`` writes the JSON lines
@@ -12,6 +13,9 @@ stderr unless ``--quiet``. Videos and cameras are tracked
 (:class:`edgepose.PoseTracker`) and pipelined (:mod:`edgepose.video.pipeline`);
 their JSON lines carry ``timestamp_ms`` and ``--out`` gets ``summary.json``.
 The runtime flags make one :class:`edgepose.RuntimeOptions` for both models.
+The one-stage flags (:mod:`edgepose._one_stage_flags`) set a one-stage
+multi-person model's options; with any other model they are a usage error,
+as ``--detector`` is with a model that finds every person itself.
 """
 from __future__ import annotations
 
@@ -24,6 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from edgepose._argtypes import positive_int
+from edgepose._one_stage_flags import (add_one_stage_flags, check_model_flags,
+                                       one_stage_from_args, usage_error_for)
 from edgepose._runtime_flags import add_runtime_flags, runtime_from_args
 from edgepose._cli import (EXIT_FAILED, EXIT_OK, UsageError, add_backend_flag, add_debug_flag,
                            add_json_flag, add_quiet_flag, add_threads_flag, check_model_arg,
@@ -163,20 +169,37 @@ def run(args: argparse.Namespace) -> int:
     check_model_arg(args.model, "--model")
     check_model_arg(args.detector, "--detector")
     runtime = runtime_from_args(args)
+    one_stage = one_stage_from_args(args)
     if args.out != "-":
         check_output_dir(args.out, "--out")
     if args.json not in (None, "-"):
         check_output_file(args.json, "--json")
     _fetch_named([args.model, args.detector], args.quiet)
     if kind == "video":
-        return _run_video(args, runtime)
-    from edgepose import Estimator
-
+        return _run_video(args, runtime, one_stage)
     if len(files) == 1:  # one image: its error is the command's, before any work
         _read_image(files[0])
-    with Estimator(args.model, args.detector, runtime=runtime, preset=args.preset,
-                   detector_preset=args.detector_preset) as est:
+    est = _estimator(args, runtime, one_stage, args.detector)
+    with est:
         return _run_images(args, est, files, skip_bad=len(files) > 1)
+
+
+def _estimator(args: argparse.Namespace, runtime, one_stage: dict, detector: str | None):
+    """The Estimator of ``--model`` (with ``detector``, a file or name, or
+    None); one-stage flags or a detector that do not fit the model are a
+    usage error."""
+    from edgepose import Estimator
+
+    try:
+        est = Estimator(args.model, detector, runtime=runtime, preset=args.preset,
+                        detector_preset=args.detector_preset, **one_stage)
+    except ValueError as exc:
+        usage = usage_error_for(args, model=args.model, detector=detector,
+                                preset=args.preset, runtime=runtime)
+        if usage is not None:
+            raise usage from exc
+        raise
+    return est
 
 
 def _run_images(args: argparse.Namespace, est, files: list[Path], skip_bad: bool) -> int:
@@ -221,9 +244,8 @@ def _smoothing(args: argparse.Namespace):
                          beta=defaults.beta if args.beta is None else args.beta)
 
 
-def _run_video(args: argparse.Namespace, runtime) -> int:
+def _run_video(args: argparse.Namespace, runtime, one_stage: dict) -> int:
     """A video file or camera: tracked (ids), pipelined, optionally smoothed."""
-    from edgepose import Estimator
     from edgepose.backends._base import available_cores
     from edgepose.detectors import PersonDetector
     from edgepose.video.pipeline import FRAME_STAGES, track_frames, video_frames
@@ -249,8 +271,9 @@ def _run_video(args: argparse.Namespace, runtime) -> int:
         runtime = runtime.replace(threads=threads)
     parts: list = []
     try:
-        est = Estimator(args.model, runtime=runtime, preset=args.preset)
+        est = _estimator(args, runtime, one_stage, None)
         parts.append(est)
+        check_model_flags(est.card, args, model=args.model, detector=args.detector)
         det = None
         if args.detector is not None:
             det = PersonDetector.from_file(args.detector, preset=args.detector_preset,
@@ -368,6 +391,7 @@ def add_run_parser(sub) -> None:
     add_threads_flag(p, help="inference threads per model (default: the runtime's own; a "
                              "pipelined video with a detector: half the cores each)")
     add_runtime_flags(p)
+    add_one_stage_flags(p)
     p.add_argument("--out", default="edgepose_out",
                    help="output folder (default: edgepose_out), or - for JSON lines on stdout "
                         "and no drawings")

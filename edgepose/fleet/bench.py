@@ -70,7 +70,8 @@ def config_to_dict(config: BenchConfig) -> dict[str, Any]:
     runtime = None if config.runtime is None else config.runtime.to_dict()
     return {"model": config.model, "detector": config.detector, "backend": config.backend,
             "detector_backend": config.detector_backend, "threads": config.threads,
-            "runtime": runtime}
+            "runtime": runtime,
+            "one_stage": None if config.one_stage is None else dict(config.one_stage)}
 
 
 def config_from_dict(data: dict[str, Any]) -> BenchConfig:
@@ -78,7 +79,7 @@ def config_from_dict(data: dict[str, Any]) -> BenchConfig:
     runtime = None if data.get("runtime") is None else RuntimeOptions(**data["runtime"])
     return BenchConfig(model=data["model"], detector=data["detector"], backend=data["backend"],
                        detector_backend=data["detector_backend"], threads=data["threads"],
-                       runtime=runtime)
+                       runtime=runtime, one_stage=data.get("one_stage"))
 
 
 def accuracy_payload(annotations: str | os.PathLike, images: str | os.PathLike,
@@ -336,6 +337,7 @@ def run_lab_bench(client: distributed.Client, workers: list[LabWorker],
                 row = {"status": "error", "reason": f"{type(exc).__name__}: {exc}",
                        **config_to_dict(configs[i])}
                 row.pop("runtime", None)
+                row.pop("one_stage", None)
             row = {"worker": worker.name, "index": i} | row
             result.rows.append(row)
             result.devices[worker.name]["done"] += 1

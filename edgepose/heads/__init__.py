@@ -32,6 +32,7 @@ from edgepose.heads._params import HeadParams, KeypointHeadParams
 from edgepose.heads.blazepose import BlazePoseParams, decode_blazepose
 from edgepose.heads.heatmap import HeatmapParams, decode_heatmap
 from edgepose.heads.movenet import MoveNetParams, decode_movenet
+from edgepose.heads.movenet_multipose import MoveNetMultiPoseParams
 from edgepose.heads.nanodet import NanoDetParams
 from edgepose.heads.paf import PafParams
 from edgepose.heads.posenet import PoseNetParams
@@ -59,6 +60,7 @@ HEAD_PARAMS: dict[str, type[HeadParams]] = {
     "yolox": YoloxParams,
     "nanodet": NanoDetParams,
     "yolo_pose": YoloPoseParams,
+    "movenet_multipose": MoveNetMultiPoseParams,
 }
 
 #: head name -> decoder, for the top-down and single-person heads.

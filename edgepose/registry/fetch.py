@@ -117,7 +117,8 @@ class _Fetching:
                     return result
         # upstream
         if entry.url is None:
-            tried.append("upstream: none (this file is a conversion with no public release)")
+            tried.append("upstream: none (edgepose downloads this file from nowhere: a "
+                         "conversion with no public release, or weights it does not distribute)")
         elif self.offline:
             tried.append(f"upstream: {entry.url} (skipped: {OFFLINE_ENV} is set)")
         else:

@@ -74,7 +74,7 @@ def pose_model(model: Any, runtime: Any) -> tuple[Any, bool]:
                     f"pose(frame, boxes=...) -> PoseResult, got {type(model).__name__}.")
 
 
-def person_detector(detector: Any, score_threshold: float, runtime: Any) -> tuple[Any, bool]:
+def person_detector(detector: Any, score_threshold: float | None, runtime: Any) -> tuple[Any, bool]:
     """The detector callable (or None), and whether the tracker built it (with
     ``runtime``, a RuntimeOptions)."""
     if detector is None:

@@ -148,7 +148,9 @@ class PoseTracker:
         backend, threads: shortcuts for those fields of ``runtime``; giving
             both is a ValueError.
         detection_threshold: minimum person score of a detector built from
-            a file.
+            a file; None: 0.3 for a person detector, the card's person
+            threshold for a one-stage pose model used as detector
+            (:meth:`edgepose.detectors.PersonDetector.from_file`).
 
     Each result carries the milliseconds of its frame's stages in
     ``result.timings_ms`` (detect, pose, track, total).
@@ -179,7 +181,7 @@ class PoseTracker:
                  runtime: RuntimeOptions | None = None,
                  detector_runtime: RuntimeOptions | None = None,
                  backend: str | None = None, threads: int | None = None,
-                 detection_threshold: float = 0.3) -> None:
+                 detection_threshold: float | None = None) -> None:
         runtime = RuntimeOptions.resolve(runtime, backend=backend, threads=threads)
         if detector_runtime is not None and not isinstance(detector, (str, os.PathLike)):
             raise ValueError("detector_runtime applies to a detector built from a file; the "
