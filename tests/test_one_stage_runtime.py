@@ -119,7 +119,7 @@ def test_tracker_with_a_one_stage_detector(shared_dir, models):
 
 def test_top_down_on_one_stage_boxes_scores_with_the_detectors(models, shared_dir):
     """MoveNet SinglePose on MoveNet MultiPose's boxes, against its AP on YOLOX-nano's
-    measured in the same run (docs/accuracy_speed.md has the table)."""
+    measured in the same run (docs/one_stage.md has the table)."""
     ann, folder = shared_dir / "data/coco/test_coco.json", shared_dir / "data/coco"
     with Estimator(models / SINGLEPOSE, models / MULTIPOSE) as est:
         assert isinstance(est._detector, OneStagePersonDetector)

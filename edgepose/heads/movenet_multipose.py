@@ -17,7 +17,7 @@ the aspect ratio changes by at most half a multiple. ``"letterbox"`` keeps
 the aspect ratio exactly and pads the bottom and right up to the multiples.
 On ``data/coco`` at 256 pixels, stretching scored OKS AP 0.54 and the
 letterbox 0.48 (at 384 the order flips, 0.58 and 0.64; see
-``docs/accuracy_speed.md``): the preset stretches at 256, as the reference
+``docs/one_stage.md``): the preset stretches at 256, as the reference
 pipeline of the model does.
 """
 from __future__ import annotations
