@@ -17,7 +17,8 @@ from edgepose.geometry import (apply_affine, boxes_to_center_scale, crop_matrice
                                invert_affine, warp_crops)
 from edgepose.images import check_image, import_cv2
 from edgepose.heads import check_finite_outputs, decode_head, HEAD_DECODERS
-from edgepose.heads._one_stage import OneStageOptions, one_stage_runner
+from edgepose.heads._one_stage import (OneStageOptions, check_one_stage_options,
+                                       one_stage_runner)
 from edgepose.keypoints import KeypointSet, convert_keypoints, get_keypoint_set
 from edgepose.model import LoadedModel
 from edgepose.results import PoseResult
@@ -186,7 +187,7 @@ class Estimator:
                     f"{Path(model).name} is a person detector (its card says task 'detector'); "
                     "pass it as detector=..., and a pose model as the first argument.")
             if card.task == "onestage":
-                one_stage_runner(card.head)  # fails here when this edgepose lacks it
+                check_one_stage_options(self._pose, self._one_stage)
             elif card.head not in HEAD_DECODERS and card.head not in _BOTTOM_UP_HEADS:
                 raise ValueError(
                     f"{Path(model).name} has head '{card.head}', which this version of edgepose "

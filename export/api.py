@@ -334,7 +334,7 @@ def _as_inputs(value: Any, card: ModelCard, boxes: Any, progress: bool,
 def export_model(source: Any, *, card: ModelCard | None = None, preset: str | None = None,
                  targets: Any = ("onnx",), precisions: Any = ("fp32",),
                  calibration: Any = None, out_dir: str | os.PathLike,
-                 parity_inputs: Any = None, tolerance: Tolerance = Tolerance(),
+                 parity_inputs: Any = None, tolerance: Tolerance | None = None,
                  force: bool = False, boxes: Any = None, name: str | None = None,
                  exclude_nodes: Any = None, max_calibration_images: int = 300,
                  latency_runs: int = 20, progress: bool = False) -> ExportResult:
@@ -362,7 +362,10 @@ def export_model(source: Any, *, card: ModelCard | None = None, preset: str | No
     breaks ``tolerance``, one decision for the three formats
     (:func:`edgepose_export.int8.decide_int8_head`, recorded in the card as
     ``provenance["int8"]``; OpenVINO and TFLite judge the keypoint error
-    only). For ONNX, ``exclude_nodes`` replaces the decision.
+    only). For ONNX, ``exclude_nodes`` replaces the decision. YOLO-pose
+    (head ``"yolo_pose"``) keeps its decode in float where measurement says
+    so (:mod:`edgepose_export.yolo_pose`, judged on the parity images), and
+    its ``.tflite`` source can be quantized to ``"int8"`` (AI Edge Quantizer).
     ``"int8-dynamic"`` is ONNX and TFLite only, with a warning for
     convolutional ONNX models.
 
@@ -382,7 +385,10 @@ def export_model(source: Any, *, card: ModelCard | None = None, preset: str | No
         parity_inputs: a CalibrationSet, ``(M, ...)`` tensors or a folder of
             images (or a video); default the calibration tensors; one of the
             two is required. At most :data:`MAX_PARITY_INPUTS` are used.
-        tolerance: the limits each artefact must meet.
+        tolerance: the limits each artefact must meet; None: :class:`Tolerance`'s
+            defaults, except for one-stage YOLO-pose cards, whose whole-image
+            input gets 3 px per 256 px of its longer side (7.5 px at 640)
+            and OKS >= 0.95 (:func:`edgepose_export.yolo_pose.default_tolerance`).
         force: keep going and return when an artefact fails its tolerance
             (else :class:`ParityError` after every artefact is made).
         boxes: person boxes for the top-down crops of image folders given
@@ -436,6 +442,12 @@ def export_model(source: Any, *, card: ModelCard | None = None, preset: str | No
                 f"A torch module needs its card: pass card=ModelCard(...) or preset=NAME "
                 f"(got {type(card).__name__}).")
     kind = "torch" if torch_source else source.suffix.lower()[1:]
+    if tolerance is None:
+        tolerance = Tolerance()
+        if card.head == "yolo_pose":
+            from edgepose_export.yolo_pose import default_tolerance
+
+            tolerance = default_tolerance(card.input.size)
 
     # -- every combination checked before anything is written
     for target in targets:
@@ -449,7 +461,8 @@ def export_model(source: Any, *, card: ModelCard | None = None, preset: str | No
                 "environment (its pins clash with this one). Export from the PyTorch model "
                 "(litert-torch), or run onnx2tf separately.")
         for precision in precisions:
-            if kind == "tflite" and target == "tflite" and precision != "fp32":
+            if kind == "tflite" and target == "tflite" and precision != "fp32" and not (
+                    card.head == "yolo_pose" and precision == "int8"):
                 raise ValueError(
                     f"A TFLite source is only copied with its card (precision fp32), not "
                     f"converted to {precision}: quantize the original model instead.")
@@ -496,7 +509,8 @@ def export_model(source: Any, *, card: ModelCard | None = None, preset: str | No
         for target in [t for t in TARGETS if t in targets]:
             for precision in precisions:
                 path, notes = _convert(source, kind, base, card, target, precision, calib,
-                                       tolerance, exclude_nodes, out_dir, stem, result)
+                                       tolerance, exclude_nodes, out_dir, stem, result,
+                                       parity_tensors)
                 if path is None:
                     continue
                 artifact = _check_artifact(source, path, target, precision, card, parity_tensors,
@@ -527,8 +541,12 @@ def _base_onnx(source, kind, card, targets, precisions, out_dir, stem, work) -> 
 
 
 def _convert(source, kind, base, card, target, precision, calib, tolerance, exclude_nodes,
-             out_dir, stem, result) -> tuple[Path | None, list[str]]:
+             out_dir, stem, result, parity_tensors=None) -> tuple[Path | None, list[str]]:
     from edgepose_export import onnx as onnx_export
+
+    if card.head == "yolo_pose" and precision == "int8" and exclude_nodes is None:
+        return _convert_yolo_int8(source, kind, base, card, target, calib, tolerance, out_dir,
+                                  stem, parity_tensors)
 
     if target == "onnx":
         path = out_dir / f"{stem}_{precision}.onnx"
@@ -570,6 +588,31 @@ def _convert(source, kind, base, card, target, precision, calib, tolerance, excl
     except ImportError as exc:
         result.skipped.append({"target": target, "precision": precision, "reason": str(exc)})
         return None, []
+    return path, _int8_notes(path)
+
+
+def _convert_yolo_int8(source, kind, base, card, target, calib, tolerance, out_dir, stem,
+                       parity_tensors) -> tuple[Path, list[str]]:
+    """YOLO-pose INT8, the decode in float where measurement (on the parity
+    images) says so: :mod:`edgepose_export.yolo_pose`."""
+    from edgepose_export import yolo_pose
+
+    judge = parity_tensors if parity_tensors is not None else _subset(calib.tensors,
+                                                                      MAX_PARITY_INPUTS)
+    if target == "onnx":
+        path, _ = yolo_pose.quantize_onnx(base, out_dir / f"{stem}_int8.onnx", calib,
+                                          measure_inputs=judge, card=card, tolerance=tolerance)
+    elif target == "openvino":
+        src = source if kind == "tflite" else base
+        path, _ = yolo_pose.quantize_openvino(src, out_dir / f"{stem}_int8.xml", calib,
+                                              measure_inputs=judge, card=card,
+                                              tolerance=tolerance, normalised=bool(
+                                                  getattr(card.params, "normalized", False)))
+    else:
+        path, _ = yolo_pose.quantize_tflite(source, out_dir / f"{stem}_int8.tflite", calib,
+                                            measure_inputs=judge, card=card, tolerance=tolerance,
+                                            normalised=bool(getattr(card.params, "normalized",
+                                                                    False)))
     return path, _int8_notes(path)
 
 

@@ -78,10 +78,11 @@ def build_parser(prog: str = "edgepose export") -> argparse.ArgumentParser:
     p.add_argument("--name", help="file name stem of the artefacts (default: the card's name)")
     p.add_argument("--parity-images", help="images for the parity reports (default: the "
                    "calibration images)")
-    p.add_argument("--max-keypoint-error", type=float, default=default.max_keypoint_error_px,
+    p.add_argument("--max-keypoint-error", type=float, default=None,
                    metavar="PX", help="tolerance: mean keypoint error in model-input pixels "
-                   f"(default: {default.max_keypoint_error_px})")
-    p.add_argument("--min-oks", type=float, default=default.min_oks, metavar="X",
+                   f"(default: {default.max_keypoint_error_px}; one-stage YOLO-pose models: "
+                   "3 per 256 px of the input's longer side)")
+    p.add_argument("--min-oks", type=float, default=None, metavar="X",
                    help=f"tolerance: mean OKS against the source (default: {default.min_oks})")
     p.add_argument("--force", action="store_true",
                    help="exit 0 even when an artefact is outside its tolerance")
@@ -132,11 +133,17 @@ def _source(args: argparse.Namespace) -> Any:
 def _tolerance(args: argparse.Namespace):
     from edgepose_export.api import Tolerance
 
-    if not args.max_keypoint_error > 0:
-        raise UsageError(f"--max-keypoint-error must be positive, got {args.max_keypoint_error}.")
-    if not 0 <= args.min_oks <= 1:
-        raise UsageError(f"--min-oks must be between 0 and 1, got {args.min_oks}.")
-    return Tolerance(max_keypoint_error_px=args.max_keypoint_error, min_oks=args.min_oks)
+    if args.max_keypoint_error is None and args.min_oks is None:
+        return None  # the model's default (export_model)
+    default = Tolerance()
+    max_error = (default.max_keypoint_error_px if args.max_keypoint_error is None
+                 else args.max_keypoint_error)
+    min_oks = default.min_oks if args.min_oks is None else args.min_oks
+    if not max_error > 0:
+        raise UsageError(f"--max-keypoint-error must be positive, got {max_error}.")
+    if not 0 <= min_oks <= 1:
+        raise UsageError(f"--min-oks must be between 0 and 1, got {min_oks}.")
+    return Tolerance(max_keypoint_error_px=max_error, min_oks=min_oks)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -179,9 +186,10 @@ def run(args: argparse.Namespace) -> int:
         target.write_text(text + "\n")
         print(f"report: {target}", file=sys.stderr)
     if code == EXIT_TOLERANCE:
+        limits = result.failed[0].card.provenance.get("parity", {}).get("tolerance", {})
         error_line(args.prog, f"{len(result.failed)} artefact(s) outside the tolerance (mean "
-                   f"keypoint error <= {args.max_keypoint_error} px, OKS >= {args.min_oks}); "
-                   "--force accepts them.")
+                   f"keypoint error <= {limits.get('max_keypoint_error_px')} px, OKS >= "
+                   f"{limits.get('min_oks')}); --force accepts them.")
     return code
 
 

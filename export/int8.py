@@ -248,7 +248,9 @@ def describe_int8(record: Mapping[str, Any]) -> str:
         return text + ("" if oks is None else f", OKS {oks:.3f}")
 
     inputs = record.get("inputs")
-    on = f" on {inputs} calibration inputs" if inputs is not None else ""
+    kind = ("calibration" if str(record.get("measured_on", "calibration")).startswith(
+        "calibration") else "held-out")  # measure_inputs: tensors calibration did not see
+    on = f" on {inputs} {kind} inputs" if inputs is not None else ""
     return (f"INT8 head kept in {record['head']} (head depth {record['head_depth']}, "
             f"{len(record.get('float_ops', []))} float ops); measured{on}: "
             f"{'; '.join(figures(a) for a in record.get('attempts', []))}; {record['reason']}")

@@ -16,6 +16,9 @@ report (:class:`~edgepose_export.api.ParityReport`) holds
   over the keypoints the source finds (an artefact that loses a keypoint
   scores 0 on it); the area is the person box inside a top-down crop (input
   area / 1.25**2) or the bounding box of a bottom-up person's keypoints;
+* one-stage YOLO-pose models: people decoded on both sides and matched by
+  box IoU (:func:`edgepose_export.yolo_pose.parity_figures`), as their INT8
+  decision measures them;
 * the latency p50 of each on this CPU (warm-up, then timed single-input runs);
 * ``passed``: mean keypoint error and OKS within the tolerance.
 """
@@ -258,6 +261,8 @@ def decodable(card: ModelCard) -> bool:
     """True when parity can decode poses from the card's head."""
     from edgepose.heads import HEAD_DECODERS
 
+    if card.head == "yolo_pose":  # one-stage: edgepose_export.yolo_pose.parity_figures
+        return getattr(card.params, "format", None) == "decoded"
     return card.head in HEAD_DECODERS or card.head in ("paf", "posenet")
 
 
@@ -302,6 +307,17 @@ def compare(reference: Mapping[str, np.ndarray], candidate: Mapping[str, np.ndar
         return result
     if any(not np.isfinite(np.asarray(v, np.float64)).all() for v in candidate.values()):
         notes.append("the artefact produced NaN or inf")
+        return result
+    if card.head == "yolo_pose":
+        from edgepose_export.yolo_pose import parity_figures
+
+        figures = parity_figures(reference, candidate, card, candidate_card)
+        result.update({k: figures[k] for k in ("keypoint_error_px_mean", "keypoint_error_px_p95",
+                                                "oks_mean", "keypoints")})
+        notes.append(
+            f"one-stage: people decoded on both sides and matched by box IoU; "
+            f"{figures['matched']} of {figures['people']} matched, a lost person counts as the "
+            "input diagonal; keypoints the source sees (visibility > 0.5); OKS with box areas")
         return result
     hw = tuple(card.input.size)
     top_down = card.task in ("topdown", "single")

@@ -119,7 +119,7 @@ def test_tracker_with_a_one_stage_detector(shared_dir, models):
 
 def test_top_down_on_one_stage_boxes_scores_with_the_detectors(models, shared_dir):
     """MoveNet SinglePose on MoveNet MultiPose's boxes, against its AP on YOLOX-nano's
-    measured in the same run (docs/accuracy_speed.md has the table)."""
+    measured in the same run (docs/one_stage.md has the table)."""
     ann, folder = shared_dir / "data/coco/test_coco.json", shared_dir / "data/coco"
     with Estimator(models / SINGLEPOSE, models / MULTIPOSE) as est:
         assert isinstance(est._detector, OneStagePersonDetector)
@@ -263,3 +263,15 @@ def test_bench_configs_keep_their_one_stage_options_across_the_lab():
     assert data["one_stage"] == {"input_size": 320}
     assert config_from_dict(json.loads(json.dumps(data))) == config
     assert config_from_dict(config_to_dict(BenchConfig("m.tflite"))).one_stage is None
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"iou_threshold": 0.5}, "iou_threshold does not apply to movenet-multipose"),
+    ({"max_detections": 7}, "max_detections must be at most 6"),
+    ({"input_size": 250}, "input_size must be a multiple of 32"),
+])
+def test_options_that_cannot_fit_fail_when_the_estimator_is_built(models, options, message):
+    """A one-stage head checks the caller's options against the loaded model
+    (check_options) when the Estimator is built, not on the first image."""
+    with pytest.raises(ValueError, match=message):
+        Estimator(models / MULTIPOSE, **options)

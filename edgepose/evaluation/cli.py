@@ -2,7 +2,8 @@
 
 ``edgepose eval MODEL --annotations FILE --images DIR [--detector D | --gt-boxes]
 [--backend B] [--threads T] [--device D] [--precision P] [--providers P,...]
-[--no-xnnpack] [--score-threshold S] [--json PATH] [--per-keypoint] [--quiet]`` runs
+[--no-xnnpack] [--score-threshold S] [--iou-threshold IOU] [--max-detections N]
+[--input-size PX] [--json PATH] [--per-keypoint] [--quiet]`` runs
 MODEL (a file or a registry name; ``--model MODEL`` says the same) over the
 annotated images, prints a table of OKS AP/AR (COCO, CrowdPose, AIC files),
 box-normalised PCK, MPII PCKh (MPII files), keypoint errors and latency, and
@@ -10,7 +11,9 @@ writes them as JSON with ``--json``
 (``-`` for stdout, the table then goes to stderr). A progress bar goes to
 stderr unless ``--quiet``. A one-stage model (YOLO-pose) is evaluated with
 a person score threshold of 0.001 (as ``yolo val``; ``--score-threshold``
-sets another), not its card's default, since AP needs the low-scoring people.
+sets another), not its card's default, since AP needs the low-scoring people;
+the other one-stage flags are those of ``edgepose run``
+(:mod:`edgepose._one_stage_flags`).
 
 With ``--cluster ADDR`` (``pip install 'edgepose[fleet]'``) the images are
 sharded over the workers of a Dask lab (``--devices`` chooses them; the
@@ -46,6 +49,7 @@ from edgepose._cli import (UsageError, add_backend_flag, add_debug_flag, add_jso
                            add_quiet_flag, add_threads_flag, check_model_arg, check_output_file,
                            run_command)
 from edgepose._runtime_flags import add_runtime_flags, runtime_from_args
+from edgepose._one_stage_flags import add_one_stage_flags, one_stage_from_args
 from edgepose.fleet.flags import add_cluster_flags, check_cluster_flags
 
 __all__ = ["main_eval", "add_eval_arguments", "run_eval", "EVAL_DESCRIPTION"]
@@ -68,12 +72,10 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPars
     boxes.add_argument("--detector", help="person detector file or name (top-down models)")
     boxes.add_argument("--gt-boxes", action="store_true",
                        help="run the pose model on the ground-truth person boxes")
-    parser.add_argument("--score-threshold", type=float, default=None, metavar="S",
-                        help="one-stage models (YOLO-pose): the person score threshold "
-                             "(default 0.001, as 'yolo val'; AP needs the low-scoring people)")
     parser.add_argument("--preset", help="card preset of the pose model, if it carries no card")
     parser.add_argument("--detector-preset", help="card preset of the detector")
     add_backend_flag(parser)
+    add_one_stage_flags(parser)  # eval's --score-threshold default is 0.001 (see above)
     add_threads_flag(parser)
     add_runtime_flags(parser)
     parser.add_argument("--keypoint-set",
@@ -178,6 +180,7 @@ def run_eval(args: argparse.Namespace) -> int:
     check_model_arg(args.model, "MODEL")
     check_model_arg(args.detector, "--detector")
     runtime = runtime_from_args(args)
+    one_stage = one_stage_from_args(args)
     _check_lab_eval_flags(args)
     if args.json and args.json != "-":
         check_output_file(args.json, "--json")
@@ -189,8 +192,7 @@ def run_eval(args: argparse.Namespace) -> int:
     else:
         lab_lines = []
         with eval_estimator(args.model, args.detector, runtime=runtime, preset=args.preset,
-                            detector_preset=args.detector_preset,
-                            score_threshold=args.score_threshold) as est:
+                            detector_preset=args.detector_preset, **one_stage) as est:
             report = evaluate_model(est, annotations, args.images, gt_boxes=args.gt_boxes,
                                     keypoint_set=args.keypoint_set,
                                     area_source=args.area_source,
@@ -244,7 +246,7 @@ def _run_on_lab(args: argparse.Namespace, annotations: Any, runtime: Any
             lab.client, args.model, annotations, args.images, detector=args.detector,
             runtime=runtime,
             estimator_options={"preset": args.preset, "detector_preset": args.detector_preset,
-                               "score_threshold": args.score_threshold},
+                               **one_stage_from_args(args)},
             gt_boxes=args.gt_boxes, keypoint_set=args.keypoint_set,
             area_source=args.area_source, per_keypoint=args.per_keypoint,
             workers=None if args.devices is None else [w.name for w in lab.workers],

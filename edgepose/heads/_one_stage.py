@@ -2,7 +2,10 @@
 ``"onestage"``: one network gives every person's box and keypoints, e.g.
 YOLO-pose, MoveNet MultiPose), and the runner protocol those heads follow.
 
-A runner is ``run(model, image, keypoint_set, watch, options) -> PoseResult``:
+A runner is ``run(model, image, keypoint_set, watch, options) -> PoseResult``
+and its module has ``check_options(model, options)``, which the Estimator
+calls when it is built so that options that cannot fit the model fail then,
+not on the first image. The runner:
 it resizes the whole BGR image to the model input (for a model with a
 dynamic input, the smallest input its head allows), runs it, decodes, and
 returns people in image pixels with their boxes and person scores.
@@ -19,7 +22,8 @@ from typing import Any, Callable
 
 from edgepose._validate import is_int, is_real
 
-__all__ = ["OneStageOptions", "ONE_STAGE_RUNNERS", "one_stage_runner", "MAX_DETECTIONS"]
+__all__ = ["OneStageOptions", "ONE_STAGE_RUNNERS", "one_stage_runner", "check_one_stage_options",
+           "MAX_DETECTIONS"]
 
 #: The most people a caller may ask a one-stage model for.
 MAX_DETECTIONS = 10000
@@ -91,3 +95,16 @@ def one_stage_runner(head: str) -> Callable[..., Any]:
             f"{sorted(ONE_STAGE_RUNNERS) or 'none'}.") from None
     module, _, name = target.partition(":")
     return getattr(importlib.import_module(module), name)
+
+
+def check_one_stage_options(model: Any, options: OneStageOptions) -> None:
+    """Checks ``options`` against a loaded one-stage model with its head
+    module's ``check_options`` (a fixed input size given another
+    ``input_size``, an IoU threshold for a graph that suppresses duplicates
+    itself, more detections than the graph has slots, ...).
+
+    Raises:
+        ValueError: an option that cannot apply to the model, naming it.
+    """
+    runner = one_stage_runner(model.card.head)
+    importlib.import_module(runner.__module__).check_options(model, options)

@@ -17,7 +17,7 @@ the aspect ratio changes by at most half a multiple. ``"letterbox"`` keeps
 the aspect ratio exactly and pads the bottom and right up to the multiples.
 On ``data/coco`` at 256 pixels, stretching scored OKS AP 0.54 and the
 letterbox 0.48 (at 384 the order flips, 0.58 and 0.64; see
-``docs/accuracy_speed.md``): the preset stretches at 256, as the reference
+``docs/one_stage.md``): the preset stretches at 256, as the reference
 pipeline of the model does.
 """
 from __future__ import annotations
@@ -139,6 +139,35 @@ def _settings(model: Any, options: Any, params: MoveNetMultiPoseParams, slots: i
     return threshold, min(limit, slots)
 
 
+def _fixed_size(model: Any, options: Any) -> None:
+    if options.input_size is not None:
+        raise ValueError(
+            f"input_size applies to models with a dynamic input size; {model.name} takes "
+            f"{model.input_hw[0]}x{model.input_hw[1]} only. Drop input_size (got "
+            f"{options.input_size}).")
+
+
+def check_options(model: Any, options: Any) -> None:
+    """Checks the caller's options against the model, before any image (the
+    Estimator calls it when it is built): ``iou_threshold``, ``input_size``,
+    and ``max_detections`` against the people slots of the graph's output
+    when its shape says them.
+
+    Raises:
+        ValueError: as :func:`run_movenet_multipose` does for options.
+    """
+    _check_iou(model, options)
+    params: MoveNetMultiPoseParams = model.card.params
+    if model.dynamic_input:
+        _longer_side(model, options, params)
+    else:
+        _fixed_size(model, options)
+    shapes = {t.name: tuple(t.shape) for t in model.backend.outputs}
+    shape = shapes.get(model.card.outputs.get("people"), ())
+    if len(shape) == 3 and isinstance(shape[1], int):
+        _settings(model, options, params, shape[1])
+
+
 def run_movenet_multipose(model: Any, image: NDArray[np.uint8], keypoint_set: Any, watch: Any,
                           options: Any) -> Any:
     """Finds every person in a whole image with a MoveNet MultiPose model.
@@ -186,11 +215,7 @@ def run_movenet_multipose(model: Any, image: NDArray[np.uint8], keypoint_set: An
         longer = _longer_side(model, options, params)
         input_hw = input_size_for(image.shape[:2], longer, params.size_multiple, resize)
     else:
-        if options.input_size is not None:
-            raise ValueError(
-                f"input_size applies to models with a dynamic input size; {model.name} takes "
-                f"{model.input_hw[0]}x{model.input_hw[1]} only. Drop input_size (got "
-                f"{options.input_size}).")
+        _fixed_size(model, options)
         input_hw = tuple(model.input_hw)
     canvas, (scale_x, scale_y), (pad_x, pad_y) = resize_to_input(
         image, resize, input_hw, pad_value=spec.pad_value, align="topleft")

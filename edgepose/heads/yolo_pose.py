@@ -191,6 +191,22 @@ def _input_hw(model: Any, image_hw: tuple[int, int], input_size: int | None,
     return letterbox_size(image_hw, longer, params.size_multiple)
 
 
+def check_options(model: Any, options: Any) -> None:
+    """Checks the caller's options against the model, before any image (the
+    Estimator calls it when it is built).
+
+    Raises:
+        ValueError: as :func:`run_yolo_pose` does for options.
+    """
+    params: YoloPoseParams = model.card.params
+    if params.format == "end_to_end" and options.iou_threshold is not None:
+        raise ValueError(
+            f"iou_threshold does not apply to {model.name}: its graph already suppresses "
+            "duplicate people (head_params.format 'end_to_end'). Drop iou_threshold=.")
+    if options.input_size is not None:
+        _input_hw(model, tuple(model.input_hw), options.input_size, params)
+
+
 def run_yolo_pose(model: Any, image: NDArray[np.uint8], keypoint_set: Any, watch: Any,
                   options: Any) -> Any:
     """The one-stage YOLO-pose pipeline: letterbox, infer, decode, map back.
@@ -225,10 +241,7 @@ def run_yolo_pose(model: Any, image: NDArray[np.uint8], keypoint_set: Any, watch
 
     card = model.card
     params: YoloPoseParams = card.params
-    if params.format == "end_to_end" and options.iou_threshold is not None:
-        raise ValueError(
-            f"iou_threshold does not apply to {model.name}: its graph already suppresses "
-            "duplicate people (head_params.format 'end_to_end'). Drop iou_threshold=.")
+    check_options(model, options)
     image_hw = (int(image.shape[0]), int(image.shape[1]))
     input_hw = _input_hw(model, image_hw, options.input_size, params)
     canvas, scale, pad = letterbox(image, input_hw, pad_value=card.input.pad_value,
