@@ -217,7 +217,8 @@ def int8_variants(target: str, path: Path, runtime: str) -> list[Variant]:
 
 def build_int8(root: Path, cache: Path) -> tuple[list[Variant], list[str]]:
     """INT8 artefacts of the dynamic file, made by ``edgepose export`` into
-    cache (an artefact already there is reused), calibrated on the images of
+    cache (an artefact already there is reused if its export passed its
+    parity tolerance), calibrated on the images of
     :data:`CALIBRATION_FOLDERS` (linked into ``cache/calibration``).
 
     Returns:
@@ -235,7 +236,8 @@ def build_int8(root: Path, cache: Path) -> tuple[list[Variant], list[str]]:
     for target, suffix, runtime in INT8_TARGETS:
         out = cache / target
         path = out / f"{INT8_STEM}_int8{suffix}"
-        if not path.is_file():
+        passed = out / "passed"       # written after an export that met its tolerance
+        if not (path.is_file() and passed.is_file()):
             cmd = int8_export_command(root / DYNAMIC, out, target, calib)
             print(f"building {path} (once): {' '.join(cmd[1:])}", file=sys.stderr, flush=True)
             done = subprocess.run(cmd, check=False, capture_output=True, text=True, env=env,
@@ -244,6 +246,7 @@ def build_int8(root: Path, cache: Path) -> tuple[list[Variant], list[str]]:
                 notes.append(f"{target} INT8 not built (edgepose export exit "
                              f"{done.returncode}): {(done.stderr or done.stdout).strip()[-400:]}")
                 continue
+            passed.write_text(" ".join(cmd[1:]) + "\n")
         variants += int8_variants(target, path, runtime)
     return variants, notes
 

@@ -111,10 +111,12 @@ def test_build_int8_calibrates_away_from_the_ap_images_and_reports_failures(benc
     assert links == sorted(f"{f}_{f}1.jpg" for f in bench.CALIBRATION_FOLDERS)
     assert variants == [] and len(notes) == len(bench.INT8_TARGETS)
     assert all("INT8 not built (edgepose export exit" in n and "exit 0)" not in n for n in notes)
-    # an artefact already in the cache is reused, not rebuilt
+    # an artefact already in the cache is reused, not rebuilt, if its export passed
     (tmp_path / "cache/onnx").mkdir(parents=True, exist_ok=True)
     made = tmp_path / "cache/onnx" / f"{bench.INT8_STEM}_int8.onnx"
     made.write_bytes(b"x")
+    assert bench.build_int8(root, tmp_path / "cache")[0] == []
+    (tmp_path / "cache/onnx/passed").write_text("edgepose export ...")
     variants, notes = bench.build_int8(root, tmp_path / "cache")
     assert [v.name for v in variants] == ["onnx-int8", "onnx-int8-512"]
     assert variants[0].model == str(made) and notes[0].startswith("openvino INT8 not built")
