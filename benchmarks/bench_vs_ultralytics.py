@@ -12,7 +12,9 @@ images of ``../shared/data/coco``:
 * **edgepose**: ``edgepose.Estimator(path, threads=T, **options)``, one row
   per variant (:data:`VARIANTS`): the same static file (defaults;
   ``score_threshold=0.001`` for AP), the dynamic file fed the smallest
-  letterbox, smaller inputs, OpenVINO.
+  letterbox, smaller inputs, OpenVINO; with ``--int8 DIR`` INT8 artefacts
+  of the dynamic file made by ``edgepose export`` (cached in DIR, outside
+  the repository); with ``--artefact NAME=PATH[@SIDE]`` any model file.
 
 Each pipeline runs in its own process (``_pose_worker.py``), with the same
 onnxruntime threads; only one works at a time. After a warm-up, the
@@ -35,7 +37,8 @@ edgepose's fastest variant <= 0.5x with AP within 0.02.
 Usage (from the repository root)::
 
     python benchmarks/bench_vs_ultralytics.py [--quick] [--threads T] [--rounds R]
-        [--repeat N] [--variants a,b] [--json PATH] [--markdown PATH] [--peer-venv DIR]
+        [--repeat N] [--warmup N] [--variants a,b] [--int8 DIR] [--artefact NAME=PATH[@SIDE]]
+        [--json PATH] [--markdown PATH] [--peer-venv DIR]
 """
 from __future__ import annotations
 
@@ -294,8 +297,9 @@ def quartiles(values: Sequence[float]) -> dict[str, float]:
 
 def summarize_times(total_ms: Sequence[Sequence[float]],
                     stages_ms: Sequence[Sequence[Mapping[str, float]]]) -> dict[str, Any]:
-    """Per image: quartiles of the total time and the median of every stage;
-    over the set: the sum of the per-image medians (``set_ms``).
+    """Per image: quartiles of the total time, every sample (in run order)
+    and the median of every stage; over the set: the sum of the per-image
+    medians (``set_ms``).
 
     Args:
         total_ms: per image, every timed run's total (ms).
@@ -307,6 +311,7 @@ def summarize_times(total_ms: Sequence[Sequence[float]],
     for totals, stages in zip(total_ms, stages_ms):
         names = list(dict.fromkeys(k for s in stages for k in s))
         per_image.append({**quartiles(totals), "runs": len(totals),
+                          "samples_ms": [float(t) for t in totals],
                           "stages": {k: float(np.median([s[k] for s in stages if k in s]))
                                      for k in names}})
     stage_names = list(dict.fromkeys(k for im in per_image for k in im["stages"]))

@@ -156,7 +156,7 @@ def test_quartiles_and_the_summary_match_numpy(bench):
     for got, t in zip(s["per_image"], totals):
         q1, med, q3 = np.percentile(t, [25, 50, 75])
         assert got["median"] == pytest.approx(med) and got["iqr"] == pytest.approx(q3 - q1)
-        assert got["runs"] == 21
+        assert got["runs"] == 21 and got["samples_ms"] == t
     assert s["set_ms"] == pytest.approx(np.median(totals[0]) + np.median(totals[1]))
     assert s["per_image"][0]["stages"] == {"pre": 11.0, "inf": 100.0}
     assert s["stages_set_ms"] == pytest.approx({"pre": 13.0, "inf": 115.0, "post": 0.5})
