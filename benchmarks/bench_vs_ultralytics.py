@@ -588,6 +588,10 @@ def run(args) -> dict[str, Any]:
     notes: list[str] = []
     if args.int8 is not None:
         built, notes = build_int8(root, args.int8.expanduser().resolve())
+        taken = {v.name for v in args.variant_list} & {v.name for v in built}
+        if taken:
+            raise SystemExit(f"error: --artefact name(s) {', '.join(sorted(taken))} are the "
+                             "names of --int8's rows; choose others")
         args.variant_list = args.variant_list + built
         for note in notes:
             print(f"note: {note}", file=sys.stderr)
