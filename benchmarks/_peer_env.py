@@ -146,7 +146,8 @@ def ensure_peer_venv(venv: Path, log=sys.stderr) -> Path:
         pip_commands(python, pins, torch)
     for cmd in steps:
         print("  $ " + shlex.join(cmd), file=log, flush=True)
-        done = subprocess.run(cmd, check=False, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        done = subprocess.run(cmd, check=False, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True)
         if done.returncode != 0:
             tail = "\n".join(done.stdout.splitlines()[-15:])
             raise SystemExit(f"error: setting up the Ultralytics environment failed at\n  "

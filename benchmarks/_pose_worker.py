@@ -111,7 +111,7 @@ def skip_torchvision_warmup() -> None:
 
     def warmup(self, imgsz=(1, 3, 640, 640), im=None):
         if self.format != "onnx" or self.device.type != "cpu":
-            raise RuntimeError(f"the benchmark's warm-up without torchvision covers ONNX on the CPU "
+            raise RuntimeError("the benchmark's warm-up without torchvision covers ONNX on the CPU "
                                f"only, got format {self.format!r} on {self.device.type!r}")
 
     AutoBackend.warmup = warmup

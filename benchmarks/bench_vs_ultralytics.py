@@ -798,7 +798,8 @@ def markdown(doc: Mapping[str, Any]) -> str:
             f"({'yes' if p['same'] else 'no'})")
     parts += ["", same, "", table(*t["people"]),
               "", "## Per image", "", table(*t["per_image"]),
-              "", "## Stages as each library reports them (ms, summed per-image medians)", "", table(*t["stages"]), ""]
+              "", "## Stages as each library reports them (ms, summed per-image medians)", "",
+              table(*t["stages"]), ""]
     return "\n".join(parts)
 
 
