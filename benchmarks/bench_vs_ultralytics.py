@@ -243,8 +243,11 @@ def build_int8(root: Path, cache: Path) -> tuple[list[Variant], list[str]]:
         if not (path.is_file() and passed.is_file()):
             cmd = int8_export_command(root / DYNAMIC, out, target, calib)
             print(f"building {path} (once): {' '.join(cmd[1:])}", file=sys.stderr, flush=True)
+            # in the cache folder: onnxruntime's quantizer leaves temporary files in the
+            # working directory, and they must never land in the repository
+            out.mkdir(parents=True, exist_ok=True)
             done = subprocess.run(cmd, check=False, capture_output=True, text=True, env=env,
-                                  cwd=str(REPO_ROOT))
+                                  cwd=str(out))
             if done.returncode != 0 or not path.is_file():
                 notes.append(f"{target} INT8 not built (edgepose export exit "
                              f"{done.returncode}): {(done.stderr or done.stdout).strip()[-400:]}")
