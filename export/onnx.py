@@ -396,14 +396,21 @@ def _preprocess(src: Path, dst: Path) -> Path:
     optimisation, e.g. Conv + BatchNorm fusion); falls back gracefully."""
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    # When its symbolic shape inference fails, onnxruntime saves the half-inferred
+    # model (the user's weights) as sym_shape_infer_temp.onnx + .data in the working
+    # directory: work in dst's (temporary) folder, so nothing lands where the user is.
+    here = os.getcwd()
     for options in ({}, {"skip_symbolic_shape": True}):
         try:
+            os.chdir(dst.parent)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                quant_pre_process(str(src), str(dst), **options)
+                quant_pre_process(str(Path(src).resolve()), str(dst.resolve()), **options)
             return dst
         except Exception:  # shape inference fails on some graphs: try the next way
             continue
+        finally:
+            os.chdir(here)
     shutil.copyfile(src, dst)
     return dst
 

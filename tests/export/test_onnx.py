@@ -409,3 +409,36 @@ def test_int8_of_a_trained_model_keeps_keypoints_and_decides_the_head(trained_on
     assert head & set(weighted)
     # the head's layers read float weights, the others dequantized int8 ones
     assert all((weighted[n] in floats) == (n in head) for n in weighted), weighted
+
+
+def test_quantization_preprocessing_leaves_nothing_in_the_working_directory(
+        tmp_path, monkeypatch):
+    """onnxruntime's symbolic shape inference saves the half-inferred model (the
+    user's weights) into the working directory when it fails; _preprocess runs
+    it in its temporary folder and falls back, so the user's folder stays clean."""
+    import onnxruntime.quantization.shape_inference as shape_inference
+
+    from edgepose_export.onnx import _preprocess
+
+    calls = []
+
+    def failing_then_working(src, dst, **options):
+        calls.append(options)
+        if not options:
+            open("sym_shape_infer_temp.onnx", "wb").close()  # what onnxruntime does
+            raise RuntimeError("Incomplete symbolic shape inference")
+        open(dst, "wb").write(open(src, "rb").read())
+
+    monkeypatch.setattr(shape_inference, "quant_pre_process", failing_then_working)
+    user = tmp_path / "user"
+    user.mkdir()
+    work = tmp_path / "work"
+    work.mkdir()
+    src = user / "model.onnx"
+    src.write_bytes(b"onnx bytes")
+    monkeypatch.chdir(user)
+    out = _preprocess(src, work / "pre.onnx")
+    assert calls == [{}, {"skip_symbolic_shape": True}]
+    assert out.read_bytes() == b"onnx bytes"
+    assert sorted(p.name for p in user.iterdir()) == ["model.onnx"]
+    assert os.getcwd() == str(user)
