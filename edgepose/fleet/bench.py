@@ -133,21 +133,12 @@ def accuracy_payload(annotations: str | os.PathLike, images: str | os.PathLike,
 # --- on the worker ------------------------------------------------------------------
 
 def _model_on_worker(ref: ModelRef | None, cache_dir: str | None) -> Path | None:
-    """This device's verified copy of a model (:func:`edgepose.fleet.models.find_model`:
-    its lab cache, registry, model dir or mirror; never the client's path)."""
+    """This device's verified copy of a model, or None for no model."""
     if ref is None:
         return None
-    from edgepose.fleet.models import find_model
+    from edgepose.fleet.models import local_model_path
 
-    found = find_model(ref, verify=False, cache_dir=cache_dir)
-    if found["path"] is None:  # e.g. a cache cleaned since the run began
-        found = find_model(ref, verify=True, cache_dir=cache_dir)
-    if found["path"] is None:
-        raise FileNotFoundError(
-            f"this device has no verified copy of model {ref.name!r} (sha256 "
-            f"{ref.key[:12]}...): it joined after the models were delivered, or lost them. "
-            "Looked in: " + "; ".join(found["looked"]))
-    return Path(found["path"])
+    return local_model_path(ref, cache_dir)
 
 
 def _accuracy_on_worker(config: BenchConfig, path: Path, det_path: Path | None,

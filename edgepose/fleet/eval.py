@@ -38,7 +38,7 @@ import numpy as np
 
 from edgepose.fleet.cluster import lab_workers
 from edgepose.fleet.models import (DEFAULT_MAX_SHIP_MB, ModelRef, deliver_model, describe_model,
-                                   find_model)
+                                   local_model_path)
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -144,15 +144,7 @@ def check_images(folder: str, samples: list[tuple[str, int, str]]) -> bool:
 
 
 def _local_model(ref: ModelRef, cache_dir: str | None) -> str:
-    found = find_model(ref, verify=False, cache_dir=cache_dir)
-    if found["path"] is None:  # e.g. a cache cleaned since the run began
-        found = find_model(ref, verify=True, cache_dir=cache_dir)
-    if found["path"] is None:
-        raise FileNotFoundError(
-            f"this worker has no verified copy of model {ref.name!r} (sha256 {ref.key}); it "
-            "joined after the model was delivered, or lost it. Looked in: "
-            + "; ".join(found["looked"]))
-    return found["path"]
+    return str(local_model_path(ref, cache_dir))
 
 
 def _image(item: dict[str, Any]) -> np.ndarray:

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from distributed import Client
 
 __all__ = ["ModelFile", "ModelRef", "DEFAULT_MAX_SHIP_MB", "describe_model", "find_model",
+           "local_model_path",
            "receive_model", "deliver_model", "lab_cache_dir"]
 
 #: The largest model (all its files) a client ships to a worker unless told otherwise.
@@ -192,6 +193,26 @@ def find_model(ref: ModelRef, *, verify: bool = True,
         looked.append(f"{place}: no {ref.files[0].name} with sha256 {ref.key[:12]}... in {root}")
     return {"path": None, "looked": looked}
 
+
+
+def local_model_path(ref: ModelRef, cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    """Runs on a worker: this device's verified copy of a model
+    (:func:`find_model`: its lab cache, registry, model dir or mirror; never
+    the client's path), the one lookup the lab's bench and eval share.
+
+    Raises:
+        FileNotFoundError: no verified copy here (the device joined after the
+            models were delivered, or lost them), naming where it looked.
+    """
+    found = find_model(ref, verify=False, cache_dir=cache_dir)
+    if found["path"] is None:  # e.g. a cache cleaned since the run began
+        found = find_model(ref, verify=True, cache_dir=cache_dir)
+    if found["path"] is None:
+        raise FileNotFoundError(
+            f"this device has no verified copy of model {ref.name!r} (sha256 "
+            f"{ref.key[:12]}...): it joined after the models were delivered, or lost them. "
+            "Looked in: " + "; ".join(found["looked"]))
+    return Path(found["path"])
 
 def _from_registry(ref: ModelRef, cache_dir, verify: bool, looked: list[str]) -> Path | None:
     from edgepose.registry import ModelStore
