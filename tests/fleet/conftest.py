@@ -1,11 +1,19 @@
 """The device lab of the fleet tests: one real :class:`distributed.LocalCluster`
-per test session, two worker processes with one thread each and the
+per test module, two worker processes with one thread each and the
 ``device=1`` resource, as ``dask worker --nthreads 1 --resources device=1``
 starts them on real devices. Its workers are named ``"0"`` and ``"1"``.
 
 A test that closes or kills a worker must not use these two (the other
 tests share them): start its own worker against ``lab_cluster.scheduler_address``
 (:func:`start_worker`).
+
+Per module, not per session: the scheduler and nannies of a LocalCluster run on
+threads of this process, and a lab left running would keep working beside the
+rest of the suite; CPython 3.11's AST constructor keeps its recursion depth per
+interpreter (cpython#106905), so a Dask thread parsing a config value while
+pytest parses a source file in the main thread failed a CI run with
+"SystemError: AST constructor recursion depth mismatch". Each module's lab is
+closed before the next module runs.
 """
 from __future__ import annotations
 
@@ -27,7 +35,7 @@ def worker_cache(tmp_path_factory):
     return tmp_path_factory.mktemp("worker-cache")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def lab_cluster(worker_cache):
     """A LocalCluster: 2 worker processes, 1 thread each, resources device=1,
     ``EDGEPOSE_CACHE`` set to :func:`worker_cache`."""
@@ -41,7 +49,7 @@ def lab_cluster(worker_cache):
         cluster.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def lab_client(lab_cluster):
     """A client of :func:`lab_cluster`."""
     client = distributed.Client(lab_cluster, set_as_default=False)
